@@ -1,0 +1,52 @@
+# Wharf: `make run` serves a registry at http://127.0.0.1:8000, `make test` runs the tests.
+# Both create the virtualenv in .venv and install what is needed on first use.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WEB_WORKERS ?= 2
+export DJANGO_SETTINGS_MODULE := registry.settings
+
+.PHONY: run test lint format worker migrate install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+
+run: migrate
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	@echo
+	@echo "Wharf is starting at http://$(HOST):$(PORT)/"
+	@echo "Create the first account with:  $(BIN)/python manage.py createsuperuser"
+	@echo "then a token with:              $(BIN)/python manage.py create_token USERNAME --name laptop"
+	@echo
+	$(BIN)/gunicorn registry.wsgi --bind $(HOST):$(PORT) --workers $(WEB_WORKERS) \
+		--threads 4 --timeout 600 --access-logfile -
+
+# Services mode only (REDIS_URL set): a Celery worker that builds channel indexes.
+worker: migrate
+	$(BIN)/celery -A registry worker --loglevel INFO --concurrency 2
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) var

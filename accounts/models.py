@@ -1,0 +1,102 @@
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils import timezone
+
+from . import tokens
+
+
+class User(AbstractUser):
+    """Wharf's user; a custom model from the first migration so it can grow."""
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def active(self):
+        now = timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
+        )
+
+
+class ApiToken(models.Model):
+    """A secret that stands for its user in scripts and conda clients.
+
+    Only a SHA-256 digest of the secret is kept; the secret is shown once, when created.
+    A token may be limited to some channels and to reading.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tokens"
+    )
+    name = models.CharField(max_length=100)
+    digest = models.CharField(max_length=64, unique=True)
+    # The first characters of the secret, so that a user can tell tokens apart.
+    hint = models.CharField(max_length=16)
+    read_only = models.BooleanField(default=False)
+    channels = models.ManyToManyField("channels_app.Channel", blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.name} ({self.hint}…)"
+
+    @classmethod
+    def create_for(cls, user, name, *, read_only=False, channels=(), expires_in_days=None):
+        """Create a token and return ``(token, secret)``; the secret is not stored."""
+        secret = tokens.new_secret()
+        expires_at = None
+        if expires_in_days:
+            expires_at = timezone.now() + timedelta(days=expires_in_days)
+        token = cls.objects.create(
+            user=user,
+            name=name,
+            digest=tokens.digest(secret),
+            hint=secret[: len(settings.WHARF_TOKEN_PREFIX) + 4],
+            read_only=read_only,
+            expires_at=expires_at,
+        )
+        if channels:
+            token.channels.set(channels)
+        return token, secret
+
+    @property
+    def is_active(self):
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > timezone.now()
+
+    @property
+    def restricted(self):
+        return self.channels.exists()
+
+    def allows_channel(self, channel):
+        """A token with no channel list may be used for every channel of its user."""
+        ids = self.channel_ids
+        return not ids or channel.pk in ids
+
+    @property
+    def channel_ids(self):
+        if not hasattr(self, "_channel_ids"):
+            self._channel_ids = frozenset(self.channels.values_list("pk", flat=True))
+        return self._channel_ids
+
+    def revoke(self):
+        if self.revoked_at is None:
+            self.revoked_at = timezone.now()
+            self.save(update_fields=["revoked_at"])
+
+    def touch(self):
+        """Record use, at most once a minute, so that reads do not each write a row."""
+        now = timezone.now()
+        if self.last_used_at is None or now - self.last_used_at > timedelta(minutes=1):
+            ApiToken.objects.filter(pk=self.pk).update(last_used_at=now)
+            self.last_used_at = now

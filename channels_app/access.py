@@ -1,0 +1,109 @@
+"""The one answer to "may this caller do this to this channel?".
+
+Every route that touches a channel — conda file access, uploads, REST, web pages —
+calls :func:`authorize` (one channel) or :func:`readable_channels` (lists and search).
+
+The rules:
+- a public channel is readable by everyone, anonymous included;
+- a private channel is readable by its members; to everyone else it does not exist:
+  anonymous callers get 401 (they may have forgotten their token) and signed-in callers
+  get 404, exactly as for a channel that really does not exist;
+- writing needs a role that grants the action, and a token that is not read-only and
+  not limited to other channels.
+"""
+
+import enum
+
+from django.db.models import Q
+
+from .models import Channel, Role
+
+
+class Action(enum.Enum):
+    READ = "read"
+    UPLOAD = "upload"
+    DELETE_PACKAGE = "delete packages"
+    REPLACE_PACKAGE = "replace packages"
+    MANAGE = "manage"
+    DELETE_CHANNEL = "delete the channel"
+
+
+ROLE_ACTIONS = {
+    Role.OWNER: frozenset(Action),
+    Role.MAINTAINER: frozenset({Action.READ, Action.UPLOAD, Action.DELETE_PACKAGE}),
+    Role.MEMBER: frozenset({Action.READ}),
+}
+
+
+class AccessError(Exception):
+    status = 403
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
+
+
+class NotAuthenticated(AccessError):
+    status = 401
+
+
+class NotFound(AccessError):
+    status = 404
+
+
+class Forbidden(AccessError):
+    status = 403
+
+
+def _hidden(caller, name):
+    if caller.is_anonymous:
+        return NotAuthenticated(
+            f"Channel '{name}' needs credentials: send a token (Bearer, Basic or /t/<token>/)."
+        )
+    return NotFound(f"Channel '{name}' not found.")
+
+
+def effective_role(caller, channel):
+    """The caller's role on the channel as far as the credential used allows."""
+    if caller.token is not None and not caller.token.allows_channel(channel):
+        return None
+    return channel.role_of(caller.user)
+
+
+def authorize(caller, channel_name, action=Action.READ):
+    """Return the channel if the caller may do ``action`` to it; raise AccessError."""
+    channel = Channel.objects.filter(name=channel_name).first()
+    if channel is None:
+        raise _hidden(caller, channel_name)
+    role = effective_role(caller, channel)
+    if channel.private and role is None:
+        raise _hidden(caller, channel_name)
+    if action is Action.READ:
+        return channel
+    if caller.is_anonymous:
+        raise NotAuthenticated(f"Sign in or send a token to {action.value} in '{channel.name}'.")
+    token = caller.token
+    if token is not None and not token.allows_channel(channel):
+        raise Forbidden(f"This token is limited to other channels than '{channel.name}'.")
+    if token is not None and token.read_only:
+        raise Forbidden("This token is read-only.")
+    if role is None or action not in ROLE_ACTIONS[Role(role)]:
+        raise Forbidden(
+            f"You may not {action.value} in channel '{channel.name}'"
+            + (f" as {role}." if role else "; you are not a member.")
+        )
+    return channel
+
+
+def readable_channels(caller):
+    """Channels the caller may read, as a queryset."""
+    visible = Q(private=False)
+    if caller.user.is_authenticated:
+        if caller.user.is_superuser:
+            member = Q(pk__isnull=False)
+        else:
+            member = Q(memberships__user=caller.user)
+        if caller.token is not None and caller.token.channel_ids:
+            member &= Q(pk__in=caller.token.channel_ids)
+        visible |= member
+    return Channel.objects.filter(visible).distinct()

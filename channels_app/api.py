@@ -1,0 +1,130 @@
+from django.db import IntegrityError
+from django.shortcuts import get_object_or_404
+from rest_framework import status, viewsets
+from rest_framework.exceptions import NotAuthenticated, ValidationError
+from rest_framework.response import Response
+
+from accounts.authentication import caller_of
+
+from . import lifecycle
+from .access import Action, authorize, readable_channels
+from .models import Membership, Role
+from .serializers import (
+    ChannelSerializer,
+    ChannelUpdateSerializer,
+    MembershipSerializer,
+    RoleSerializer,
+)
+
+
+class ChannelViewSet(viewsets.GenericViewSet):
+    """Channels the caller may read; create, change and delete channels."""
+
+    lookup_field = "name"
+    lookup_value_regex = "[^/]+"
+    serializer_class = ChannelSerializer
+
+    def _context(self):
+        return {"request": self.request, "caller": caller_of(self.request)}
+
+    def list(self, request):
+        channels = readable_channels(caller_of(request)).order_by("name")
+        page = self.paginate_queryset(channels)
+        data = ChannelSerializer(page, many=True, context=self._context()).data
+        return self.get_paginated_response(data)
+
+    def create(self, request):
+        caller = caller_of(request)
+        if caller.is_anonymous:
+            raise NotAuthenticated("Sign in or send a token to create a channel.")
+        if caller.token is not None and caller.token.read_only:
+            return Response({"detail": "This token is read-only."}, status=403)
+        serializer = ChannelSerializer(data=request.data, context=self._context())
+        serializer.is_valid(raise_exception=True)
+        try:
+            channel = lifecycle.create_channel(
+                caller.user,
+                serializer.validated_data["name"],
+                description=serializer.validated_data.get("description", ""),
+                private=serializer.validated_data.get("private", False),
+            )
+        except IntegrityError as exc:
+            raise ValidationError({"name": ["A channel with this name already exists."]}) from exc
+        return Response(
+            ChannelSerializer(channel, context=self._context()).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+    def retrieve(self, request, name=None):
+        channel = authorize(caller_of(request), name, Action.READ)
+        return Response(ChannelSerializer(channel, context=self._context()).data)
+
+    def partial_update(self, request, name=None):
+        channel = authorize(caller_of(request), name, Action.MANAGE)
+        serializer = ChannelUpdateSerializer(channel, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return Response(ChannelSerializer(channel, context=self._context()).data)
+
+    update = partial_update
+
+    def destroy(self, request, name=None):
+        channel = authorize(caller_of(request), name, Action.DELETE_CHANNEL)
+        lifecycle.delete_channel(channel)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MemberViewSet(viewsets.ViewSet):
+    """The members of a channel and their roles; owners only."""
+
+    lookup_field = "username"
+    lookup_value_regex = "[^/]+"
+    serializer_class = MembershipSerializer
+
+    def _channel(self, channel_name):
+        return authorize(caller_of(self.request), channel_name, Action.MANAGE)
+
+    def list(self, request, channel_name=None):
+        channel = self._channel(channel_name)
+        memberships = channel.memberships.select_related("user").order_by("user__username")
+        return Response(MembershipSerializer(memberships, many=True).data)
+
+    def create(self, request, channel_name=None):
+        channel = self._channel(channel_name)
+        serializer = MembershipSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = serializer.validated_data["user"]
+        if channel.memberships.filter(user=user).exists():
+            raise ValidationError({"username": [f"{user.username} is already a member."]})
+        membership = Membership.objects.create(
+            channel=channel, user=user, role=serializer.validated_data["role"]
+        )
+        return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request, channel_name=None, username=None):
+        channel = self._channel(channel_name)
+        membership = get_object_or_404(channel.memberships, user__username=username)
+        serializer = RoleSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        new_role = serializer.validated_data["role"]
+        if membership.role == Role.OWNER and new_role != Role.OWNER:
+            self._keep_an_owner(channel, membership)
+        membership.role = new_role
+        membership.save(update_fields=["role"])
+        return Response(MembershipSerializer(membership).data)
+
+    update = partial_update
+
+    def destroy(self, request, channel_name=None, username=None):
+        channel = self._channel(channel_name)
+        membership = get_object_or_404(channel.memberships, user__username=username)
+        if membership.role == Role.OWNER:
+            self._keep_an_owner(channel, membership)
+        membership.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @staticmethod
+    def _keep_an_owner(channel, membership):
+        others = channel.memberships.filter(role=Role.OWNER).exclude(pk=membership.pk)
+        if not others.exists():
+            raise ValidationError({"role": ["A channel must keep at least one owner."]})

@@ -1,0 +1,101 @@
+import re
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+# First path segments that belong to the site itself: a channel of that name could never
+# be reached at /<channel>/.
+RESERVED_NAMES = frozenset(
+    {
+        "admin",
+        "api",
+        "accounts",
+        "static",
+        "media",
+        "t",
+        "channels",
+        "search",
+        "login",
+        "logout",
+        "signup",
+        "settings",
+        "health",
+        "metrics",
+        "docs",
+        "about",
+        "help",
+        "favicon.ico",
+        "robots.txt",
+        "user",
+        "users",
+        "orgs",
+        "packages",
+        "upload",
+    }
+)
+
+
+def validate_channel_name(name):
+    if not NAME_PATTERN.match(name or ""):
+        raise ValidationError(
+            "A channel name uses lowercase letters, digits, '-', '_' and '.', starts with a "
+            "letter or digit and has at most 100 characters."
+        )
+    if name in RESERVED_NAMES:
+        raise ValidationError(f"'{name}' is reserved by Wharf; choose another channel name.")
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    MAINTAINER = "maintainer", "Maintainer"
+    MEMBER = "member", "Member"
+
+
+class Channel(models.Model):
+    name = models.CharField(max_length=100, unique=True, validators=[validate_channel_name])
+    description = models.TextField(blank=True)
+    private = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def role_of(self, user):
+        """The user's role here, or None. Site superusers act as owners everywhere."""
+        if not user.is_authenticated:
+            return None
+        if user.is_superuser:
+            return Role.OWNER
+        cache = self.__dict__.setdefault("_roles", {})
+        if user.pk not in cache:
+            cache[user.pk] = (
+                self.memberships.filter(user=user).values_list("role", flat=True).first()
+            )
+        return cache[user.pk]
+
+
+class Membership(models.Model):
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "user"], name="one_membership_per_user")
+        ]
+        ordering = ["channel", "user__username"]
+
+    def __str__(self):
+        return f"{self.user} is {self.role} of {self.channel}"

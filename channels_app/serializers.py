@@ -1,0 +1,45 @@
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from .models import Channel, Membership, Role
+
+
+class ChannelSerializer(serializers.ModelSerializer):
+    role = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Channel
+        fields = ["name", "description", "private", "created_at", "role", "url"]
+        read_only_fields = ["created_at"]
+
+    def get_role(self, channel):
+        caller = self.context.get("caller")
+        return channel.role_of(caller.user) if caller else None
+
+    def get_url(self, channel):
+        request = self.context.get("request")
+        path = f"/{channel.name}/"
+        return request.build_absolute_uri(path) if request else path
+
+
+class ChannelUpdateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Channel
+        fields = ["description", "private"]
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    username = serializers.SlugRelatedField(
+        source="user", slug_field="username", queryset=get_user_model().objects.all()
+    )
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
+
+    class Meta:
+        model = Membership
+        fields = ["username", "role", "created_at"]
+        read_only_fields = ["created_at"]
+
+
+class RoleSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)

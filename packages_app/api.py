@@ -1,0 +1,184 @@
+from django.db import transaction
+from django.db.models import Q
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.authentication import TokenAuthentication, caller_of
+from channels_app.access import Action, authorize, readable_channels
+
+from . import archives, catalog, indexing, uploads
+from .models import PackageFile
+from .serializers import PackageFileSerializer, PackageSummarySerializer
+
+
+def _flag(request, name):
+    return request.query_params.get(name, "").lower() in {"1", "true", "yes"}
+
+
+def _upload_response(request, package_file):
+    data = PackageFileSerializer(package_file, context={"request": request}).data
+    return Response(data, status=status.HTTP_201_CREATED)
+
+
+class UploadErrorMixin:
+    """Uploads authenticate with tokens only and read the raw body themselves."""
+
+    authentication_classes = [TokenAuthentication]
+    parser_classes = []
+
+    def handle_exception(self, exc):
+        if isinstance(exc, uploads.UploadError):
+            return Response({"detail": exc.message}, status=exc.status)
+        return super().handle_exception(exc)
+
+
+class PrefixUpload(UploadErrorMixin, APIView):
+    """``POST /api/v1/upload/<channel>``, as rattler-build and pixi upload to prefix.dev.
+
+    The package comes as the multipart part ``file`` (part headers ``x-file-name`` and
+    ``x-file-sha256``) or as the raw body with ``X-File-Name`` / ``X-File-SHA256`` headers.
+    ``?force=true`` replaces an existing file (owners); otherwise an existing file is 409.
+    """
+
+    @extend_schema(request=None, responses={201: PackageFileSerializer})
+    def post(self, request, channel):
+        force = _flag(request, "force")
+        target = authorize(
+            caller_of(request), channel, Action.REPLACE_PACKAGE if force else Action.UPLOAD
+        )
+        django_request = request._request
+        stream = uploads.body_stream(django_request)
+        if django_request.content_type == "multipart/form-data":
+            received = uploads.receive_multipart(django_request, stream)
+        else:
+            received = uploads.receive_raw(
+                stream,
+                django_request.META.get("HTTP_X_FILE_NAME", ""),
+                django_request.META.get("HTTP_X_FILE_SHA256"),
+            )
+        package_file = uploads.accept(target, received, request.user, force=force)
+        return _upload_response(request, package_file)
+
+
+class QuetzUpload(UploadErrorMixin, APIView):
+    """``POST /api/channels/<channel>/upload/<filename>?sha256=...&force=...`` (quetz style).
+
+    The raw package is the body, often chunked; the token comes as ``X-API-Key``.
+    """
+
+    @extend_schema(request=None, responses={201: PackageFileSerializer})
+    def post(self, request, channel, filename):
+        force = _flag(request, "force")
+        target = authorize(
+            caller_of(request), channel, Action.REPLACE_PACKAGE if force else Action.UPLOAD
+        )
+        stream = uploads.body_stream(request._request)
+        received = uploads.receive_raw(stream, filename, request.query_params.get("sha256"))
+        package_file = uploads.accept(target, received, request.user, force=force)
+        return _upload_response(request, package_file)
+
+
+class DeletePackageFile(APIView):
+    """``DELETE /api/v1/delete/<channel>/<subdir>/<filename>``: remove a file and reindex."""
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, channel, subdir, filename):
+        target = authorize(caller_of(request), channel, Action.DELETE_PACKAGE)
+        package_file = PackageFile.objects.filter(
+            channel=target, subdir=subdir, filename=filename
+        ).first()
+        if package_file is None:
+            raise NotFound(f"No file '{subdir}/{filename}' in channel '{target.name}'.")
+        uploads.delete_package_file(package_file)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class Reindex(APIView):
+    """``POST /api/v1/reindex/<channel>/<subdir>``: rebuild the subdir's index files."""
+
+    @extend_schema(request=None, responses={202: None})
+    def post(self, request, channel, subdir):
+        target = authorize(caller_of(request), channel, Action.UPLOAD)
+        if subdir not in archives.SUBDIRS:
+            raise ValidationError({"subdir": [f"'{subdir}' is not a known platform."]})
+        with transaction.atomic():
+            revision = indexing.request_rebuild(target, subdir)
+        return Response(
+            {"channel": target.name, "subdir": subdir, "requested_revision": revision},
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class ChannelPackages(generics.GenericAPIView):
+    """The packages of a channel: name, latest version, summary and platforms."""
+
+    serializer_class = PackageSummarySerializer
+
+    def get(self, request, channel_name):
+        channel = authorize(caller_of(request), channel_name, Action.READ)
+        rows = PackageFile.objects.filter(channel=channel).values(*catalog.SUMMARY_FIELDS)
+        summaries = sorted(catalog.summarize(rows), key=lambda entry: entry["name"])
+        page = self.paginate_queryset(summaries)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+class ChannelPackage(APIView):
+    """One package of a channel with all its files."""
+
+    @extend_schema(responses={200: PackageFileSerializer(many=True)})
+    def get(self, request, channel_name, package_name):
+        channel = authorize(caller_of(request), channel_name, Action.READ)
+        files = list(
+            PackageFile.objects.filter(channel=channel, name=package_name)
+            .select_related("channel", "uploader")
+            .order_by("subdir", "filename")
+        )
+        if not files:
+            raise NotFound(f"No package '{package_name}' in channel '{channel.name}'.")
+        rows = PackageFile.objects.filter(pk__in=[f.pk for f in files])
+        summary = catalog.summarize(rows.values(*catalog.SUMMARY_FIELDS))[0]
+        context = {"request": request}
+        summary["files"] = PackageFileSerializer(files, many=True, context=context).data
+        return Response(summary)
+
+
+class ChannelFiles(generics.ListAPIView):
+    """The package files of a channel; filter with ``?subdir=`` and ``?name=``."""
+
+    serializer_class = PackageFileSerializer
+    filterset_fields = ["subdir", "name", "state"]
+
+    def get_queryset(self):
+        channel = authorize(caller_of(self.request), self.kwargs["channel_name"], Action.READ)
+        return PackageFile.objects.filter(channel=channel).select_related("channel", "uploader")
+
+
+class Search(generics.GenericAPIView):
+    """Packages matching ``q`` in every channel the caller may read.
+
+    Exact name matches first, then names starting with ``q``, then other matches in the
+    name or the summary.
+    """
+
+    serializer_class = PackageSummarySerializer
+
+    @extend_schema(parameters=[OpenApiParameter("q", str, required=True)])
+    def get(self, request):
+        query = request.query_params.get("q", "").strip().lower()
+        if not query:
+            raise ValidationError({"q": ["Give a search term with ?q=."]})
+        channels = readable_channels(caller_of(request))
+        rows = (
+            PackageFile.objects.filter(channel__in=channels)
+            .filter(Q(name__icontains=query) | Q(summary__icontains=query))
+            .values(*catalog.SUMMARY_FIELDS)
+        )
+        results = sorted(
+            catalog.summarize(rows),
+            key=lambda e: (catalog.search_rank(e, query), e["name"], e["channel"]),
+        )
+        page = self.paginate_queryset(results)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)

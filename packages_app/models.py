@@ -1,0 +1,90 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from channels_app.models import Channel
+
+
+class PackageFile(models.Model):
+    """One uploaded archive in one channel subdir, with its repodata record."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        INDEXED = "indexed", "Indexed"
+        FAILED = "failed", "Failed"
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="package_files")
+    subdir = models.CharField(max_length=32)
+    filename = models.CharField(max_length=255)
+    name = models.CharField(max_length=255, db_index=True)
+    version = models.CharField(max_length=100)
+    build = models.CharField(max_length=255)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    md5 = models.CharField(max_length=32)
+    # The record as published in repodata.json: info/index.json plus size and digests.
+    record = models.JSONField()
+    summary = models.TextField(blank=True)
+    description = models.TextField(blank=True)
+    license = models.CharField(max_length=255, blank=True)
+    home = models.URLField(max_length=500, blank=True)
+    dev_url = models.URLField(max_length=500, blank=True)
+    doc_url = models.URLField(max_length=500, blank=True)
+    run_exports = models.JSONField(null=True, blank=True)
+    storage_path = models.CharField(max_length=500)
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    uploaded_at = models.DateTimeField(default=timezone.now)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    failure_reason = models.TextField(blank=True)
+    indexed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "subdir", "filename"], name="one_file_per_channel_subdir"
+            ),
+            models.CheckConstraint(condition=models.Q(size__gte=0), name="size_not_negative"),
+        ]
+        indexes = [models.Index(fields=["channel", "name"])]
+        ordering = ["channel", "subdir", "filename"]
+
+    def __str__(self):
+        return f"{self.channel.name}/{self.subdir}/{self.filename}"
+
+
+class SubdirIndex(models.Model):
+    """What is published for one (channel, subdir) and what still has to be.
+
+    Every change to the subdir's files raises ``requested_revision`` in the same
+    transaction; a rebuild publishes everything committed up to a revision and then sets
+    ``built_revision``. ``lease_until`` makes rebuilds of one subdir exclusive across
+    workers; a lease left by a killed worker simply expires.
+    """
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="subdir_indexes")
+    subdir = models.CharField(max_length=32)
+    requested_revision = models.BigIntegerField(default=0)
+    built_revision = models.BigIntegerField(default=-1)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=36, blank=True)
+    # Storage folder of the published index files, and of the ones published before.
+    published_path = models.CharField(max_length=500, blank=True)
+    previous_path = models.CharField(max_length=500, blank=True)
+    # {file name: {"etag": ..., "size": ...}} for each published index file.
+    published_files = models.JSONField(default=dict, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    rebuild_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "subdir"], name="one_index_per_subdir")
+        ]
+
+    def __str__(self):
+        return f"{self.channel.name}/{self.subdir}"
+
+    @property
+    def is_current(self):
+        return self.built_revision >= self.requested_revision

@@ -1,0 +1,50 @@
+from rest_framework import serializers
+
+from .models import PackageFile
+
+
+class PackageFileSerializer(serializers.ModelSerializer):
+    channel = serializers.CharField(source="channel.name", read_only=True)
+    uploader = serializers.CharField(source="uploader.username", default=None, read_only=True)
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PackageFile
+        fields = [
+            "channel",
+            "subdir",
+            "filename",
+            "name",
+            "version",
+            "build",
+            "size",
+            "sha256",
+            "md5",
+            "summary",
+            "license",
+            "home",
+            "dev_url",
+            "doc_url",
+            "record",
+            "run_exports",
+            "uploader",
+            "uploaded_at",
+            "state",
+            "failure_reason",
+            "indexed_at",
+            "url",
+        ]
+
+    def get_url(self, package_file):
+        path = f"/{package_file.channel.name}/{package_file.subdir}/{package_file.filename}"
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else path
+
+
+class PackageSummarySerializer(serializers.Serializer):
+    channel = serializers.CharField()
+    name = serializers.CharField()
+    latest_version = serializers.CharField()
+    summary = serializers.CharField(allow_blank=True)
+    platforms = serializers.ListField(child=serializers.CharField())
+    updated_at = serializers.DateTimeField()

@@ -1,0 +1,300 @@
+"""Receiving package uploads: read, validate, store, hand over for indexing.
+
+The body is streamed to a temporary file while it is hashed and measured; a package is
+never held in memory. Everything a client can get wrong is checked before anything is
+stored, so a refused upload leaves the channel exactly as it was.
+"""
+
+import contextlib
+import hashlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+
+import multipart
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import archives, indexing, repodata
+from .models import PackageFile
+
+log = logging.getLogger(__name__)
+CHUNK = 1024 * 1024
+
+
+class UploadError(Exception):
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class ReceivedFile:
+    path: str
+    filename: str
+    size: int
+    sha256: str
+    md5: str
+
+    def discard(self):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+def too_large(size=None):
+    limit = settings.WHARF_MAX_UPLOAD_SIZE
+    shown = f" ({size} bytes)" if size is not None else ""
+    return UploadError(413, f"The package{shown} is larger than the limit of {limit} bytes.")
+
+
+def body_stream(request):
+    """The raw request body, also when it comes chunked (no Content-Length)."""
+    length = request.META.get("CONTENT_LENGTH")
+    if length:
+        try:
+            size = int(length)
+        except ValueError as exc:
+            raise UploadError(400, "Content-Length is not a number.") from exc
+        if size > settings.WHARF_MAX_UPLOAD_SIZE + 64 * 1024:
+            raise too_large(size)
+        return request
+    if request.META.get("wsgi.input_terminated"):
+        return request.META["wsgi.input"]
+    raise UploadError(411, "Send the package with a Content-Length or chunked encoding.")
+
+
+class _Sink:
+    """A temporary file that hashes and measures what is written to it."""
+
+    def __init__(self, filename):
+        fd, self.path = tempfile.mkstemp(prefix="wharf-upload-", dir=settings.FILE_UPLOAD_TEMP_DIR)
+        self.file = os.fdopen(fd, "wb")
+        self.filename = filename
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+        self.md5 = hashlib.md5()  # noqa: S324 - conda's repodata carries md5
+
+    def write(self, chunk):
+        self.size += len(chunk)
+        if self.size > settings.WHARF_MAX_UPLOAD_SIZE:
+            raise too_large()
+        self.sha256.update(chunk)
+        self.md5.update(chunk)
+        self.file.write(chunk)
+
+    def finish(self, declared_sha256):
+        self.file.close()
+        received = ReceivedFile(
+            self.path, self.filename, self.size, self.sha256.hexdigest(), self.md5.hexdigest()
+        )
+        if self.size == 0:
+            received.discard()
+            raise UploadError(400, "The uploaded file is empty.")
+        if declared_sha256 and declared_sha256.lower() != received.sha256:
+            received.discard()
+            raise UploadError(
+                400,
+                f"sha256 mismatch: the client declared {declared_sha256} but the received "
+                f"bytes hash to {received.sha256}; the upload was damaged or incomplete.",
+            )
+        return received
+
+    def abort(self):
+        self.file.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+def receive_raw(stream, filename, declared_sha256):
+    """A body that is the package itself (quetz uploads, older rattler-build)."""
+    _check_filename(filename)
+    sink = _Sink(filename)
+    try:
+        while chunk := stream.read(CHUNK):
+            sink.write(chunk)
+    except BaseException:
+        sink.abort()
+        raise
+    return sink.finish(declared_sha256)
+
+
+def receive_multipart(request, stream):
+    """A multipart/form-data body with one part named ``file``, as rattler-build sends.
+
+    The file name and sha256 come from the part headers ``x-file-name`` and
+    ``x-file-sha256`` (or the part's filename).
+    """
+    _, options = multipart.parse_options_header(request.META.get("CONTENT_TYPE", ""))
+    boundary = options.get("boundary")
+    if not boundary:
+        raise UploadError(400, "multipart/form-data without a boundary.")
+    sink = None
+    received = None
+    try:
+        with multipart.PushMultipartParser(boundary, max_segment_count=16) as parser:
+            segment = None
+            while not parser.closed:
+                chunk = stream.read(CHUNK)
+                for event in parser.parse(chunk):
+                    if isinstance(event, multipart.MultipartSegment):
+                        segment = event
+                        if segment.name == "file" and received is None:
+                            filename = segment.header("X-File-Name") or segment.filename or ""
+                            _check_filename(filename)
+                            sink = _Sink(filename)
+                    elif event is None:
+                        if sink is not None and segment.name == "file":
+                            received = sink.finish(segment.header("X-File-Sha256"))
+                            sink = None
+                        segment = None
+                    elif sink is not None and segment is not None and segment.name == "file":
+                        sink.write(event)
+                if not chunk:
+                    break
+    except multipart.MultipartError as exc:
+        if received:
+            received.discard()
+        raise UploadError(400, f"The multipart body is malformed ({exc}).") from exc
+    finally:
+        if sink is not None:
+            sink.abort()
+    if received is None:
+        raise UploadError(400, "The multipart body has no part named 'file' with the package.")
+    return received
+
+
+def _check_filename(filename):
+    try:
+        archives.check_filename(filename)
+    except archives.InvalidPackage as exc:
+        raise UploadError(400, str(exc)) from exc
+
+
+def accept(channel, received, uploader, *, force=False):
+    """Validate a received file and publish it in ``channel``; return the PackageFile.
+
+    An existing file of the same name answers 409 unless ``force`` is given (the caller
+    has checked that ``force`` is allowed).
+    """
+    try:
+        try:
+            metadata = archives.inspect_package(received.path, received.filename)
+        except archives.InvalidPackage as exc:
+            raise UploadError(422, str(exc)) from exc
+        return _store(channel, received, metadata, uploader, force)
+    finally:
+        received.discard()
+
+
+def _store(channel, received, metadata, uploader, force):
+    subdir = metadata.subdir
+    existing = PackageFile.objects.filter(
+        channel=channel, subdir=subdir, filename=received.filename
+    ).first()
+    if existing is not None and not force:
+        raise UploadError(
+            409,
+            f"{channel.name}/{subdir}/{received.filename} already exists; use force to replace it.",
+        )
+    storage_path = (
+        f"packages/{received.sha256[:2]}/{received.sha256[2:4]}/{received.sha256}/"
+        f"{received.filename}"
+    )
+    stored_new = False
+    if not default_storage.exists(storage_path):
+        with open(received.path, "rb") as fh:
+            saved = default_storage.save(storage_path, File(fh))
+        if saved != storage_path:  # a concurrent writer stored the same bytes first
+            default_storage.delete(saved)
+        stored_new = True
+    now = timezone.now()
+    fields = {
+        "name": metadata.name,
+        "version": metadata.index["version"],
+        "build": metadata.index["build"],
+        "size": received.size,
+        "sha256": received.sha256,
+        "md5": received.md5,
+        "record": repodata.build_record(
+            metadata.index,
+            size=received.size,
+            sha256=received.sha256,
+            md5=received.md5,
+            run_exports=metadata.run_exports,
+            indexed_at=now,
+        ),
+        "run_exports": metadata.run_exports,
+        "storage_path": storage_path,
+        "uploader": uploader if uploader and uploader.is_authenticated else None,
+        "uploaded_at": now,
+        "state": PackageFile.State.PENDING,
+        "failure_reason": "",
+        "indexed_at": None,
+        **archives.about_fields(metadata.about),
+    }
+    try:
+        with transaction.atomic():
+            if force:
+                old = (
+                    PackageFile.objects.select_for_update()
+                    .filter(channel=channel, subdir=subdir, filename=received.filename)
+                    .first()
+                )
+                old_path = old.storage_path if old else None
+                package_file, _ = PackageFile.objects.update_or_create(
+                    channel=channel,
+                    subdir=subdir,
+                    filename=received.filename,
+                    defaults=fields,
+                )
+                if old_path and old_path != storage_path:
+                    transaction.on_commit(lambda: release_storage(old_path))
+            else:
+                package_file = PackageFile.objects.create(
+                    channel=channel, subdir=subdir, filename=received.filename, **fields
+                )
+            indexing.request_rebuild(channel, subdir)
+    except IntegrityError as exc:
+        if stored_new:
+            release_storage(storage_path)
+        raise UploadError(
+            409, f"{channel.name}/{subdir}/{received.filename} already exists."
+        ) from exc
+    except BaseException:
+        if stored_new:
+            release_storage(storage_path)
+        raise
+    log.info("accepted %s/%s/%s", channel.name, subdir, received.filename)
+    return package_file
+
+
+def release_storage(storage_path):
+    """Delete a stored package unless another package file still refers to it."""
+    if not PackageFile.objects.filter(storage_path=storage_path).exists():
+        default_storage.delete(storage_path)
+
+
+def delete_package_file(package_file):
+    with transaction.atomic():
+        path = package_file.storage_path
+        package_file.delete()
+        indexing.request_rebuild(package_file.channel, package_file.subdir)
+        transaction.on_commit(lambda: release_storage(path))
+
+
+def forget_channel_storage(channel):
+    """Arrange for a channel's stored files to go once its deletion commits."""
+    paths = list(channel.package_files.values_list("storage_path", flat=True))
+    folder = indexing.index_folder(channel.pk, "").rstrip("/")
+
+    def cleanup():
+        for path in paths:
+            release_storage(path)
+        indexing.delete_tree(folder)
+
+    transaction.on_commit(cleanup)
