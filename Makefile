@@ -38,7 +38,7 @@ worker: migrate
 	$(BIN)/celery -A registry worker --loglevel INFO --concurrency 2
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	WHARF_DATA_DIR=$${WHARF_DATA_DIR:-$(CURDIR)/var/test} $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

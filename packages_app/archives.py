@@ -14,7 +14,7 @@ import zstandard
 from conda_package_streaming import package_streaming
 
 EXTENSIONS = (".conda", ".tar.bz2")
-SUBDIRS = frozenset(str(platform) for platform in rattler.Platform.all())
+SUBDIRS = frozenset(str(subdir) for subdir in rattler.Subdir.all())
 # Metadata members larger than this are refused rather than read into memory.
 MAX_METADATA_BYTES = 16 * 1024 * 1024
 METADATA_MEMBERS = ("info/index.json", "info/about.json", "info/run_exports.json")
@@ -99,7 +99,9 @@ def _check_conda_container(path, stem):
             if broken is not None:
                 raise InvalidPackage(f"The .conda archive is corrupt: member {broken} is damaged.")
     except zipfile.BadZipFile as exc:
-        raise InvalidPackage(f"The .conda file is not a readable zip archive ({exc}).") from exc
+        raise InvalidPackage(
+            f"The .conda file is corrupt or truncated: not a readable zip archive ({exc})."
+        ) from exc
 
 
 def _read_metadata_members(path, filename):

@@ -1,0 +1,179 @@
+"""Shared fixtures: the owner / maintainer / member / outsider quartet, tokens, channels,
+real package files, and — for end-to-end tests — a live gunicorn server and, in services
+mode (REDIS_URL set), a real Celery worker, both on the test database.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from rest_framework.test import APIClient
+
+from accounts.models import ApiToken
+from channels_app.lifecycle import create_channel
+from channels_app.models import Membership, Role
+
+from .packages import PackageFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_storage():
+    shutil.rmtree(settings.STORAGE_DIR, ignore_errors=True)
+    settings.STORAGE_DIR.mkdir(parents=True)
+
+
+def _subprocess_env():
+    """The environment for server and worker processes: the same test database."""
+    env = dict(os.environ)
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        env["DATABASE_URL"] = f"sqlite:///{db['NAME']}"
+    else:
+        parts = urlsplit(settings.DATABASE_URL)
+        env["DATABASE_URL"] = urlunsplit(parts._replace(path="/" + db["NAME"]))
+    env["DJANGO_SETTINGS_MODULE"] = "registry.settings"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _stop(process):
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
+    """In services mode every test runs against a real worker consuming Redis.
+
+    An unreachable Redis fails the run: nothing here is skipped.
+    """
+    if not settings.REDIS_URL:
+        yield None
+        return
+    import redis
+
+    redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5).ping()
+    from registry.celery import app
+
+    app.control.purge()
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "registry", "worker", "--loglevel", "INFO",
+             "--concurrency", "2", "--without-gossip", "--without-mingle", "--pool", "prefork"],
+            cwd=ROOT, env=_subprocess_env(), stdout=out, stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"The Celery worker exited:\n{log.read_text()}")
+        replies = app.control.ping(timeout=1)
+        if replies:
+            break
+        if time.monotonic() > deadline:
+            _stop(process)
+            raise RuntimeError(f"The Celery worker did not start:\n{log.read_text()}")
+    yield process
+    _stop(process)
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_server_url(django_db_setup, celery_worker, tmp_path_factory):
+    """A real gunicorn serving Wharf on the test database (chunked uploads included)."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "registry.wsgi", "--bind", f"127.0.0.1:{port}",
+             "--workers", "2", "--threads", "8", "--timeout", "120"],
+            cwd=ROOT, env=_subprocess_env(), stdout=out, stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited:\n{log.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                _stop(process)
+                raise RuntimeError(f"gunicorn did not start:\n{log.read_text()}") from None
+            time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}"
+    _stop(process)
+
+
+@pytest.fixture
+def users(django_user_model):
+    """Four people: an owner, a maintainer and a member of the channels, and an outsider."""
+    return {
+        name: django_user_model.objects.create_user(name, f"{name}@example.org", "pw-" + name)
+        for name in ("owner", "maintainer", "member", "outsider")
+    }
+
+
+def _add_members(channel, users):
+    Membership.objects.create(channel=channel, user=users["maintainer"], role=Role.MAINTAINER)
+    Membership.objects.create(channel=channel, user=users["member"], role=Role.MEMBER)
+
+
+@pytest.fixture
+def private_channel(users):
+    channel = create_channel(users["owner"], "private-team", private=True, description="Ours")
+    _add_members(channel, users)
+    return channel
+
+
+@pytest.fixture
+def public_channel(users):
+    channel = create_channel(users["owner"], "open-tools", private=False)
+    _add_members(channel, users)
+    return channel
+
+
+@pytest.fixture
+def tokens(users):
+    """One full token per person (secrets)."""
+    return {name: ApiToken.create_for(user, f"{name}-token")[1] for name, user in users.items()}
+
+
+@pytest.fixture
+def client_for(tokens):
+    """``client_for("owner")`` is an APIClient sending that person's token as Bearer."""
+
+    def make(who=None, secret=None):
+        client = APIClient()
+        secret = secret or (tokens[who] if who else None)
+        if secret:
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def packages(tmp_path):
+    return PackageFactory(tmp_path / "packages")

@@ -1,0 +1,78 @@
+"""Real conda packages for tests, built with rattler-build's assembler."""
+
+import hashlib
+import time
+from pathlib import Path
+
+import rattler_build
+
+from packages_app.models import SubdirIndex
+
+EXTENSION = {".conda": rattler_build.ArchiveType.Conda, ".tar.bz2": rattler_build.ArchiveType.TarBz2}
+
+
+class PackageFactory:
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.files = self.folder / "_files"
+        self.files.mkdir(exist_ok=True)
+        (self.files / "README.txt").write_text("a test package\n")
+
+    def make(
+        self, name="demo", version="1.0.0", subdir="noarch", build=None, depends=(),
+        extension=".conda", summary="A demo package", license="MIT", **extra,
+    ):
+        build = build or ("0" if subdir == "noarch" else "h1234_0")
+        out = self.folder / subdir
+        out.mkdir(exist_ok=True)
+        output = rattler_build.assemble_package(
+            name, version, subdir, build, out,
+            files_dir=self.files,
+            depends=list(depends),
+            noarch="generic" if subdir == "noarch" else None,
+            summary=summary,
+            license=license,
+            archive_type=EXTENSION[extension],
+            **extra,
+        )
+        return Path(output.path)
+
+
+def sha256_of(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def wait_for_index(channel, subdir, timeout=60):
+    """Wait until the (channel, subdir) index reflects every committed change."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        index = SubdirIndex.objects.filter(channel=channel, subdir=subdir).first()
+        if index is not None and index.is_current:
+            return index
+        time.sleep(0.05)
+    raise AssertionError(f"{channel}/{subdir} was not indexed within {timeout} s")
+
+
+def multipart_body(path, *, filename=None, sha256=None, field="file"):
+    """A body shaped as rattler-build's prefix upload sends it (part headers included)."""
+    data = Path(path).read_bytes()
+    filename = filename or Path(path).name
+    sha256 = sha256 or hashlib.sha256(data).hexdigest()
+    boundary = "wharf-test-boundary"
+    head = (
+        f"--{boundary}\r\n"
+        f'Content-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+        "content-type: application/octet-stream\r\n"
+        f"content-length: {len(data)}\r\n"
+        f"x-file-name: {filename}\r\n"
+        f"x-file-sha256: {sha256}\r\n\r\n"
+    ).encode()
+    body = head + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def upload(client, channel_name, path, *, force=False, **kwargs):
+    body, content_type = multipart_body(path, **kwargs)
+    url = f"/api/v1/upload/{channel_name}" + ("?force=true" if force else "")
+    return client.generic("POST", url, body, content_type=content_type)
