@@ -75,9 +75,26 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "registry", "worker", "--loglevel", "INFO",
-             "--concurrency", "2", "--without-gossip", "--without-mingle", "--pool", "prefork"],
-            cwd=ROOT, env=_subprocess_env(), stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "registry",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "2",
+                "--without-gossip",
+                "--without-mingle",
+                "--pool",
+                "prefork",
+            ],
+            cwd=ROOT,
+            env=_subprocess_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 60
     while True:
@@ -106,9 +123,24 @@ def live_server_url(django_db_setup, celery_worker, tmp_path_factory):
     log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "registry.wsgi", "--bind", f"127.0.0.1:{port}",
-             "--workers", "2", "--threads", "8", "--timeout", "120"],
-            cwd=ROOT, env=_subprocess_env(), stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "registry.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+                "--threads",
+                "8",
+                "--timeout",
+                "120",
+            ],
+            cwd=ROOT,
+            env=_subprocess_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 30
     while True:

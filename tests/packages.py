@@ -8,7 +8,10 @@ import rattler_build
 
 from packages_app.models import SubdirIndex
 
-EXTENSION = {".conda": rattler_build.ArchiveType.Conda, ".tar.bz2": rattler_build.ArchiveType.TarBz2}
+EXTENSION = {
+    ".conda": rattler_build.ArchiveType.Conda,
+    ".tar.bz2": rattler_build.ArchiveType.TarBz2,
+}
 
 
 class PackageFactory:
@@ -20,14 +23,26 @@ class PackageFactory:
         (self.files / "README.txt").write_text("a test package\n")
 
     def make(
-        self, name="demo", version="1.0.0", subdir="noarch", build=None, depends=(),
-        extension=".conda", summary="A demo package", license="MIT", **extra,
+        self,
+        name="demo",
+        version="1.0.0",
+        subdir="noarch",
+        build=None,
+        depends=(),
+        extension=".conda",
+        summary="A demo package",
+        license="MIT",
+        **extra,
     ):
         build = build or ("0" if subdir == "noarch" else "h1234_0")
         out = self.folder / subdir
         out.mkdir(exist_ok=True)
         output = rattler_build.assemble_package(
-            name, version, subdir, build, out,
+            name,
+            version,
+            subdir,
+            build,
+            out,
             files_dir=self.files,
             depends=list(depends),
             noarch="generic" if subdir == "noarch" else None,

@@ -93,8 +93,9 @@ def test_it_lets_only_owners_force_a_replacement(client_for, public_channel, pac
     assert upload(client_for("owner"), public_channel.name, first).status_code == 201
     wait_for_index(public_channel, "noarch")
     first_sha = sha256_of(first)
-    replacement = packages.make("swap", "1.0", summary="second build", build_number=0,
-                                description="changed bytes")
+    replacement = packages.make(
+        "swap", "1.0", summary="second build", build_number=0, description="changed bytes"
+    )
     assert sha256_of(replacement) != first_sha
 
     denied = upload(client_for("maintainer"), public_channel.name, replacement, force=True)
@@ -147,8 +148,14 @@ def _bad_upload(case, packages, tmp_path):
 
 
 BAD_CASES = [
-    "corrupt archive", "truncated archive", "wrong sha256", "name mismatch",
-    "missing index.json", "invalid index.json", "unsupported extension", "empty file",
+    "corrupt archive",
+    "truncated archive",
+    "wrong sha256",
+    "name mismatch",
+    "missing index.json",
+    "invalid index.json",
+    "unsupported extension",
+    "empty file",
 ]
 
 
