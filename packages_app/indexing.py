@@ -44,7 +44,16 @@ def request_rebuild(channel, subdir):
     index, _ = SubdirIndex.objects.get_or_create(channel=channel, subdir=subdir)
     SubdirIndex.objects.filter(pk=index.pk).update(requested_revision=F("requested_revision") + 1)
     channel_id = channel.pk
-    transaction.on_commit(lambda: rebuild_subdir_index.delay(channel_id, subdir))
+
+    def enqueue():
+        try:
+            rebuild_subdir_index.delay(channel_id, subdir)
+        except Exception:
+            # The change is committed and its revision recorded, so nothing is lost: the
+            # next change to this subdir, or a reindex request, publishes it.
+            log.exception("could not enqueue the index rebuild of %s/%s", channel_id, subdir)
+
+    transaction.on_commit(enqueue)
     index.refresh_from_db(fields=["requested_revision"])
     return index.requested_revision
 

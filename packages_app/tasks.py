@@ -1,9 +1,22 @@
+import logging
+
 from celery import shared_task
 
 from . import indexing
 
+log = logging.getLogger(__name__)
 
-@shared_task(acks_late=True, ignore_result=True)
-def rebuild_subdir_index(channel_id, subdir):
+
+@shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=10)
+def rebuild_subdir_index(self, channel_id, subdir):
     """Bring the (channel, subdir) index up to date; a no-op when it already is."""
-    return indexing.rebuild_until_current(channel_id, subdir)
+    try:
+        return indexing.rebuild_until_current(channel_id, subdir)
+    except Exception as exc:
+        if self.request.is_eager:
+            # Embedded mode runs this inside the request that changed the subdir; the change
+            # is committed, so the request must not fail. The next change or a reindex
+            # request publishes it.
+            log.exception("index rebuild of %s/%s failed", channel_id, subdir)
+            return 0
+        raise self.retry(exc=exc, countdown=min(2**self.request.retries, 60)) from exc

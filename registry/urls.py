@@ -5,6 +5,7 @@ from rest_framework.routers import SimpleRouter
 
 from accounts.api import ApiTokenViewSet
 from channels_app.api import ChannelViewSet, MemberViewSet
+from channels_app.views import home
 from packages_app import api as packages_api
 from packages_app.serving import channel_file
 
@@ -45,6 +46,7 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    path("", home, name="home"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path(

@@ -1,0 +1,11 @@
+from django.shortcuts import render
+
+from accounts.authentication import Caller
+
+from .access import readable_channels
+
+
+def home(request):
+    channels = readable_channels(Caller(request.user)).order_by("name")[:200]
+    base_url = request.build_absolute_uri("/").rstrip("/")
+    return render(request, "home.html", {"channels": channels, "base_url": base_url})
