@@ -160,7 +160,7 @@ def _delete_folder(folder):
         _, names = default_storage.listdir(folder)
         for name in names:
             default_storage.delete(f"{folder}/{name}")
-        _remove_empty_local_folder(folder)
+        remove_empty_local_folder(folder)
     except (FileNotFoundError, OSError):
         log.warning("could not remove old index folder %s", folder, exc_info=True)
 
@@ -175,10 +175,10 @@ def delete_tree(folder):
         delete_tree(f"{folder}/{sub}")
     for name in names:
         default_storage.delete(f"{folder}/{name}")
-    _remove_empty_local_folder(folder)
+    remove_empty_local_folder(folder)
 
 
-def _remove_empty_local_folder(folder):
+def remove_empty_local_folder(folder):
     # Object stores have no folders; a local directory would otherwise stay behind.
     with contextlib.suppress(NotImplementedError, OSError):
         os.rmdir(default_storage.path(folder))

@@ -10,6 +10,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import uuid
 from dataclasses import dataclass
 
 import multipart
@@ -201,17 +202,11 @@ def _store(channel, received, metadata, uploader, force):
             409,
             f"{channel.name}/{subdir}/{received.filename} already exists; use force to replace it.",
         )
-    storage_path = (
-        f"packages/{received.sha256[:2]}/{received.sha256[2:4]}/{received.sha256}/"
-        f"{received.filename}"
-    )
-    stored_new = False
-    if not default_storage.exists(storage_path):
-        with open(received.path, "rb") as fh:
-            saved = default_storage.save(storage_path, File(fh))
-        if saved != storage_path:  # a concurrent writer stored the same bytes first
-            default_storage.delete(saved)
-        stored_new = True
+    # Every accepted upload gets its own object, so deleting or replacing one file can
+    # never take bytes from under another upload that happens at the same moment.
+    storage_path = f"packages/{channel.pk}/{subdir}/{uuid.uuid4().hex}/{received.filename}"
+    with open(received.path, "rb") as fh:
+        storage_path = default_storage.save(storage_path, File(fh))
     now = timezone.now()
     fields = {
         "name": metadata.name,
@@ -252,7 +247,7 @@ def _store(channel, received, metadata, uploader, force):
                     filename=received.filename,
                     defaults=fields,
                 )
-                if old_path and old_path != storage_path:
+                if old_path:
                     transaction.on_commit(lambda: release_storage(old_path))
             else:
                 package_file = PackageFile.objects.create(
@@ -260,23 +255,21 @@ def _store(channel, received, metadata, uploader, force):
                 )
             indexing.request_rebuild(channel, subdir)
     except IntegrityError as exc:
-        if stored_new:
-            release_storage(storage_path)
+        release_storage(storage_path)
         raise UploadError(
             409, f"{channel.name}/{subdir}/{received.filename} already exists."
         ) from exc
     except BaseException:
-        if stored_new:
-            release_storage(storage_path)
+        release_storage(storage_path)
         raise
     log.info("accepted %s/%s/%s", channel.name, subdir, received.filename)
     return package_file
 
 
 def release_storage(storage_path):
-    """Delete a stored package unless another package file still refers to it."""
-    if not PackageFile.objects.filter(storage_path=storage_path).exists():
-        default_storage.delete(storage_path)
+    """Delete a stored package file and its folder (each upload has its own)."""
+    default_storage.delete(storage_path)
+    indexing.remove_empty_local_folder(storage_path.rsplit("/", 1)[0])
 
 
 def delete_package_file(package_file):
@@ -289,12 +282,10 @@ def delete_package_file(package_file):
 
 def forget_channel_storage(channel):
     """Arrange for a channel's stored files to go once its deletion commits."""
-    paths = list(channel.package_files.values_list("storage_path", flat=True))
-    folder = indexing.index_folder(channel.pk, "").rstrip("/")
+    folders = [f"packages/{channel.pk}", indexing.index_folder(channel.pk, "").rstrip("/")]
 
     def cleanup():
-        for path in paths:
-            release_storage(path)
-        indexing.delete_tree(folder)
+        for folder in folders:
+            indexing.delete_tree(folder)
 
     transaction.on_commit(cleanup)

@@ -93,6 +93,7 @@ def test_it_lets_only_owners_force_a_replacement(client_for, public_channel, pac
     assert upload(client_for("owner"), public_channel.name, first).status_code == 201
     wait_for_index(public_channel, "noarch")
     first_sha = sha256_of(first)
+    first_path = PackageFile.objects.get(filename=first.name).storage_path
     replacement = packages.make(
         "swap", "1.0", summary="second build", build_number=0, description="changed bytes"
     )
@@ -106,7 +107,8 @@ def test_it_lets_only_owners_force_a_replacement(client_for, public_channel, pac
     wait_for_index(public_channel, "noarch")
     record = repodata(client_for(), public_channel.name, "noarch")["packages.conda"][first.name]
     assert record["sha256"] == sha256_of(replacement)
-    assert not any(first_sha in name for name in stored_files())
+    assert first_path not in stored_files()
+    assert PackageFile.objects.get(filename=first.name).storage_path in stored_files()
 
 
 def _tar_bz2(files):
