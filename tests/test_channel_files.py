@@ -218,3 +218,32 @@ def test_it_lists_only_readable_channels_on_the_home_page(
 
     assert public_channel.name in anonymous and private_channel.name not in anonymous
     assert private_channel.name in member
+
+
+def test_it_rebuilds_a_subdir_on_request(published, client_for):
+    channel, _ = published
+    before = client_for().get(f"/{channel.name}/noarch/repodata.json")
+
+    response = client_for("maintainer").post(f"/api/v1/reindex/{channel.name}/noarch")
+
+    assert response.status_code == 202
+    index = wait_for_index(channel, "noarch")
+    assert index.built_revision == response.json()["requested_revision"]
+    after = client_for().get(f"/{channel.name}/noarch/repodata.json")
+    assert after["Last-Modified"] >= before["Last-Modified"]
+    assert orjson.loads(body(after))["packages"] == orjson.loads(body(before))["packages"]
+    assert client_for("member").post(f"/api/v1/reindex/{channel.name}/noarch").status_code == 403
+
+
+def test_it_removes_every_stored_file_of_a_deleted_channel(published, client_for, settings):
+    channel, _ = published
+    folders = [
+        settings.STORAGE_DIR / "packages" / str(channel.pk),
+        settings.STORAGE_DIR / "index" / str(channel.pk),
+    ]
+    assert all(any(folder.rglob("*")) for folder in folders)
+
+    response = client_for("owner").delete(f"/api/v1/channels/{channel.name}/")
+
+    assert response.status_code == 204
+    assert not any(folder.exists() for folder in folders)
