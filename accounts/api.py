@@ -29,7 +29,7 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             # Never confirm that a private channel exists to someone who cannot read it.
             if channel.private and effective_role(caller, channel) is None:
                 raise ValidationError({"channels": [f"Channel '{channel.name}' not found."]})
-        if caller.token is not None and caller.token.channel_ids:
+        if caller.token is not None and caller.token.limited:
             outside = [c.name for c in channels if c.pk not in caller.token.channel_ids]
             if outside or not channels:
                 raise PermissionDenied("A token limited to some channels cannot widen access.")
@@ -46,5 +46,10 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     def destroy(self, request, pk=None):
         token = self.get_object()
+        caller = caller_of(request)
+        if caller.token is not None and caller.token.is_narrowed and caller.token != token:
+            raise PermissionDenied(
+                "A read-only or channel-limited token may revoke only itself."
+            )
         token.revoke()
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -35,6 +35,9 @@ class ApiToken(models.Model):
     # The first characters of the secret, so that a user can tell tokens apart.
     hint = models.CharField(max_length=16)
     read_only = models.BooleanField(default=False)
+    # Kept apart from the channel list: a limited token whose channels were all deleted
+    # must stay limited (to nothing), not become valid for every channel.
+    limited = models.BooleanField(default=False)
     channels = models.ManyToManyField("channels_app.Channel", blank=True, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)
@@ -62,6 +65,7 @@ class ApiToken(models.Model):
             digest=tokens.digest(secret),
             hint=secret[: len(settings.WHARF_TOKEN_PREFIX) + 4],
             read_only=read_only,
+            limited=bool(channels),
             expires_at=expires_at,
         )
         if channels:
@@ -75,13 +79,13 @@ class ApiToken(models.Model):
         return self.expires_at is None or self.expires_at > timezone.now()
 
     @property
-    def restricted(self):
-        return self.channels.exists()
+    def is_narrowed(self):
+        """Read-only or limited to channels: such a token cannot manage tokens."""
+        return self.read_only or self.limited
 
     def allows_channel(self, channel):
-        """A token with no channel list may be used for every channel of its user."""
-        ids = self.channel_ids
-        return not ids or channel.pk in ids
+        """An unlimited token may be used for every channel of its user."""
+        return not self.limited or channel.pk in self.channel_ids
 
     @property
     def channel_ids(self):

@@ -103,7 +103,7 @@ def readable_channels(caller):
             member = Q(pk__isnull=False)
         else:
             member = Q(memberships__user=caller.user)
-        if caller.token is not None and caller.token.channel_ids:
+        if caller.token is not None and caller.token.limited:
             member &= Q(pk__in=caller.token.channel_ids)
         visible |= member
     return Channel.objects.filter(visible).distinct()

@@ -1,7 +1,7 @@
 from django.db import IntegrityError
 from django.shortcuts import get_object_or_404
 from rest_framework import status, viewsets
-from rest_framework.exceptions import NotAuthenticated, ValidationError
+from rest_framework.exceptions import NotAuthenticated, PermissionDenied, ValidationError
 from rest_framework.response import Response
 
 from accounts.authentication import caller_of
@@ -37,8 +37,11 @@ class ChannelViewSet(viewsets.GenericViewSet):
         caller = caller_of(request)
         if caller.is_anonymous:
             raise NotAuthenticated("Sign in or send a token to create a channel.")
-        if caller.token is not None and caller.token.read_only:
-            return Response({"detail": "This token is read-only."}, status=403)
+        if caller.token is not None and caller.token.is_narrowed:
+            raise PermissionDenied(
+                "Creating a channel needs a token that is neither read-only nor limited "
+                "to channels."
+            )
         serializer = ChannelSerializer(data=request.data, context=self._context())
         serializer.is_valid(raise_exception=True)
         try:
