@@ -158,6 +158,12 @@ def live_server_url(django_db_setup, celery_worker, tmp_path_factory):
     _stop(process)
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # The production hasher takes a quarter of a second by design; tests make many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def users(django_user_model):
     """Four people: an owner, a maintainer and a member of the channels, and an outsider."""
