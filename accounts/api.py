@@ -48,8 +48,6 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         token = self.get_object()
         caller = caller_of(request)
         if caller.token is not None and caller.token.is_narrowed and caller.token != token:
-            raise PermissionDenied(
-                "A read-only or channel-limited token may revoke only itself."
-            )
+            raise PermissionDenied("A read-only or channel-limited token may revoke only itself.")
         token.revoke()
         return Response(status=status.HTTP_204_NO_CONTENT)
