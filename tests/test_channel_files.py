@@ -247,3 +247,24 @@ def test_it_removes_every_stored_file_of_a_deleted_channel(published, client_for
 
     assert response.status_code == 204
     assert not any(folder.exists() for folder in folders)
+
+
+def test_it_answers_the_requests_conda_and_micromamba_send(published, client_for, tokens):
+    """Request sequences measured from conda 26.7 and micromamba 2.x (client-protocols.md)."""
+    channel, _ = published
+    channel.private = True
+    channel.save()
+    token = tokens["member"]
+    anonymous = client_for()
+    conda = f"/t/{token}/{channel.name}"
+
+    assert anonymous.get(f"{conda}/notices.json").status_code == 404
+    assert anonymous.get(f"{conda}/linux-64/current_repodata.json.zst").status_code == 404
+    assert anonymous.get(f"{conda}/linux-64/current_repodata.json").status_code == 404
+    assert anonymous.get(f"{conda}/linux-64/repodata.json.zst").status_code == 200
+
+    micromamba = client_for("member")
+    for name in ("repodata.json.zst", "repodata_shards.msgpack.zst"):
+        head = micromamba.head(f"/{channel.name}/noarch/{name}")
+        assert head.status_code == 200, name
+    assert anonymous.head(f"/{channel.name}/noarch/repodata.json.zst").status_code == 401
