@@ -72,42 +72,30 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     from registry.celery import app
 
     app.control.purge()
+    argv = ["-m", "celery", "-A", "registry", "worker", "--loglevel", "INFO", "--concurrency",
+            "2", "--without-gossip", "--without-mingle"]  # fmt: skip
     log = tmp_path_factory.mktemp("worker") / "worker.log"
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "registry",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                "2",
-                "--without-gossip",
-                "--without-mingle",
-                "--pool",
-                "prefork",
-            ],
-            cwd=ROOT,
-            env=_subprocess_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"The Celery worker exited:\n{log.read_text()}")
-        replies = app.control.ping(timeout=1)
-        if replies:
-            break
-        if time.monotonic() > deadline:
-            _stop(process)
-            raise RuntimeError(f"The Celery worker did not start:\n{log.read_text()}")
+    process = start_process(argv, log, ready=lambda: bool(app.control.ping(timeout=1)))
     yield process
     _stop(process)
+
+
+def start_process(argv, log, ready, timeout=60):
+    """Start ``python argv`` on the test database; wait until ``ready()`` is true."""
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, *argv], cwd=ROOT, env=_subprocess_env(), stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None:
+            raise RuntimeError(f"{argv} exited:\n{log.read_text()}")
+        if time.monotonic() > deadline:
+            _stop(process)
+            raise RuntimeError(f"{argv} did not start:\n{log.read_text()}")
+        time.sleep(0.2)
+    return process
 
 
 def _free_port():
@@ -116,44 +104,22 @@ def _free_port():
         return sock.getsockname()[1]
 
 
+def _accepts_connections(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 @pytest.fixture(scope="session")
 def live_server_url(django_db_setup, celery_worker, tmp_path_factory):
     """A real gunicorn serving Wharf on the test database (chunked uploads included)."""
     port = _free_port()
+    argv = ["-m", "gunicorn", "registry.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+            "--threads", "8", "--timeout", "120"]  # fmt: skip
     log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "registry.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-                "--threads",
-                "8",
-                "--timeout",
-                "120",
-            ],
-            cwd=ROOT,
-            env=_subprocess_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 30
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited:\n{log.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if time.monotonic() > deadline:
-                _stop(process)
-                raise RuntimeError(f"gunicorn did not start:\n{log.read_text()}") from None
-            time.sleep(0.2)
+    process = start_process(argv, log, ready=lambda: _accepts_connections(port))
     yield f"http://127.0.0.1:{port}"
     _stop(process)
 
