@@ -105,7 +105,7 @@ class Reindex(APIView):
         if subdir not in archives.SUBDIRS:
             raise ValidationError({"subdir": [f"'{subdir}' is not a known platform."]})
         with transaction.atomic():
-            revision = indexing.request_rebuild(target, subdir)
+            revision = indexing.request_rebuild(target, subdir, full=True)
         return Response(
             {"channel": target.name, "subdir": subdir, "requested_revision": revision},
             status=status.HTTP_202_ACCEPTED,

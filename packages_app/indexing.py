@@ -1,9 +1,14 @@
 """Keeping each (channel, subdir) index in step with its package files.
 
-A change to a subdir calls :func:`request_rebuild` inside its transaction; after commit a
-Celery task runs :func:`rebuild_until_current`. Rebuilds of one subdir never overlap (a
-lease on its :class:`SubdirIndex` row) and coalesce: a rebuild publishes everything
-committed so far, so a burst of uploads causes a few rebuilds, not one each.
+A change to a subdir calls :func:`request_rebuild` inside its transaction: it raises the
+subdir's requested revision and marks the changed package names. After commit a Celery
+task runs :func:`rebuild_until_current`. Rebuilds of one subdir never overlap (a lease on
+its :class:`SubdirIndex` row) and coalesce: a rebuild publishes everything committed so
+far, so a burst of uploads causes a few rebuilds, not one each.
+
+A rebuild is incremental. Each process keeps the records of recently built subdirs in
+memory (:class:`repodata.RecordSet`) and reloads from the database only the names that
+changed since; only the shards of changed names are written. Archives are never re-read.
 
 Publishing is atomic: the new files are written to a fresh storage folder first, then one
 row update switches what is served. Shards are named by their hash and never change.
@@ -13,8 +18,11 @@ import contextlib
 import hashlib
 import logging
 import os
+import threading
+import time
 import uuid
-from datetime import timedelta
+from collections import OrderedDict
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -24,9 +32,15 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from . import repodata
-from .models import PackageFile, SubdirIndex
+from .models import PackageFile, SubdirIndex, SubdirPackage
 
 log = logging.getLogger(__name__)
+LIVE_STATES = (PackageFile.State.PENDING, PackageFile.State.INDEXED)
+# Beyond this many changed names a rebuild reloads the whole subdir in one query.
+FULL_RELOAD_NAMES = 2000
+# repodata.json.bz2 takes seconds for a large subdir and few clients read it, so it is
+# compressed once the queue of changes is empty, or at the latest after this long.
+BZ2_MAX_AGE = timedelta(seconds=60)
 
 
 def index_folder(channel_id, subdir):
@@ -37,12 +51,35 @@ def shard_path(channel_id, subdir, digest_hex):
     return f"{index_folder(channel_id, subdir)}/shards/{digest_hex}.msgpack.zst"
 
 
-def request_rebuild(channel, subdir):
-    """Record that ``subdir`` changed; call inside the transaction that changed it."""
+# -- requesting ------------------------------------------------------------------------
+
+
+def request_rebuild(channel, subdir, names=(), *, full=False):
+    """Record that ``names`` changed in ``subdir``; call inside the changing transaction.
+
+    ``full`` marks every name, so that the next rebuild starts from scratch. Returns the
+    new requested revision.
+    """
     from .tasks import rebuild_subdir_index
 
     index, _ = SubdirIndex.objects.get_or_create(channel=channel, subdir=subdir)
     SubdirIndex.objects.filter(pk=index.pk).update(requested_revision=F("requested_revision") + 1)
+    index.refresh_from_db(fields=["requested_revision"])
+    revision = index.requested_revision
+    if full:
+        names = set(names) | set(
+            PackageFile.objects.filter(channel=channel, subdir=subdir)
+            .values_list("name", flat=True)
+            .distinct()
+        )
+        SubdirPackage.objects.filter(index=index).update(changed_revision=revision, shard_sha256="")
+    if names:
+        SubdirPackage.objects.bulk_create(
+            [SubdirPackage(index=index, name=name, changed_revision=revision) for name in names],
+            update_conflicts=True,
+            unique_fields=["index", "name"],
+            update_fields=["changed_revision"],
+        )
     channel_id = channel.pk
 
     def enqueue():
@@ -54,8 +91,10 @@ def request_rebuild(channel, subdir):
             log.exception("could not enqueue the index rebuild of %s/%s", channel_id, subdir)
 
     transaction.on_commit(enqueue)
-    index.refresh_from_db(fields=["requested_revision"])
-    return index.requested_revision
+    return revision
+
+
+# -- rebuilding ------------------------------------------------------------------------
 
 
 def _take_lease(index_id, owner):
@@ -107,31 +146,95 @@ def rebuild_until_current(channel_id, subdir):
     return rebuilds
 
 
+class _RecordSetCache:
+    """Recently built subdirs' records, per process, bounded by their size in bytes."""
+
+    def __init__(self):
+        self._entries = OrderedDict()  # index pk -> (revision, RecordSet)
+        self._lock = threading.Lock()
+
+    def take(self, index_pk):
+        """Remove and return ``(revision, records)``, or ``(-1, None)``.
+
+        Taken out while in use, so that a failed rebuild can never leave a half-updated
+        set behind.
+        """
+        with self._lock:
+            return self._entries.pop(index_pk, (-1, None))
+
+    def put(self, index_pk, revision, records):
+        limit = settings.WHARF_INDEX_CACHE_BYTES
+        with self._lock:
+            self._entries[index_pk] = (revision, records)
+            while self._entries and sum(r.size for _, r in self._entries.values()) > limit:
+                self._entries.popitem(last=False)
+
+    def clear(self):
+        with self._lock:
+            self._entries.clear()
+
+
+record_sets = _RecordSetCache()
+
+
+def _chunks(items, size):
+    items = list(items)
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _load(index, records, names):
+    """Refresh ``records`` for ``names`` (None: everything); return pending file ids."""
+    live = PackageFile.objects.filter(
+        channel_id=index.channel_id, subdir=index.subdir, state__in=LIVE_STATES
+    )
+    fields = ("pk", "filename", "name", "record_json", "state")
+    pending = []
+
+    def rows(queryset):
+        for pk, filename, name, record_json, state in queryset:
+            if state == PackageFile.State.PENDING:
+                pending.append(pk)
+            yield filename, name, record_json
+
+    if names is None:
+        all_rows = live.values_list(*fields).iterator(chunk_size=5000)
+        records.replace_names(list(records.names), rows(all_rows))
+    else:
+        for chunk in _chunks(names, 500):
+            records.replace_names(chunk, rows(live.filter(name__in=chunk).values_list(*fields)))
+    return pending
+
+
 def publish(index, revision):
     """Build and publish the subdir's index files as of ``revision``."""
-    files = list(
-        PackageFile.objects.filter(
-            channel_id=index.channel_id,
-            subdir=index.subdir,
-            state__in=[PackageFile.State.PENDING, PackageFile.State.INDEXED],
-        ).values_list("pk", "filename", "record")
-    )
-    built = repodata.build_index_files(index.subdir, [(fn, rec) for _, fn, rec in files])
+    started = time.perf_counter()
+    cached_revision, records = record_sets.take(index.pk)
+    packages = SubdirPackage.objects.filter(index=index)
+    changed = list(packages.filter(changed_revision__gt=cached_revision).values_list("name"))
+    if records is None or len(changed) > FULL_RELOAD_NAMES:
+        records = repodata.RecordSet(index.subdir)
+        pending = _load(index, records, None)
+    else:
+        pending = _load(index, records, [name for (name,) in changed])
 
-    for digest_hex, data in built.shards.items():
-        path = shard_path(index.channel_id, index.subdir, digest_hex)
-        if not default_storage.exists(path):
-            default_storage.save(path, ContentFile(data))
+    digests = _write_changed_shards(index, records)
 
+    raw = records.repodata_json()
     folder = f"{index_folder(index.channel_id, index.subdir)}/r{revision}-{uuid.uuid4().hex[:8]}"
-    published = {}
-    for name, data in built.files.items():
-        default_storage.save(f"{folder}/{name}", ContentFile(data))
-        published[name] = {"etag": hashlib.sha256(data).hexdigest()[:32], "size": len(data)}
+    published = {
+        repodata.REPODATA: _save(folder, repodata.REPODATA, raw),
+        repodata.REPODATA_ZST: _save(folder, repodata.REPODATA_ZST, repodata.zstd_compress(raw)),
+        repodata.SHARD_INDEX: _save(
+            folder, repodata.SHARD_INDEX, repodata.shard_index(index.subdir, digests)
+        ),
+    }
+    previous_bz2 = index.published_files.get(repodata.REPODATA_BZ2)
+    if previous_bz2:
+        published[repodata.REPODATA_BZ2] = previous_bz2
 
     now = timezone.now()
     with transaction.atomic():
-        stale = index.previous_path
         SubdirIndex.objects.filter(pk=index.pk).update(
             published_path=folder,
             previous_path=index.published_path,
@@ -140,29 +243,87 @@ def publish(index, revision):
             built_revision=revision,
             rebuild_count=F("rebuild_count") + 1,
         )
-        PackageFile.objects.filter(
-            pk__in=[pk for pk, _, _ in files], state=PackageFile.State.PENDING
-        ).update(state=PackageFile.State.INDEXED, indexed_at=now)
-    # Keep the folder published just before, for requests that already looked it up.
-    if stale:
-        transaction.on_commit(lambda: _delete_folder(stale))
+        PackageFile.objects.filter(pk__in=pending, state=PackageFile.State.PENDING).update(
+            state=PackageFile.State.INDEXED, indexed_at=now
+        )
+    record_sets.put(index.pk, revision, records)
     log.info(
-        "published %s/%s revision %s: %d files",
-        index.channel_id,
-        index.subdir,
-        revision,
-        len(files),
-    )
+        "published %s/%s revision %s: %d records, %d pending indexed, %.3f s",
+        index.channel_id, index.subdir, revision, len(records), len(pending),
+        time.perf_counter() - started,
+    )  # fmt: skip
+
+    index.refresh_from_db()
+    bz2_age = now - datetime.fromisoformat(previous_bz2["at"]) if previous_bz2 else None
+    if index.is_current or bz2_age is None or bz2_age > BZ2_MAX_AGE:
+        _publish_bz2(index, folder, raw, revision)
+    _collect_garbage(index)
 
 
-def _delete_folder(folder):
+def _write_changed_shards(index, records):
+    """Write the shards of names changed since the last build; return every digest."""
+    packages = SubdirPackage.objects.filter(index=index)
+    stale = packages.filter(
+        Q(changed_revision__gt=index.built_revision) | Q(shard_sha256="")
+    ).values_list("pk", "name", "changed_revision")
+    updated, emptied = [], []
+    for pk, name, changed_revision in stale.iterator(chunk_size=2000):
+        name_records = records.records_of(name)
+        if not name_records:
+            emptied.append((name, changed_revision))
+            continue
+        data = repodata.shard(name_records)
+        digest = repodata.shard_digest(data)
+        path = shard_path(index.channel_id, index.subdir, digest)
+        if not default_storage.exists(path):
+            default_storage.save(path, ContentFile(data))
+        updated.append(SubdirPackage(pk=pk, shard_sha256=digest))
+    SubdirPackage.objects.bulk_update(updated, ["shard_sha256"], batch_size=2000)
+    for name, changed_revision in emptied:
+        # Only if it did not change again meanwhile: that change must stay marked.
+        packages.filter(name=name, changed_revision=changed_revision).delete()
+    return dict(packages.exclude(shard_sha256="").values_list("name", "shard_sha256"))
+
+
+def _save(folder, name, data):
+    path = default_storage.save(f"{folder}/{name}", ContentFile(data))
+    return {
+        "path": path,
+        "etag": hashlib.sha256(data).hexdigest()[:32],
+        "size": len(data),
+        "at": timezone.now().isoformat(),
+    }
+
+
+def _publish_bz2(index, folder, raw, revision):
+    entry = _save(folder, repodata.REPODATA_BZ2, repodata.bz2_compress(raw))
+    with transaction.atomic():
+        current = SubdirIndex.objects.select_for_update().get(pk=index.pk)
+        if current.built_revision != revision:
+            return
+        files = dict(current.published_files)
+        files[repodata.REPODATA_BZ2] = entry
+        SubdirIndex.objects.filter(pk=index.pk).update(published_files=files)
+    index.published_files = files
+
+
+def _collect_garbage(index):
+    """Delete published folders that nothing serves any more.
+
+    The folder published just before is kept for requests that already looked it up.
+    """
+    index.refresh_from_db()
+    keep = {index.published_path, index.previous_path}
+    keep |= {entry["path"].rsplit("/", 1)[0] for entry in index.published_files.values()}
+    base = index_folder(index.channel_id, index.subdir)
     try:
-        _, names = default_storage.listdir(folder)
-        for name in names:
-            default_storage.delete(f"{folder}/{name}")
-        remove_empty_local_folder(folder)
+        folders, _ = default_storage.listdir(base)
     except (FileNotFoundError, OSError):
-        log.warning("could not remove old index folder %s", folder, exc_info=True)
+        return
+    for folder in folders:
+        path = f"{base}/{folder}"
+        if folder.startswith("r") and path not in keep:
+            delete_tree(path)
 
 
 def delete_tree(folder):

@@ -1,3 +1,4 @@
+import orjson
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -22,8 +23,9 @@ class PackageFile(models.Model):
     size = models.BigIntegerField()
     sha256 = models.CharField(max_length=64)
     md5 = models.CharField(max_length=32)
-    # The record as published in repodata.json: info/index.json plus size and digests.
-    record = models.JSONField()
+    # The record as published in repodata.json (info/index.json plus size and digests),
+    # kept serialized so that an index rebuild only joins bytes.
+    record_json = models.TextField()
     summary = models.TextField(blank=True)
     description = models.TextField(blank=True)
     license = models.CharField(max_length=255, blank=True)
@@ -53,6 +55,10 @@ class PackageFile(models.Model):
     def __str__(self):
         return f"{self.channel.name}/{self.subdir}/{self.filename}"
 
+    @property
+    def record(self):
+        return orjson.loads(self.record_json)
+
 
 class SubdirIndex(models.Model):
     """What is published for one (channel, subdir) and what still has to be.
@@ -72,7 +78,8 @@ class SubdirIndex(models.Model):
     # Storage folder of the published index files, and of the ones published before.
     published_path = models.CharField(max_length=500, blank=True)
     previous_path = models.CharField(max_length=500, blank=True)
-    # {file name: {"etag": ..., "size": ...}} for each published index file.
+    # {file name: {"path": ..., "etag": ..., "size": ...}} for each published index file.
+    # repodata.json.bz2 may point into an older folder: it is compressed after the rest.
     published_files = models.JSONField(default=dict, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
     rebuild_count = models.PositiveIntegerField(default=0)
@@ -88,3 +95,27 @@ class SubdirIndex(models.Model):
     @property
     def is_current(self):
         return self.built_revision >= self.requested_revision
+
+
+class SubdirPackage(models.Model):
+    """One package name in one (channel, subdir): when it last changed, and its shard.
+
+    Every change to a package file raises ``changed_revision`` of its name in the same
+    transaction, so a rebuild knows which names — and so which shards and which cached
+    records — it must refresh, without reading the others.
+    """
+
+    index = models.ForeignKey(SubdirIndex, on_delete=models.CASCADE, related_name="packages")
+    name = models.CharField(max_length=255)
+    changed_revision = models.BigIntegerField()
+    # Hex sha256 of the published shard; empty until the name's shard is written.
+    shard_sha256 = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["index", "name"], name="one_row_per_subdir_package")
+        ]
+        indexes = [models.Index(fields=["index", "changed_revision"])]
+
+    def __str__(self):
+        return f"{self.index}/{self.name}"

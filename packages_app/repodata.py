@@ -1,12 +1,13 @@
 """Channel metadata documents: repodata.json, its compressed forms and CEP-16 shards.
 
-Pure functions from records to bytes; :mod:`packages_app.indexing` decides when to build
-and where to publish them.
+Pure code from records to bytes; :mod:`packages_app.indexing` decides when to build and
+where to publish. Records are kept serialized (``PackageFile.record_json``) so that
+repodata.json is assembled by joining bytes, never by re-encoding every record.
 """
 
+import bisect
 import bz2
 import hashlib
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import msgpack
@@ -25,20 +26,16 @@ CONTENT_TYPES = {
     REPODATA_BZ2: "application/x-bzip2",
     SHARD_INDEX: "application/zstd",
 }
-
-
-@dataclass
-class IndexFiles:
-    files: dict = field(default_factory=dict)  # index file name -> bytes
-    shards: dict = field(default_factory=dict)  # hex digest -> compressed shard bytes
+CONDA_KEY = "packages.conda"
+TAR_BZ2_KEY = "packages"
 
 
 def record_key(filename):
-    return "packages.conda" if filename.endswith(".conda") else "packages"
+    return CONDA_KEY if filename.endswith(".conda") else TAR_BZ2_KEY
 
 
 def build_record(index, *, size, sha256, md5, run_exports=None, indexed_at=None):
-    """The repodata record of a package file, as rattler's indexer writes it."""
+    """The serialized repodata record of a package file, as rattler's indexer writes it."""
     record = dict(index)
     record.setdefault("depends", [])
     record["size"] = size
@@ -48,58 +45,104 @@ def build_record(index, *, size, sha256, md5, run_exports=None, indexed_at=None)
         record["run_exports"] = run_exports
     if indexed_at is not None:
         record["indexed_timestamp"] = int(indexed_at.timestamp() * 1000)
-    return {key: record[key] for key in sorted(record)}
+    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def repodata_document(subdir, files):
-    """``files`` yields ``(filename, record)`` pairs."""
-    packages, packages_conda = {}, {}
-    for filename, record in sorted(files, key=lambda item: item[0]):
-        (packages_conda if filename.endswith(".conda") else packages)[filename] = record
-    return {
-        "info": {"subdir": subdir},
-        "packages": packages,
-        "packages.conda": packages_conda,
-        "removed": [],
-        "repodata_version": 1,
-    }
+class RecordSet:
+    """The records of one subdir, ready to be joined into repodata.json.
+
+    Each file is kept as its JSON fragment ``"<filename>":<record>``; files are grouped by
+    package name so that a change to one name replaces just that name's files.
+    """
+
+    def __init__(self, subdir):
+        self.subdir = subdir
+        self.fragments = {}  # filename -> b'"filename":{record}'
+        self.names = {}  # package name -> set of filenames
+        self.sorted = {TAR_BZ2_KEY: [], CONDA_KEY: []}
+        self.size = 0  # bytes held, to bound a cache of record sets
+
+    def __len__(self):
+        return len(self.fragments)
+
+    def replace_names(self, names, rows):
+        """Forget every file of ``names``, then add ``rows`` of (filename, name, record_json)."""
+        for name in names:
+            for filename in self.names.pop(name, ()):
+                self._discard(filename)
+        for filename, name, record_json in rows:
+            if filename in self.fragments:
+                self._discard(filename)
+            fragment = orjson.dumps(filename) + b":" + record_json.encode()
+            self.fragments[filename] = fragment
+            self.size += len(fragment)
+            self.names.setdefault(name, set()).add(filename)
+            bisect.insort(self.sorted[record_key(filename)], filename)
+
+    def _discard(self, filename):
+        fragment = self.fragments.pop(filename)
+        self.size -= len(fragment)
+        keys = self.sorted[record_key(filename)]
+        del keys[bisect.bisect_left(keys, filename)]
+
+    def records_of(self, name):
+        """``{filename: record dict}`` of one package name."""
+        result = {}
+        for filename in self.names.get(name, ()):
+            fragment = self.fragments[filename]
+            result[filename] = orjson.loads(fragment[len(orjson.dumps(filename)) + 1 :])
+        return result
+
+    def repodata_json(self):
+        def members(key):
+            return b",".join([self.fragments[filename] for filename in self.sorted[key]])
+
+        return b"".join(
+            [
+                b'{"info":{"subdir":',
+                orjson.dumps(self.subdir),
+                b'},"packages":{',
+                members(TAR_BZ2_KEY),
+                b'},"packages.conda":{',
+                members(CONDA_KEY),
+                b'},"removed":[],"repodata_version":1}',
+            ]
+        )
 
 
 def zstd_compress(data):
-    return zstandard.ZstdCompressor(level=settings.WHARF_ZSTD_LEVEL).compress(data)
+    compressor = zstandard.ZstdCompressor(level=settings.WHARF_ZSTD_LEVEL, threads=-1)
+    return compressor.compress(data)
+
+
+def bz2_compress(data):
+    return bz2.compress(data, compresslevel=9)
 
 
 def _shard_record(record):
     # CEP-16 stores digests as raw bytes.
-    shard_record = dict(record)
     for key in ("md5", "sha256"):
-        if isinstance(shard_record.get(key), str):
-            shard_record[key] = bytes.fromhex(shard_record[key])
-    return shard_record
+        if isinstance(record.get(key), str):
+            record[key] = bytes.fromhex(record[key])
+    return record
 
 
-def build_shards(document):
-    """Return ``{package name: compressed shard bytes}`` for a repodata document."""
-    by_name = {}
-    for key in ("packages", "packages.conda"):
-        for filename, record in document[key].items():
-            shard = by_name.setdefault(
-                record["name"], {"packages": {}, "packages.conda": {}, "removed": []}
-            )
-            shard[key][filename] = _shard_record(record)
-    compressor = zstandard.ZstdCompressor(level=settings.WHARF_ZSTD_LEVEL)
-    return {
-        name: compressor.compress(msgpack.packb(shard, use_bin_type=True))
-        for name, shard in by_name.items()
-    }
+def shard(records):
+    """The compressed CEP-16 shard of one package name from ``{filename: record}``."""
+    document = {TAR_BZ2_KEY: {}, CONDA_KEY: {}, "removed": []}
+    for filename in sorted(records):
+        document[record_key(filename)][filename] = _shard_record(records[filename])
+    packed = msgpack.packb(document, use_bin_type=True)
+    return zstandard.ZstdCompressor(level=settings.WHARF_ZSTD_LEVEL).compress(packed)
 
 
-def build_index_files(subdir, files):
-    document = repodata_document(subdir, files)
-    raw = orjson.dumps(document)
-    shards_by_name = build_shards(document)
-    digests = {name: hashlib.sha256(data).digest() for name, data in shards_by_name.items()}
-    shard_index = {
+def shard_digest(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def shard_index(subdir, digests):
+    """The compressed CEP-16 shard index from ``{package name: hex sha256}``."""
+    document = {
         "version": 1,
         "info": {
             "subdir": subdir,
@@ -107,14 +150,6 @@ def build_index_files(subdir, files):
             "shards_base_url": "./shards/",
             "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         },
-        "shards": dict(sorted(digests.items())),
+        "shards": {name: bytes.fromhex(digests[name]) for name in sorted(digests)},
     }
-    return IndexFiles(
-        files={
-            REPODATA: raw,
-            REPODATA_ZST: zstd_compress(raw),
-            REPODATA_BZ2: bz2.compress(raw, compresslevel=9),
-            SHARD_INDEX: zstd_compress(msgpack.packb(shard_index, use_bin_type=True)),
-        },
-        shards={digests[name].hex(): data for name, data in shards_by_name.items()},
-    )
+    return zstd_compress(msgpack.packb(document, use_bin_type=True))

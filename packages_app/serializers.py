@@ -7,6 +7,7 @@ class PackageFileSerializer(serializers.ModelSerializer):
     channel = serializers.CharField(source="channel.name", read_only=True)
     uploader = serializers.CharField(source="uploader.username", default=None, read_only=True)
     url = serializers.SerializerMethodField()
+    record = serializers.JSONField(read_only=True)
 
     class Meta:
         model = PackageFile

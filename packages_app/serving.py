@@ -75,7 +75,7 @@ def _index_file(request, channel, subdir, name, scope):
     published = index.published_files[name]
     return _stream(
         request,
-        f"{index.published_path}/{name}",
+        published["path"],
         etag=f'"{published["etag"]}"',
         last_modified=index.published_at,
         size=published["size"],

@@ -215,7 +215,7 @@ def _store(channel, received, metadata, uploader, force):
         "size": received.size,
         "sha256": received.sha256,
         "md5": received.md5,
-        "record": repodata.build_record(
+        "record_json": repodata.build_record(
             metadata.index,
             size=received.size,
             sha256=received.sha256,
@@ -253,7 +253,7 @@ def _store(channel, received, metadata, uploader, force):
                 package_file = PackageFile.objects.create(
                     channel=channel, subdir=subdir, filename=received.filename, **fields
                 )
-            indexing.request_rebuild(channel, subdir)
+            indexing.request_rebuild(channel, subdir, [metadata.name])
     except IntegrityError as exc:
         release_storage(storage_path)
         raise UploadError(
@@ -276,7 +276,7 @@ def delete_package_file(package_file):
     with transaction.atomic():
         path = package_file.storage_path
         package_file.delete()
-        indexing.request_rebuild(package_file.channel, package_file.subdir)
+        indexing.request_rebuild(package_file.channel, package_file.subdir, [package_file.name])
         transaction.on_commit(lambda: release_storage(path))
 
 

@@ -168,6 +168,8 @@ WHARF_TOKEN_PREFIX = "wharf-"  # noqa: S105 - a public prefix, not a secret
 # over; a rebuild renews it between rounds.
 WHARF_INDEX_LEASE_SECONDS = env_int("WHARF_INDEX_LEASE_SECONDS", 600)
 WHARF_ZSTD_LEVEL = env_int("WHARF_ZSTD_LEVEL", 16)
+# Records of recently built subdirs kept in each worker process for incremental rebuilds.
+WHARF_INDEX_CACHE_BYTES = env_int("WHARF_INDEX_CACHE_BYTES", 256 * 1024**2)
 
 # Celery: with REDIS_URL the broker is Redis and separate workers consume the queue;
 # without it tasks run in the calling process (embedded mode).

@@ -91,3 +91,15 @@ def upload(client, channel_name, path, *, force=False, **kwargs):
     body, content_type = multipart_body(path, **kwargs)
     url = f"/api/v1/upload/{channel_name}" + ("?force=true" if force else "")
     return client.generic("POST", url, body, content_type=content_type)
+
+
+def eventually(check, timeout=30):
+    """Retry ``check`` until it stops raising AssertionError (work a worker finishes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

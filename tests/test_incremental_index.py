@@ -1,0 +1,159 @@
+"""Incremental rebuilds publish exactly what a rebuild from scratch would."""
+
+import bz2
+import io
+
+import msgpack
+import orjson
+import pytest
+import zstandard
+
+from packages_app import indexing, repodata
+from packages_app.models import PackageFile, SubdirIndex, SubdirPackage
+
+from .packages import eventually, upload, wait_for_index
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def body(response):
+    return b"".join(response.streaming_content) if response.streaming else response.content
+
+
+def from_scratch(channel, subdir):
+    """repodata.json built from every live record in the database, ignoring all caches."""
+    records = repodata.RecordSet(subdir)
+    rows = PackageFile.objects.filter(
+        channel=channel, subdir=subdir, state__in=indexing.LIVE_STATES
+    ).values_list("filename", "name", "record_json")
+    records.replace_names([], rows)
+    return records.repodata_json()
+
+
+def shard_index(client, channel, subdir):
+    data = body(client.get(f"/{channel.name}/{subdir}/repodata_shards.msgpack.zst"))
+    return msgpack.unpackb(zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)).read())
+
+
+def test_it_matches_a_rebuild_from_scratch_after_uploads_deletes_and_replacements(
+    client_for, public_channel, packages
+):
+    owner = client_for("owner")
+    paths = {}
+    for name in ("alpha", "beta", "gamma"):
+        for version in ("1.0", "2.0"):
+            paths[name, version] = packages.make(name, version, "linux-64")
+            assert upload(owner, public_channel.name, paths[name, version]).status_code == 201
+    doomed = paths["beta", "1.0"]
+    assert (
+        owner.delete(f"/api/v1/delete/{public_channel.name}/linux-64/{doomed.name}").status_code
+        == 204
+    )
+    for version in ("1.0", "2.0"):
+        gone = paths["gamma", version]
+        assert (
+            owner.delete(f"/api/v1/delete/{public_channel.name}/linux-64/{gone.name}").status_code
+            == 204
+        )
+    replacement = packages.make("alpha", "1.0", "linux-64", summary="rebuilt", description="new")
+    assert upload(owner, public_channel.name, replacement, force=True).status_code == 201
+    wait_for_index(public_channel, "linux-64")
+
+    served = body(owner.get(f"/{public_channel.name}/linux-64/repodata.json"))
+
+    assert served == from_scratch(public_channel, "linux-64")
+    document = orjson.loads(served)
+    assert sorted(document["packages.conda"]) == sorted(
+        [paths["alpha", "1.0"].name, paths["alpha", "2.0"].name, paths["beta", "2.0"].name]
+    )
+    shards = shard_index(owner, public_channel, "linux-64")["shards"]
+    assert sorted(shards) == ["alpha", "beta"]
+    assert not SubdirPackage.objects.filter(name="gamma").exists()
+
+
+def test_it_rewrites_only_the_shards_of_changed_names(client_for, public_channel, packages):
+    owner = client_for("owner")
+    for name in ("steady", "moving"):
+        assert upload(owner, public_channel.name, packages.make(name, "1.0")).status_code == 201
+    wait_for_index(public_channel, "noarch")
+    before = shard_index(owner, public_channel, "noarch")["shards"]
+
+    assert upload(owner, public_channel.name, packages.make("moving", "1.1")).status_code == 201
+    wait_for_index(public_channel, "noarch")
+    after = shard_index(owner, public_channel, "noarch")["shards"]
+
+    assert after["steady"] == before["steady"]
+    assert after["moving"] != before["moving"]
+    shard = body(
+        owner.get(f"/{public_channel.name}/noarch/shards/{after['moving'].hex()}.msgpack.zst")
+    )
+    moving = msgpack.unpackb(zstandard.ZstdDecompressor().stream_reader(io.BytesIO(shard)).read())
+    assert sorted(moving["packages.conda"]) == ["moving-1.0-0.conda", "moving-1.1-0.conda"]
+
+
+def test_it_rebuilds_correctly_without_cached_records(client_for, public_channel, packages):
+    owner = client_for("owner")
+    assert upload(owner, public_channel.name, packages.make("first", "1.0")).status_code == 201
+    wait_for_index(public_channel, "noarch")
+    indexing.record_sets.clear()  # as in a freshly started worker
+
+    assert upload(owner, public_channel.name, packages.make("second", "1.0")).status_code == 201
+    wait_for_index(public_channel, "noarch")
+
+    served = body(owner.get(f"/{public_channel.name}/noarch/repodata.json"))
+    assert served == from_scratch(public_channel, "noarch")
+    assert sorted(orjson.loads(served)["packages.conda"]) == [
+        "first-1.0-0.conda",
+        "second-1.0-0.conda",
+    ]
+
+
+def test_it_rebuilds_every_shard_on_a_reindex_request(client_for, public_channel, packages):
+    owner = client_for("owner")
+    assert upload(owner, public_channel.name, packages.make("solo", "1.0")).status_code == 201
+    wait_for_index(public_channel, "noarch")
+    SubdirPackage.objects.filter(name="solo").update(shard_sha256="0" * 64)  # damaged bookkeeping
+
+    assert owner.post(f"/api/v1/reindex/{public_channel.name}/noarch").status_code == 202
+    wait_for_index(public_channel, "noarch")
+
+    digest = shard_index(owner, public_channel, "noarch")["shards"]["solo"]
+    assert digest != bytes(32)
+    assert (
+        owner.get(f"/{public_channel.name}/noarch/shards/{digest.hex()}.msgpack.zst").status_code
+        == 200
+    )
+
+
+def test_it_keeps_bz2_in_step_once_the_queue_is_empty(client_for, public_channel, packages):
+    owner = client_for("owner")
+    assert upload(owner, public_channel.name, packages.make("zipped", "1.0")).status_code == 201
+    wait_for_index(public_channel, "noarch")
+
+    def bz2_matches_json():
+        raw = body(owner.get(f"/{public_channel.name}/noarch/repodata.json"))
+        compressed = body(owner.get(f"/{public_channel.name}/noarch/repodata.json.bz2"))
+        assert bz2.decompress(compressed) == raw
+        assert b"zipped-1.0-0.conda" in raw
+
+    eventually(bz2_matches_json)
+
+
+def test_it_keeps_only_the_current_and_previous_folders(
+    client_for, public_channel, packages, settings
+):
+    owner = client_for("owner")
+    for version in ("1", "2", "3", "4"):
+        path = packages.make("churn", version)
+        assert upload(owner, public_channel.name, path).status_code == 201
+        wait_for_index(public_channel, "noarch")
+    base = settings.STORAGE_DIR / indexing.index_folder(public_channel.pk, "noarch")
+
+    def two_folders_left():
+        folders = sorted(p.name for p in base.iterdir() if p.name.startswith("r"))
+        index = SubdirIndex.objects.get(channel=public_channel, subdir="noarch")
+        assert len(folders) == 2
+        assert index.published_path.rsplit("/", 1)[1] in folders
+        assert index.previous_path.rsplit("/", 1)[1] in folders
+
+    eventually(two_folders_left)
