@@ -218,7 +218,7 @@ def publish(index, revision):
     else:
         pending = _load(index, records, [name for (name,) in changed])
 
-    digests = _write_changed_shards(index, records)
+    digests = _write_changed_shards(index, records, revision)
 
     raw = records.repodata_json()
     folder = f"{index_folder(index.channel_id, index.subdir)}/r{revision}-{uuid.uuid4().hex[:8]}"
@@ -260,12 +260,18 @@ def publish(index, revision):
     _collect_garbage(index)
 
 
-def _write_changed_shards(index, records):
-    """Write the shards of names changed since the last build; return every digest."""
+def _write_changed_shards(index, records, revision):
+    """Write the shards of names changed since the last build; return every digest.
+
+    Only names changed up to ``revision`` are certain to be complete in ``records``; a
+    name changed later is left for the next round (taking it as empty would drop it).
+    """
     packages = SubdirPackage.objects.filter(index=index)
-    stale = packages.filter(
-        Q(changed_revision__gt=index.built_revision) | Q(shard_sha256="")
-    ).values_list("pk", "name", "changed_revision")
+    stale = (
+        packages.filter(Q(changed_revision__gt=index.built_revision) | Q(shard_sha256=""))
+        .filter(changed_revision__lte=revision)
+        .values_list("pk", "name", "changed_revision")
+    )
     updated, emptied = [], []
     for pk, name, changed_revision in stale.iterator(chunk_size=2000):
         name_records = records.records_of(name)
