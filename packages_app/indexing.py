@@ -54,14 +54,13 @@ def shard_path(channel_id, subdir, digest_hex):
 # -- requesting ------------------------------------------------------------------------
 
 
-def request_rebuild(channel, subdir, names=(), *, full=False):
+def request_rebuild(channel, subdir, names=(), *, full=False, enqueue=True):
     """Record that ``names`` changed in ``subdir``; call inside the changing transaction.
 
-    ``full`` marks every name, so that the next rebuild starts from scratch. Returns the
+    ``full`` marks every name, so that the next rebuild starts from scratch. Without
+    ``enqueue`` no rebuild is started (a bulk import starts one at its end). Returns the
     new requested revision.
     """
-    from .tasks import rebuild_subdir_index
-
     index, _ = SubdirIndex.objects.get_or_create(channel=channel, subdir=subdir)
     SubdirIndex.objects.filter(pk=index.pk).update(requested_revision=F("requested_revision") + 1)
     index.refresh_from_db(fields=["requested_revision"])
@@ -80,7 +79,14 @@ def request_rebuild(channel, subdir, names=(), *, full=False):
             unique_fields=["index", "name"],
             update_fields=["changed_revision"],
         )
-    channel_id = channel.pk
+    if enqueue:
+        enqueue_rebuild(channel.pk, subdir)
+    return revision
+
+
+def enqueue_rebuild(channel_id, subdir):
+    """Start a rebuild once the current transaction commits."""
+    from .tasks import rebuild_subdir_index
 
     def enqueue():
         try:
@@ -91,7 +97,6 @@ def request_rebuild(channel, subdir, names=(), *, full=False):
             log.exception("could not enqueue the index rebuild of %s/%s", channel_id, subdir)
 
     transaction.on_commit(enqueue)
-    return revision
 
 
 # -- rebuilding ------------------------------------------------------------------------

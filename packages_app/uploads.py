@@ -41,10 +41,25 @@ class ReceivedFile:
     size: int
     sha256: str
     md5: str
+    # False for a file Wharf did not write itself (an import): it is never deleted.
+    temporary: bool = True
 
     def discard(self):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+        if self.temporary:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+
+    @classmethod
+    def from_path(cls, path, filename=None):
+        """Describe a package file already on disk, hashing it in one pass."""
+        sha256, md5, size = hashlib.sha256(), hashlib.md5(), 0  # noqa: S324 - repodata md5
+        with open(path, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                sha256.update(chunk)
+                md5.update(chunk)
+                size += len(chunk)
+        name = filename or os.path.basename(path)
+        return cls(str(path), name, size, sha256.hexdigest(), md5.hexdigest(), temporary=False)
 
 
 def too_large(size=None):
@@ -202,36 +217,8 @@ def _store(channel, received, metadata, uploader, force):
             409,
             f"{channel.name}/{subdir}/{received.filename} already exists; use force to replace it.",
         )
-    # Every accepted upload gets its own object, so deleting or replacing one file can
-    # never take bytes from under another upload that happens at the same moment.
-    storage_path = f"packages/{channel.pk}/{subdir}/{uuid.uuid4().hex}/{received.filename}"
-    with open(received.path, "rb") as fh:
-        storage_path = default_storage.save(storage_path, File(fh))
-    now = timezone.now()
-    fields = {
-        "name": metadata.name,
-        "version": metadata.index["version"],
-        "build": metadata.index["build"],
-        "size": received.size,
-        "sha256": received.sha256,
-        "md5": received.md5,
-        "record_json": repodata.build_record(
-            metadata.index,
-            size=received.size,
-            sha256=received.sha256,
-            md5=received.md5,
-            run_exports=metadata.run_exports,
-            indexed_at=now,
-        ),
-        "run_exports": metadata.run_exports,
-        "storage_path": storage_path,
-        "uploader": uploader if uploader and uploader.is_authenticated else None,
-        "uploaded_at": now,
-        "state": PackageFile.State.PENDING,
-        "failure_reason": "",
-        "indexed_at": None,
-        **archives.about_fields(metadata.about),
-    }
+    storage_path = store_bytes(channel, subdir, received)
+    fields = package_file_fields(received, metadata, storage_path, uploader)
     try:
         with transaction.atomic():
             if force:
@@ -264,6 +251,46 @@ def _store(channel, received, metadata, uploader, force):
         raise
     log.info("accepted %s/%s/%s", channel.name, subdir, received.filename)
     return package_file
+
+
+def store_bytes(channel, subdir, received):
+    """Copy a received package into storage; return its storage path.
+
+    Every accepted upload gets its own object, so deleting or replacing one file can
+    never take bytes from under another upload that happens at the same moment.
+    """
+    path = f"packages/{channel.pk}/{subdir}/{uuid.uuid4().hex}/{received.filename}"
+    with open(received.path, "rb") as fh:
+        return default_storage.save(path, File(fh))
+
+
+def package_file_fields(received, metadata, storage_path, uploader):
+    """The PackageFile columns of an accepted package (all but channel, subdir, filename)."""
+    now = timezone.now()
+    return {
+        "name": metadata.name,
+        "version": metadata.index["version"],
+        "build": metadata.index["build"],
+        "size": received.size,
+        "sha256": received.sha256,
+        "md5": received.md5,
+        "record_json": repodata.build_record(
+            metadata.index,
+            size=received.size,
+            sha256=received.sha256,
+            md5=received.md5,
+            run_exports=metadata.run_exports,
+            indexed_at=now,
+        ),
+        "run_exports": metadata.run_exports,
+        "storage_path": storage_path,
+        "uploader": uploader if uploader and uploader.is_authenticated else None,
+        "uploaded_at": now,
+        "state": PackageFile.State.PENDING,
+        "failure_reason": "",
+        "indexed_at": None,
+        **archives.about_fields(metadata.about),
+    }
 
 
 def release_storage(storage_path):
