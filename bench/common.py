@@ -1,0 +1,204 @@
+"""Shared pieces of the benchmarks: environment, package generation, timing, reporting.
+
+The benchmarks run in services mode against their own PostgreSQL database
+(``wharf_bench``) and data directory (``var/bench``), never the development ones.
+"""
+
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "var" / "bench"
+PACKAGE_CACHE = BENCH_DIR / "packages"
+REPORT = ROOT / "docs" / "benchmarks.md"
+DATABASE_URL = os.environ.get(
+    "WHARF_BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/wharf_bench"
+)
+REDIS_URL = os.environ.get("WHARF_BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
+BUILDS_PER_NAME = 10
+
+
+def bench_env(**extra):
+    """The environment of every process a benchmark starts."""
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="registry.settings",
+        DATABASE_URL=DATABASE_URL,
+        REDIS_URL=REDIS_URL,
+        WHARF_DATA_DIR=str(BENCH_DIR / "data"),
+        LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+def setup_django(**extra):
+    os.environ.update(bench_env(**extra))
+    import django
+
+    django.setup()
+
+
+def reset_database():
+    """A fresh, migrated benchmark database and an empty data directory."""
+    from django.db import connection
+
+    name = connection.settings_dict["NAME"]
+    connection.close()
+    admin = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
+    for statement in (
+        f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+        f'CREATE DATABASE "{name}"',
+    ):
+        subprocess.run(["psql", admin, "-q", "-c", statement], check=True)
+    shutil.rmtree(BENCH_DIR / "data", ignore_errors=True)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def _make(args):
+    folder, first, count, subdir, name_count = args
+    import rattler_build
+
+    files = Path(folder) / "_files"
+    files.mkdir(parents=True, exist_ok=True)
+    (files / "README").write_text("benchmark package\n")
+    names = []
+    for i in range(first, first + count):
+        name_index = i // BUILDS_PER_NAME
+        output = rattler_build.assemble_package(
+            f"pkg{name_index:06d}",
+            f"1.{i % BUILDS_PER_NAME}.0",
+            subdir,
+            f"h{i:08x}_0",
+            folder,
+            files_dir=files,
+            # Realistic fan-out: every build depends on two other names.
+            depends=[
+                f"pkg{(name_index * 7 + 1) % name_count:06d} >=1.0",
+                f"pkg{(name_index * 13 + 3) % name_count:06d}",
+            ],
+            license="MIT",
+            summary=f"Benchmark package number {name_index}",
+            compression_level=1,
+        )
+        names.append(output.path)
+    return names
+
+
+def packages(count, subdir="linux-64"):
+    """``count`` real package files in one subdir, made once and kept under var/bench."""
+    folder = PACKAGE_CACHE / f"{subdir}-{count}"
+    done = folder / ".complete"
+    if done.exists():
+        return sorted(p for p in folder.iterdir() if p.suffix == ".conda")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    workers = os.cpu_count() or 1
+    step = 2000
+    name_count = max(1, count // BUILDS_PER_NAME)
+    jobs = [
+        (str(folder), start, min(step, count - start), subdir, name_count)
+        for start in range(0, count, step)
+    ]
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_make, jobs))
+    done.write_text("")
+    return sorted(p for p in folder.iterdir() if p.suffix == ".conda")
+
+
+def extra_package(folder, name, subdir="linux-64", version="9.9.9"):
+    """One more package, not part of any cached set."""
+    import rattler_build
+
+    folder = Path(folder)
+    files = folder / "_files"
+    files.mkdir(parents=True, exist_ok=True)
+    (files / "README").write_text("extra\n")
+    output = rattler_build.assemble_package(
+        name, version, subdir, "h0_0", folder, files_dir=files, depends=["pkg000001 >=1.0"]
+    )
+    return Path(output.path)
+
+
+def timed(function, *args, **kwargs):
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    return time.perf_counter() - started, result
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    position = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[position]
+
+
+def median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def machine():
+    cpus = os.cpu_count()
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    return f"{platform.machine()}, {cpus} cores, {memory:.0f} GiB, Python {sys.version.split()[0]}"
+
+
+class Report:
+    """Markdown tables appended to docs/benchmarks.md, one section per run."""
+
+    def __init__(self, title):
+        self.lines = [
+            f"## {title} — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            "",
+            f"Machine: {machine()}.",
+            "",
+        ]
+
+    def table(self, heading, columns, rows, note=None):
+        self.lines += [f"### {heading}", ""]
+        if note:
+            self.lines += [note, ""]
+        self.lines.append("| " + " | ".join(columns) + " |")
+        self.lines.append("|" + "---|" * len(columns))
+        for row in rows:
+            self.lines.append("| " + " | ".join(str(cell) for cell in row) + " |")
+        self.lines.append("")
+        print("\n".join(self.lines[-len(rows) - 3 :]), flush=True)
+
+    def text(self, paragraph):
+        self.lines += [paragraph, ""]
+
+    def write(self):
+        REPORT.parent.mkdir(exist_ok=True)
+        if not REPORT.exists():
+            REPORT.write_text(
+                "# Benchmarks\n\nWritten by `make bench` (newest run last). Each run measures "
+                "Wharf and the tools it is compared with side by side, on the same files.\n\n"
+            )
+        with REPORT.open("a") as out:
+            out.write("\n".join(self.lines) + "\n")
+
+
+def seconds(value):
+    return f"{value:.3f} s" if value < 10 else f"{value:.1f} s"
+
+
+def ms(value):
+    return f"{value * 1000:.0f} ms"
