@@ -42,13 +42,22 @@ def import_files(channel, paths, uploader=None, *, batch_size=500, workers=None,
     result = ImportResult()
     subdirs = set()
     workers = workers or os.cpu_count() or 1
-    with ProcessPoolExecutor(workers) as pool:
+    # Starting processes costs more than checking a handful of files.
+    pool = ProcessPoolExecutor(workers) if len(paths) > 4 * workers else None
+    try:
         for start in range(0, len(paths), batch_size):
             batch = paths[start : start + batch_size]
-            inspected = list(pool.map(_inspect, batch, chunksize=max(1, batch_size // workers)))
+            if pool is None:
+                inspected = [_inspect(path) for path in batch]
+            else:
+                chunk = max(1, batch_size // workers)
+                inspected = list(pool.map(_inspect, batch, chunksize=chunk))
             subdirs |= _store_batch(channel, inspected, uploader, result)
             if progress:
                 progress(min(start + batch_size, len(paths)), len(paths))
+    finally:
+        if pool is not None:
+            pool.shutdown()
     with transaction.atomic():
         for subdir in subdirs:
             indexing.enqueue_rebuild(channel.pk, subdir)

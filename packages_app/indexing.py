@@ -212,7 +212,11 @@ def _load(index, records, names):
 
 
 def publish(index, revision):
-    """Build and publish the subdir's index files as of ``revision``."""
+    """Build and publish the subdir's index files as of ``revision``.
+
+    Returns timings: ``seconds`` until repodata.json, .zst and the shard index are
+    served, ``bz2_seconds`` for the .bz2 that follows (None when it was put off).
+    """
     started = time.perf_counter()
     cached_revision, records = record_sets.take(index.pk)
     packages = SubdirPackage.objects.filter(index=index)
@@ -252,17 +256,21 @@ def publish(index, revision):
             state=PackageFile.State.INDEXED, indexed_at=now
         )
     record_sets.put(index.pk, revision, records)
+    seconds = time.perf_counter() - started
     log.info(
         "published %s/%s revision %s: %d records, %d pending indexed, %.3f s",
-        index.channel_id, index.subdir, revision, len(records), len(pending),
-        time.perf_counter() - started,
+        index.channel_id, index.subdir, revision, len(records), len(pending), seconds,
     )  # fmt: skip
 
     index.refresh_from_db()
+    bz2_seconds = None
     bz2_age = now - datetime.fromisoformat(previous_bz2["at"]) if previous_bz2 else None
     if index.is_current or bz2_age is None or bz2_age > BZ2_MAX_AGE:
+        started = time.perf_counter()
         _publish_bz2(index, folder, raw, revision)
+        bz2_seconds = time.perf_counter() - started
     _collect_garbage(index)
+    return {"records": len(records), "seconds": seconds, "bz2_seconds": bz2_seconds}
 
 
 def _write_changed_shards(index, records, revision):
