@@ -25,6 +25,9 @@ DATABASE_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("WHARF_BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
 BUILDS_PER_NAME = 10
+# Each benchmark database has its own data directory, so runs against different
+# databases never delete each other's files.
+DATA_DIR = BENCH_DIR / "data" / DATABASE_URL.rsplit("/", 1)[1]
 
 
 def bench_env(**extra):
@@ -34,7 +37,7 @@ def bench_env(**extra):
         DJANGO_SETTINGS_MODULE="registry.settings",
         DATABASE_URL=DATABASE_URL,
         REDIS_URL=REDIS_URL,
-        WHARF_DATA_DIR=str(BENCH_DIR / "data"),
+        WHARF_DATA_DIR=str(DATA_DIR),
         LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
     )
@@ -61,7 +64,7 @@ def reset_database():
         f'CREATE DATABASE "{name}"',
     ):
         subprocess.run(["psql", admin, "-q", "-c", statement], check=True)
-    shutil.rmtree(BENCH_DIR / "data", ignore_errors=True)
+    shutil.rmtree(DATA_DIR, ignore_errors=True)
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
