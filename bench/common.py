@@ -71,7 +71,7 @@ def reset_database():
 
 
 def _make(args):
-    folder, first, count, subdir, name_count = args
+    folder, first, count, subdir = args
     import rattler_build
 
     files = Path(folder) / "_files"
@@ -87,10 +87,10 @@ def _make(args):
             f"h{i:08x}_0",
             folder,
             files_dir=files,
-            # Realistic fan-out: every build depends on two other names.
-            depends=[
-                f"pkg{(name_index * 7 + 1) % name_count:06d} >=1.0",
-                f"pkg{(name_index * 13 + 3) % name_count:06d}",
+            # Every build depends on two other names, layered as libraries are: a name
+            # needs lower-numbered ones, so one package's dependencies stay a small tree.
+            depends=[f"pkg{name_index // 2:06d} >=1.0", f"pkg{name_index // 3:06d}"][
+                : 2 if name_index else 0
             ],
             license="MIT",
             summary=f"Benchmark package number {name_index}",
@@ -110,10 +110,8 @@ def packages(count, subdir="linux-64"):
     folder.mkdir(parents=True)
     workers = os.cpu_count() or 1
     step = 2000
-    name_count = max(1, count // BUILDS_PER_NAME)
     jobs = [
-        (str(folder), start, min(step, count - start), subdir, name_count)
-        for start in range(0, count, step)
+        (str(folder), start, min(step, count - start), subdir) for start in range(0, count, step)
     ]
     with ProcessPoolExecutor(workers) as pool:
         list(pool.map(_make, jobs))
