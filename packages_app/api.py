@@ -1,5 +1,4 @@
 from django.db import transaction
-from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import NotFound, ValidationError
@@ -10,7 +9,7 @@ from accounts.authentication import TokenAuthentication, caller_of
 from channels_app.access import Action, authorize, readable_channels
 
 from . import archives, catalog, indexing, uploads
-from .models import PackageFile
+from .models import Package, PackageFile
 from .serializers import PackageFileSerializer, PackageSummarySerializer
 
 
@@ -119,9 +118,8 @@ class ChannelPackages(generics.GenericAPIView):
 
     def get(self, request, channel_name):
         channel = authorize(caller_of(request), channel_name, Action.READ)
-        rows = PackageFile.objects.filter(channel=channel).values(*catalog.SUMMARY_FIELDS)
-        summaries = sorted(catalog.summarize(rows), key=lambda entry: entry["name"])
-        page = self.paginate_queryset(summaries)
+        packages = Package.objects.filter(channel=channel).select_related("channel")
+        page = self.paginate_queryset(packages.order_by("name"))
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
 
@@ -131,16 +129,20 @@ class ChannelPackage(APIView):
     @extend_schema(responses={200: PackageFileSerializer(many=True)})
     def get(self, request, channel_name, package_name):
         channel = authorize(caller_of(request), channel_name, Action.READ)
-        files = list(
+        package = (
+            Package.objects.filter(channel=channel, name=package_name)
+            .select_related("channel")
+            .first()
+        )
+        if package is None:
+            raise NotFound(f"No package '{package_name}' in channel '{channel.name}'.")
+        files = (
             PackageFile.objects.filter(channel=channel, name=package_name)
             .select_related("channel", "uploader")
             .order_by("subdir", "filename")
         )
-        if not files:
-            raise NotFound(f"No package '{package_name}' in channel '{channel.name}'.")
-        rows = PackageFile.objects.filter(pk__in=[f.pk for f in files])
-        summary = catalog.summarize(rows.values(*catalog.SUMMARY_FIELDS))[0]
         context = {"request": request}
+        summary = PackageSummarySerializer(package).data
         summary["files"] = PackageFileSerializer(files, many=True, context=context).data
         return Response(summary)
 
@@ -160,25 +162,16 @@ class Search(generics.GenericAPIView):
     """Packages matching ``q`` in every channel the caller may read.
 
     Exact name matches first, then names starting with ``q``, then other matches in the
-    name or the summary.
+    name, then matches in the summary only; within each, by name and channel.
     """
 
     serializer_class = PackageSummarySerializer
 
     @extend_schema(parameters=[OpenApiParameter("q", str, required=True)])
     def get(self, request):
-        query = request.query_params.get("q", "").strip().lower()
+        query = request.query_params.get("q", "").strip()
         if not query:
             raise ValidationError({"q": ["Give a search term with ?q=."]})
-        channels = readable_channels(caller_of(request))
-        rows = (
-            PackageFile.objects.filter(channel__in=channels)
-            .filter(Q(name__icontains=query) | Q(summary__icontains=query))
-            .values(*catalog.SUMMARY_FIELDS)
-        )
-        results = sorted(
-            catalog.summarize(rows),
-            key=lambda e: (catalog.search_rank(e, query), e["name"], e["channel"]),
-        )
+        results = catalog.search(readable_channels(caller_of(request)), query)
         page = self.paginate_queryset(results)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)

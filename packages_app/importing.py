@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from . import archives, indexing, uploads
+from . import archives, catalog, indexing, uploads
 from .models import PackageFile
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,7 @@ def _store_batch(channel, inspected, uploader, result):
             PackageFile.objects.bulk_create(rows, batch_size=1000)
             for subdir, names in by_subdir.items():
                 indexing.request_rebuild(channel, subdir, names, enqueue=False)
+            catalog.refresh(channel, {metadata.name for _, metadata in fresh})
     except BaseException:
         for path in stored:
             uploads.release_storage(path)

@@ -119,3 +119,29 @@ class SubdirPackage(models.Model):
 
     def __str__(self):
         return f"{self.index}/{self.name}"
+
+
+class Package(models.Model):
+    """One package name in one channel, as listed and searched: the catalog.
+
+    Derived from the channel's PackageFile rows by ``catalog.refresh`` in the same
+    transaction as every change to them, so it is never behind.
+    """
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="packages")
+    name = models.CharField(max_length=255)
+    # Highest version by conda's version order, and the summary of that version.
+    latest_version = models.CharField(max_length=100)
+    summary = models.TextField(blank=True)
+    platforms = models.JSONField(default=list)  # sorted subdirs with at least one file
+    file_count = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField()  # the newest upload among the files
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "name"], name="one_package_per_channel_name")
+        ]
+        ordering = ["channel", "name"]
+
+    def __str__(self):
+        return f"{self.channel.name}/{self.name}"

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from .models import PackageFile
+from .models import Package, PackageFile
 
 
 class PackageFileSerializer(serializers.ModelSerializer):
@@ -42,10 +42,13 @@ class PackageFileSerializer(serializers.ModelSerializer):
         return request.build_absolute_uri(path) if request else path
 
 
-class PackageSummarySerializer(serializers.Serializer):
-    channel = serializers.CharField()
-    name = serializers.CharField()
-    latest_version = serializers.CharField()
-    summary = serializers.CharField(allow_blank=True)
-    platforms = serializers.ListField(child=serializers.CharField())
-    updated_at = serializers.DateTimeField()
+class PackageSummarySerializer(serializers.ModelSerializer):
+    """A catalog row: a package name in a channel, its latest version and platforms."""
+
+    channel = serializers.CharField(source="channel.name", read_only=True)
+    platforms = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = Package
+        fields = ["channel", "name", "latest_version", "summary", "platforms", "updated_at"]
+        read_only_fields = fields

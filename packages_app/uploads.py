@@ -20,7 +20,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import archives, indexing, repodata
+from . import archives, catalog, indexing, repodata
 from .models import PackageFile
 
 log = logging.getLogger(__name__)
@@ -241,6 +241,7 @@ def _store(channel, received, metadata, uploader, force):
                     channel=channel, subdir=subdir, filename=received.filename, **fields
                 )
             indexing.request_rebuild(channel, subdir, [metadata.name])
+            catalog.refresh(channel, [metadata.name])
     except IntegrityError as exc:
         release_storage(storage_path)
         raise UploadError(
@@ -304,6 +305,7 @@ def delete_package_file(package_file):
         path = package_file.storage_path
         package_file.delete()
         indexing.request_rebuild(package_file.channel, package_file.subdir, [package_file.name])
+        catalog.refresh(package_file.channel, [package_file.name])
         transaction.on_commit(lambda: release_storage(path))
 
 
