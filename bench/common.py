@@ -20,14 +20,21 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "var" / "bench"
 PACKAGE_CACHE = BENCH_DIR / "packages"
 REPORT = ROOT / "docs" / "benchmarks.md"
-DATABASE_URL = os.environ.get(
-    "WHARF_BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/wharf_bench"
-)
 REDIS_URL = os.environ.get("WHARF_BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
 BUILDS_PER_NAME = 10
-# Each benchmark database has its own data directory, so runs against different
-# databases never delete each other's files.
-DATA_DIR = BENCH_DIR / "data" / DATABASE_URL.rsplit("/", 1)[1]
+
+
+def database_url():
+    """The benchmark's PostgreSQL database: WHARF_BENCH_DATABASE_URL or wharf_bench."""
+    return os.environ.get(
+        "WHARF_BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/wharf_bench"
+    )
+
+
+def data_dir():
+    # Each benchmark database has its own data directory, so runs against different
+    # databases never delete each other's files.
+    return BENCH_DIR / "data" / database_url().rsplit("/", 1)[1]
 
 
 def bench_env(**extra):
@@ -35,9 +42,9 @@ def bench_env(**extra):
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="registry.settings",
-        DATABASE_URL=DATABASE_URL,
+        DATABASE_URL=database_url(),
         REDIS_URL=REDIS_URL,
-        WHARF_DATA_DIR=str(DATA_DIR),
+        WHARF_DATA_DIR=str(data_dir()),
         LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
     )
@@ -54,19 +61,21 @@ def setup_django(**extra):
 
 def reset_database():
     """A fresh, migrated benchmark database and an empty data directory."""
+    from django.conf import settings
+    from django.core.management import call_command
     from django.db import connection
 
     name = connection.settings_dict["NAME"]
     connection.close()
-    admin = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
-    for statement in (
-        f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
-        f'CREATE DATABASE "{name}"',
-    ):
-        subprocess.run(["psql", admin, "-q", "-c", statement], check=True)
-    shutil.rmtree(DATA_DIR, ignore_errors=True)
-    from django.core.management import call_command
-
+    if connection.vendor == "postgresql":
+        admin = database_url().rsplit("/", 1)[0] + "/postgres"
+        for statement in (
+            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+            f'CREATE DATABASE "{name}"',
+        ):
+            subprocess.run(["psql", admin, "-q", "-c", statement], check=True)
+    shutil.rmtree(settings.DATA_DIR, ignore_errors=True)
+    settings.DATA_DIR.mkdir(parents=True)
     call_command("migrate", verbosity=0)
 
 
