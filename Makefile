@@ -10,7 +10,7 @@ PORT ?= 8000
 WEB_WORKERS ?= 2
 export DJANGO_SETTINGS_MODULE := registry.settings
 
-.PHONY: run test lint format worker migrate install clean
+.PHONY: run test lint format worker migrate install clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ worker: migrate
 
 test: $(STAMP)
 	WHARF_DATA_DIR=$${WHARF_DATA_DIR:-$(CURDIR)/var/test} $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks against rattler-index and nginx; results appended to docs/benchmarks.md.
+# Needs PostgreSQL and Redis (as `make test` in CI) and, for serving, nginx and wrk.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(BENCH)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

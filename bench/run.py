@@ -1,0 +1,35 @@
+"""`make bench`: every benchmark, one report appended to docs/benchmarks.md.
+
+    python -m bench.run [NAME ...]     names: indexing freshness uploads search serving
+
+BENCH_SIZES (default "1000,10000,100000") sets the channel sizes of indexing and
+freshness. Run it on an otherwise idle machine: every figure is measured side by side
+with the tool it is compared to, but other load still moves both.
+"""
+
+import importlib
+import os
+import sys
+
+from . import common
+
+ALL = ("indexing", "freshness", "uploads", "search", "serving")
+
+
+def main(names):
+    sizes = tuple(int(s) for s in os.environ.get("BENCH_SIZES", "1000,10000,100000").split(","))
+    report = common.Report("make bench")
+    try:
+        for name in names:
+            module = importlib.import_module(f"bench.{name}")
+            print(f"== {name}", flush=True)
+            if name in ("indexing", "freshness"):
+                module.run(report, sizes)
+            else:
+                module.run(report)
+    finally:
+        report.write()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or ALL)
