@@ -39,8 +39,10 @@ LIVE_STATES = (PackageFile.State.PENDING, PackageFile.State.INDEXED)
 # Beyond this many changed names a rebuild reloads the whole subdir in one query.
 FULL_RELOAD_NAMES = 2000
 # repodata.json.bz2 takes seconds for a large subdir and few clients read it, so it is
-# compressed once the queue of changes is empty, or at the latest after this long.
+# compressed apart from the rebuild, once the queue of changes is empty, or at the latest
+# when it is this old.
 BZ2_MAX_AGE = timedelta(seconds=60)
+BZ2_GRACE_SECONDS = 600
 
 
 def index_folder(channel_id, subdir):
@@ -215,7 +217,7 @@ def publish(index, revision):
     """Build and publish the subdir's index files as of ``revision``.
 
     Returns timings: ``seconds`` until repodata.json, .zst and the shard index are
-    served, ``bz2_seconds`` for the .bz2 that follows (None when it was put off).
+    served. repodata.json.bz2 follows in a task of its own (:func:`refresh_bz2`).
     """
     started = time.perf_counter()
     cached_revision, records = record_sets.take(index.pk)
@@ -262,15 +264,9 @@ def publish(index, revision):
         index.channel_id, index.subdir, revision, len(records), len(pending), seconds,
     )  # fmt: skip
 
-    index.refresh_from_db()
-    bz2_seconds = None
-    bz2_age = now - datetime.fromisoformat(previous_bz2["at"]) if previous_bz2 else None
-    if index.is_current or bz2_age is None or bz2_age > BZ2_MAX_AGE:
-        started = time.perf_counter()
-        _publish_bz2(index, folder, raw, revision)
-        bz2_seconds = time.perf_counter() - started
     _collect_garbage(index)
-    return {"records": len(records), "seconds": seconds, "bz2_seconds": bz2_seconds}
+    transaction.on_commit(lambda: _schedule_bz2(index.channel_id, index.subdir))
+    return {"records": len(records), "seconds": seconds}
 
 
 def _write_changed_shards(index, records, revision):
@@ -314,22 +310,80 @@ def _save(folder, name, data):
     }
 
 
-def _publish_bz2(index, folder, raw, revision):
-    entry = _save(folder, repodata.REPODATA_BZ2, repodata.bz2_compress(raw))
+def _schedule_bz2(channel_id, subdir):
+    from .tasks import refresh_bz2_task
+
+    if refresh_bz2_task.app.conf.task_always_eager:
+        # Embedded mode: not inside the upload request that triggered the rebuild.
+        thread = threading.Thread(
+            target=_in_background, args=(refresh_bz2, channel_id, subdir), daemon=True
+        )
+        background_threads.append(thread)
+        thread.start()
+        return
+    try:
+        refresh_bz2_task.delay(channel_id, subdir)
+    except Exception:
+        log.exception("could not enqueue the bz2 refresh of %s/%s", channel_id, subdir)
+
+
+background_threads = []
+
+
+def _in_background(function, *args):
+    from django.db import connection
+
+    try:
+        function(*args)
+    except Exception:
+        log.exception("%s%s failed", function.__name__, args)
+    finally:
+        connection.close()
+        background_threads.remove(threading.current_thread())
+
+
+def wait_for_background_work(timeout=60):
+    """Embedded mode: wait for work started in threads (tests, orderly shutdown)."""
+    for thread in list(background_threads):
+        thread.join(timeout)
+
+
+def refresh_bz2(channel_id, subdir):
+    """Compress the served repodata.json to .bz2 unless more changes are on their way.
+
+    Returns the seconds spent compressing, or None when nothing was done.
+    """
+    index = SubdirIndex.objects.filter(channel_id=channel_id, subdir=subdir).first()
+    if index is None or repodata.REPODATA not in index.published_files:
+        return None
+    source = index.published_files[repodata.REPODATA]
+    current = index.published_files.get(repodata.REPODATA_BZ2)
+    if current and current.get("source") == source["etag"]:
+        return None
+    if current and not index.is_current:
+        age = timezone.now() - datetime.fromisoformat(current["at"])
+        if age < BZ2_MAX_AGE:
+            return None  # the rebuild that is coming will schedule this again
+    started = time.perf_counter()
+    with default_storage.open(source["path"], "rb") as handle:
+        compressed = repodata.bz2_compress(handle.read())
+    folder = f"{index_folder(channel_id, subdir)}/bz2-{int(time.time())}-{uuid.uuid4().hex[:8]}"
+    entry = _save(folder, repodata.REPODATA_BZ2, compressed)
+    entry["source"] = source["etag"]
     with transaction.atomic():
-        current = SubdirIndex.objects.select_for_update().get(pk=index.pk)
-        if current.built_revision != revision:
-            return
-        files = dict(current.published_files)
+        latest = SubdirIndex.objects.select_for_update().get(pk=index.pk)
+        files = dict(latest.published_files)
         files[repodata.REPODATA_BZ2] = entry
         SubdirIndex.objects.filter(pk=index.pk).update(published_files=files)
-    index.published_files = files
+    return time.perf_counter() - started
 
 
 def _collect_garbage(index):
-    """Delete published folders that nothing serves any more.
+    """Delete published folders that nothing serves any more; call under the lease.
 
     The folder published just before is kept for requests that already looked it up.
+    A .bz2 folder is written outside the lease, so one is deleted only when it is old
+    enough not to be one that is still being written.
     """
     index.refresh_from_db()
     keep = {index.published_path, index.previous_path}
@@ -339,9 +393,14 @@ def _collect_garbage(index):
         folders, _ = default_storage.listdir(base)
     except (FileNotFoundError, OSError):
         return
+    bz2_cutoff = time.time() - BZ2_GRACE_SECONDS
     for folder in folders:
         path = f"{base}/{folder}"
-        if folder.startswith("r") and path not in keep:
+        if path in keep:
+            continue
+        if folder.startswith("r") or (
+            folder.startswith("bz2-") and int(folder.split("-")[1]) < bz2_cutoff
+        ):
             delete_tree(path)
 
 

@@ -20,3 +20,9 @@ def rebuild_subdir_index(self, channel_id, subdir):
             log.exception("index rebuild of %s/%s failed", channel_id, subdir)
             return 0
         raise self.retry(exc=exc, countdown=min(2**self.request.retries, 60)) from exc
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def refresh_bz2_task(channel_id, subdir):
+    """Bring repodata.json.bz2 in line with the served repodata.json."""
+    return indexing.refresh_bz2(channel_id, subdir)

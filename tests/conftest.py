@@ -125,6 +125,15 @@ def live_server_url(django_db_setup, celery_worker, tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def background_work_finishes():
+    """Embedded mode compresses .bz2 in a thread: let it end inside its own test."""
+    yield
+    from packages_app import indexing
+
+    indexing.wait_for_background_work()
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     # The production hasher takes a quarter of a second by design; tests make many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
