@@ -282,12 +282,13 @@ def _write_changed_shards(index, records, revision):
         .values_list("pk", "name", "changed_revision")
     )
     updated, emptied = [], []
+    compressor = repodata.shard_compressor()
     for pk, name, changed_revision in stale.iterator(chunk_size=2000):
         name_records = records.records_of(name)
         if not name_records:
             emptied.append((name, changed_revision))
             continue
-        data = repodata.shard(name_records)
+        data = repodata.shard(name_records, compressor)
         digest = repodata.shard_digest(data)
         path = shard_path(index.channel_id, index.subdir, digest)
         if not default_storage.exists(path):

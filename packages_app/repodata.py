@@ -127,13 +127,21 @@ def _shard_record(record):
     return record
 
 
-def shard(records):
+# Shards are small and written once per change of their name: compress them well.
+SHARD_ZSTD_LEVEL = 16
+
+
+def shard_compressor():
+    """A compressor for :func:`shard`; one per thread, reused across shards."""
+    return zstandard.ZstdCompressor(level=SHARD_ZSTD_LEVEL)
+
+
+def shard(records, compressor):
     """The compressed CEP-16 shard of one package name from ``{filename: record}``."""
     document = {TAR_BZ2_KEY: {}, CONDA_KEY: {}, "removed": []}
     for filename in sorted(records):
         document[record_key(filename)][filename] = _shard_record(records[filename])
-    packed = msgpack.packb(document, use_bin_type=True)
-    return zstandard.ZstdCompressor(level=settings.WHARF_ZSTD_LEVEL).compress(packed)
+    return compressor.compress(msgpack.packb(document, use_bin_type=True))
 
 
 def shard_digest(data):
@@ -152,4 +160,4 @@ def shard_index(subdir, digests):
         },
         "shards": {name: bytes.fromhex(digests[name]) for name in sorted(digests)},
     }
-    return zstd_compress(msgpack.packb(document, use_bin_type=True))
+    return shard_compressor().compress(msgpack.packb(document, use_bin_type=True))
