@@ -1,22 +1,34 @@
 """Channel files for conda clients: ``/<channel>/<subdir>/<file>`` and ``/t/<token>/...``.
 
 Index files come from the folder the last rebuild published, package files from storage;
-both are streamed, never read whole into memory. ETag and Last-Modified let clients
-revalidate with a 304.
+both are streamed, never read whole into memory (with gunicorn, by sendfile). ETag and
+Last-Modified let clients revalidate with a 304.
+
+These are the requests conda clients send most, so they are kept cheap: the token may
+come from the short in-process cache (``WHARF_TOKEN_CACHE_SECONDS``), and one query reads
+the channel, the caller's role and the index or package row together; the access policy
+(:func:`channels_app.access.check`) then decides exactly as for every other route. With
+``WHARF_ACCEL_REDIRECT_PREFIX`` set, Wharf answers with ``X-Accel-Redirect`` and nginx
+sends the bytes.
 """
 
 import re
+from datetime import UTC, datetime
+from urllib.parse import quote
 
 import orjson
 import rattler
+from django.conf import settings
 from django.core.files.storage import default_storage
+from django.db import connection
 from django.http import FileResponse, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.utils.cache import get_conditional_response
 from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.authentication import REALM, InvalidCredentials, identify
-from channels_app.access import AccessError, Action, authorize
+from channels_app.access import AccessError, Action, authorize, check, prime_role
+from channels_app.models import Channel, Membership
 
 from . import archives, indexing, repodata
 from .models import PackageFile, SubdirIndex
@@ -50,34 +62,123 @@ def caller_and_channel(request, channel_name, token=None, action=Action.READ, us
 def channel_file(request, channel, path, token=None):
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD"])
-    caller, channel_or_error = caller_and_channel(request, channel, token)
-    if caller is None:
-        return channel_or_error
-    channel = channel_or_error
+    try:
+        caller = identify(request, token, cached=True)
+    except InvalidCredentials as exc:
+        return error_response(401, str(exc))
+    subdir, _, name = path.partition("/")
+    if path == "channeldata.json" or subdir not in archives.SUBDIRS or not name:
+        kind = None
+    elif name in repodata.INDEX_FILES:
+        kind = "index"
+    elif SHARD_NAME.match(name):
+        kind = None
+    else:
+        kind = "package"
+    found, row = _lookup(caller, channel, kind, subdir, name)
+    try:
+        channel = check(caller, found, channel, Action.READ)
+    except AccessError as exc:
+        return error_response(exc.status, exc.message)
     if path == "channeldata.json":
         return _channeldata(channel)
-    subdir, _, name = path.partition("/")
     if subdir not in archives.SUBDIRS or not name:
         return error_response(404, f"No file '{path}' in channel '{channel.name}'.")
     scope = "private" if channel.private else "public"
-    if name in repodata.INDEX_FILES:
-        return _index_file(request, channel, subdir, name, scope)
+    if kind == "index":
+        return _index_file(request, channel, subdir, name, scope, *row)
+    if kind == "package":
+        return _package_file(request, channel, subdir, name, scope, *row)
     match = SHARD_NAME.match(name)
-    if match:
-        return _shard(request, channel, subdir, match.group(1), scope)
-    return _package_file(request, channel, subdir, name, scope)
+    return _shard(request, channel, subdir, match.group(1), scope)
 
 
-def _index_file(request, channel, subdir, name, scope):
-    index = SubdirIndex.objects.filter(channel=channel, subdir=subdir).first()
-    if index is None or name not in index.published_files:
+# -- one query: channel, the caller's role, and the row the file needs -------------------
+
+# Columns read besides the channel's id, privacy and the caller's role, by kind of file.
+_ROW_COLUMNS = {
+    "index": (SubdirIndex, ("published_files", "published_at"), ("subdir",)),
+    "package": (PackageFile, ("storage_path", "sha256", "size", "uploaded_at"),
+                ("subdir", "filename")),
+}  # fmt: skip
+_SQL = {}
+
+
+def _lookup_sql(kind):
+    """SELECT channel id, private, caller's role[, file columns] WHERE channel name = %s."""
+    if kind not in _SQL:
+        q = connection.ops.quote_name
+
+        def column(model, field):
+            return q(model._meta.get_field(field).column)
+
+        channel_id = column(Channel, "id")
+        select = [
+            f"c.{channel_id}",
+            f"c.{column(Channel, 'private')}",
+            f"m.{column(Membership, 'role')}",
+        ]
+        joins = [
+            f"LEFT JOIN {q(Membership._meta.db_table)} m ON m.{column(Membership, 'channel')} = "
+            f"c.{channel_id} AND m.{column(Membership, 'user')} = %s"
+        ]
+        if kind in _ROW_COLUMNS:
+            model, fields, keys = _ROW_COLUMNS[kind]
+            select += [f"x.{column(model, field)}" for field in fields]
+            on = " AND ".join(f"x.{column(model, key)} = %s" for key in keys)
+            joins.append(
+                f"LEFT JOIN {q(model._meta.db_table)} x ON x.{column(model, 'channel')} = "
+                f"c.{channel_id} AND {on}"
+            )
+        columns = ", ".join(select)
+        tables = f"{q(Channel._meta.db_table)} c {' '.join(joins)}"
+        where = f"c.{column(Channel, 'name')} = %s"
+        # Names come from the models; every value is a parameter.
+        _SQL[kind] = f"SELECT {columns} FROM {tables} WHERE {where}"  # noqa: S608
+    return _SQL[kind]
+
+
+def _lookup(caller, channel_name, kind, subdir, name):
+    """(channel or None, the kind's columns or None), read in one query."""
+    user = caller.user
+    params = [user.pk if user.is_authenticated else None]
+    if kind == "index":
+        params.append(subdir)
+    elif kind == "package":
+        params += [subdir, name]
+    params.append(channel_name)
+    with connection.cursor() as cursor:
+        cursor.execute(_lookup_sql(kind), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None, None
+    channel = Channel.from_db(
+        connection.alias, ["id", "name", "private"], [row[0], channel_name, bool(row[1])]
+    )
+    prime_role(channel, user, row[2])
+    return channel, row[3:]
+
+
+def _aware(value):
+    """A datetime column read by a raw query (SQLite gives naive UTC datetimes)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def _index_file(request, channel, subdir, name, scope, published_files, published_at):
+    if isinstance(published_files, str | bytes):
+        published_files = orjson.loads(published_files)
+    if not published_files or name not in published_files:
         return error_response(404, f"No packages for {subdir} in channel '{channel.name}'.")
-    published = index.published_files[name]
+    published = published_files[name]
     return _stream(
         request,
         published["path"],
         etag=f'"{published["etag"]}"',
-        last_modified=index.published_at,
+        last_modified=_aware(published_at),
         size=published["size"],
         content_type=repodata.CONTENT_TYPES[name],
         cache_control=f"{scope}, max-age={INDEX_MAX_AGE}",
@@ -99,20 +200,15 @@ def _shard(request, channel, subdir, digest_hex, scope):
     )
 
 
-def _package_file(request, channel, subdir, filename, scope):
-    package_file = (
-        PackageFile.objects.filter(channel=channel, subdir=subdir, filename=filename)
-        .only("storage_path", "sha256", "size", "uploaded_at")
-        .first()
-    )
-    if package_file is None:
+def _package_file(request, channel, subdir, filename, scope, storage_path, sha256, size, at):
+    if storage_path is None:
         return error_response(404, f"No file '{subdir}/{filename}' in channel '{channel.name}'.")
     return _stream(
         request,
-        package_file.storage_path,
-        etag=f'"{package_file.sha256}"',
-        last_modified=package_file.uploaded_at,
-        size=package_file.size,
+        storage_path,
+        etag=f'"{sha256}"',
+        last_modified=_aware(at),
+        size=size,
         content_type="application/octet-stream",
         cache_control=f"{scope}, max-age={PACKAGE_MAX_AGE}",
         ranges=True,
@@ -159,6 +255,18 @@ def _stream(
         response = HttpResponse(content_type=content_type)
         response["Content-Length"] = str(size)
         return finish(response)
+
+    if settings.WHARF_ACCEL_REDIRECT_PREFIX:
+        # nginx sends the file from its internal location, byte ranges included; it keeps
+        # these headers, takes ETag and Last-Modified as its configuration says
+        # (docs/deploy-serving.md) and adds Accept-Ranges itself.
+        response = finish(HttpResponse(content_type=content_type))
+        response["X-Accel-Redirect"] = settings.WHARF_ACCEL_REDIRECT_PREFIX + quote(path)
+        if download_name:
+            response["Content-Disposition"] = f'attachment; filename="{download_name}"'
+        if response.has_header("Accept-Ranges"):
+            del response["Accept-Ranges"]
+        return response
 
     handle = default_storage.open(path, "rb")
     if byte_range is None:
