@@ -2,6 +2,7 @@ from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -158,6 +159,10 @@ class ChannelFiles(generics.ListAPIView):
         return PackageFile.objects.filter(channel=channel).select_related("channel", "uploader")
 
 
+class SearchPagination(PageNumberPagination):
+    django_paginator_class = catalog.RankedPaginator
+
+
 class Search(generics.GenericAPIView):
     """Packages matching ``q`` in every channel the caller may read.
 
@@ -166,6 +171,7 @@ class Search(generics.GenericAPIView):
     """
 
     serializer_class = PackageSummarySerializer
+    pagination_class = SearchPagination
 
     @extend_schema(parameters=[OpenApiParameter("q", str, required=True)])
     def get(self, request):

@@ -12,9 +12,11 @@ on SQLite an FTS5 trigram table kept by triggers narrows the rows first.
 """
 
 import rattler
+from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import Case, IntegerField, Q, Value, When
+from django.db.models import Case, Count, Func, IntegerField, Q, Value, When, Window
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import StrIndex, Upper
 
 from .models import Package, PackageFile
 
@@ -90,25 +92,76 @@ def _lock(channel, names):
 
 
 def search(channels, term):
-    """Catalog rows of ``channels`` whose name or summary contains ``term``, ranked."""
+    """Catalog rows of ``channels`` whose name or summary contains ``term``, ranked.
+
+    Rank 0 is the exact name (case-insensitively), 1 a name starting with the term, 2 a
+    name containing it elsewhere, 3 a match in the summary only; then by name, channel.
+    """
     matches = Q(name__icontains=term) | Q(summary__icontains=term)
     packages = Package.objects.filter(channel__in=channels).filter(matches)
     if len(term) >= TRIGRAM and _sqlite_search_table():
         phrase = '"' + term.replace('"', '""') + '"'
         # A constant statement; the term only travels as a parameter.
         packages = packages.filter(pk__in=RawSQL(SQLITE_MATCHING_IDS, [phrase]))  # noqa: S611
-    rank = Case(
-        When(name__iexact=term, then=Value(0)),
-        When(name__istartswith=term, then=Value(1)),
-        When(name__icontains=term, then=Value(2)),
-        default=Value(3),
-        output_field=IntegerField(),
-    )
+    rank = NameRank(term)
     return (
         packages.select_related("channel")
         .annotate(rank=rank)
         .order_by("rank", "name", "channel__name")
     )
+
+
+class NameRank(Func):
+    """How a name matches a term: 0 exactly, 1 at its start, 2 elsewhere, 3 not at all.
+
+    ``CASE <position of the term in the name> WHEN 0 THEN 3 WHEN 1 THEN <0 if the name
+    equals the term else 1> ELSE 2 END``, both case-insensitive as ``icontains`` is
+    (``UPPER()`` of both sides, on PostgreSQL as on SQLite). One substring search per
+    row, where a CASE of LIKEs costs up to three.
+    """
+
+    output_field = IntegerField()
+
+    def __init__(self, term):
+        position = StrIndex(Upper("name"), Upper(Value(term)))
+        exact = Case(When(name__iexact=term, then=Value(0)), default=Value(1))
+        super().__init__(position, exact)
+
+    def as_sql(self, compiler, connection, **extra_context):
+        position, exact = (compiler.compile(e) for e in self.get_source_expressions())
+        sql = f"CASE {position[0]} WHEN 0 THEN 3 WHEN 1 THEN {exact[0]} ELSE 2 END"
+        return sql, (*position[1], *exact[1])
+
+
+def ids_with_total(packages):
+    """(id, number of all rows) for each row of a ranked queryset, in its order."""
+    return packages.annotate(total=Window(Count("pk"))).values_list("pk", "total")
+
+
+class RankedPaginator(Paginator):
+    """Pages of a ranked search with one query per page instead of a count and a page.
+
+    The page query selects only the ids of the page, each with ``COUNT(*) OVER ()`` (the
+    number of all matches); then the page's rows are read by id. Only a page past the
+    end falls back to Paginator (which counts, and raises EmptyPage).
+    """
+
+    def page(self, number):
+        try:
+            number = int(number)
+        except (TypeError, ValueError):
+            return super().page(number)
+        if number < 1:
+            return super().page(number)
+        bottom = (number - 1) * self.per_page
+        found = list(ids_with_total(self.object_list)[bottom : bottom + self.per_page])
+        if not found and number > 1:
+            return super().page(number)
+        self.__dict__["count"] = found[0][1] if found else 0
+        rows = self.object_list.model.objects.select_related("channel").in_bulk(
+            [pk for pk, _ in found]
+        )
+        return self._get_page([rows[pk] for pk, _ in found], number, self)
 
 
 _sqlite_tables = {}

@@ -273,14 +273,23 @@ def test_search_pages_through_every_match(client_for, public_channel):
         )  # fmt: skip
         for i in range(120)
     )
-    pages, url = [], "/api/v1/search?q=many"
+    pages, counts, url = [], set(), "/api/v1/search?q=many"
     while url:
         body = client_for().get(url).json()
         pages.append([entry["name"] for entry in body["results"]])
+        counts.add(body["count"])
         url = body["next"]
 
     assert [len(page) for page in pages] == [50, 50, 20]
     assert sum(pages, []) == [f"many{i:03d}" for i in range(120)]
+    assert counts == {120}
+    last = client_for().get("/api/v1/search", {"q": "many", "page": "last"}).json()
+    assert (last["count"], len(last["results"])) == (120, 20)
+    for page in ("4", "0", "x"):
+        response = client_for().get("/api/v1/search", {"q": "many", "page": page})
+        assert response.status_code == 404, page
+    nothing = client_for().get("/api/v1/search", {"q": "nothing-like-it"}).json()
+    assert (nothing["count"], nothing["results"], nothing["next"]) == (0, [], None)
 
 
 @pytest.mark.parametrize("term", ["numpy", "NUMPY", "arr", "um", "e", "%", "sec", "zzz", 's"h'])
