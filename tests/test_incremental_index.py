@@ -157,3 +157,18 @@ def test_it_keeps_only_the_current_and_previous_folders(
         assert index.previous_path.rsplit("/", 1)[1] in folders
 
     eventually(two_folders_left)
+
+
+def test_it_compresses_bz2_once_per_served_repodata(client_for, public_channel, packages):
+    owner = client_for("owner")
+    assert upload(owner, public_channel.name, packages.make("once", "1.0")).status_code == 201
+    wait_for_index(public_channel, "noarch")
+    indexing.wait_for_background_work()
+    eventually(lambda: indexing.refresh_bz2(public_channel.pk, "noarch") is None)
+    before = SubdirIndex.objects.get(channel=public_channel, subdir="noarch").published_files
+
+    assert indexing.refresh_bz2(public_channel.pk, "noarch") is None
+
+    after = SubdirIndex.objects.get(channel=public_channel, subdir="noarch").published_files
+    assert after["repodata.json.bz2"] == before["repodata.json.bz2"]
+    assert after["repodata.json.bz2"]["source"] == after["repodata.json"]["etag"]
