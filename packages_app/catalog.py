@@ -103,7 +103,17 @@ def search(channels, term):
         phrase = '"' + term.replace('"', '""') + '"'
         # A constant statement; the term only travels as a parameter.
         packages = packages.filter(pk__in=RawSQL(SQLITE_MATCHING_IDS, [phrase]))  # noqa: S611
-    rank = NameRank(term)
+    if connection.vendor == "postgresql":
+        rank = NameRank(term)
+    else:
+        # SQLite's LIKE ignores (ASCII) case by itself; UPPER() would copy every name.
+        rank = Case(
+            When(name__iexact=term, then=Value(0)),
+            When(name__istartswith=term, then=Value(1)),
+            When(name__icontains=term, then=Value(2)),
+            default=Value(3),
+            output_field=IntegerField(),
+        )
     return (
         packages.select_related("channel")
         .annotate(rank=rank)
@@ -115,9 +125,9 @@ class NameRank(Func):
     """How a name matches a term: 0 exactly, 1 at its start, 2 elsewhere, 3 not at all.
 
     ``CASE <position of the term in the name> WHEN 0 THEN 3 WHEN 1 THEN <0 if the name
-    equals the term else 1> ELSE 2 END``, both case-insensitive as ``icontains`` is
-    (``UPPER()`` of both sides, on PostgreSQL as on SQLite). One substring search per
-    row, where a CASE of LIKEs costs up to three.
+    equals the term else 1> ELSE 2 END``, both case-insensitive as ``icontains`` is on
+    PostgreSQL (``UPPER()`` of both sides). One substring search per row, where a CASE
+    of ``UPPER() LIKE`` costs up to three.
     """
 
     output_field = IntegerField()
@@ -139,14 +149,19 @@ def ids_with_total(packages):
 
 
 class RankedPaginator(Paginator):
-    """Pages of a ranked search with one query per page instead of a count and a page.
+    """Pages of a ranked search: on PostgreSQL one scan of the matches per page.
 
     The page query selects only the ids of the page, each with ``COUNT(*) OVER ()`` (the
-    number of all matches); then the page's rows are read by id. Only a page past the
-    end falls back to Paginator (which counts, and raises EmptyPage).
+    number of all matches), instead of a count and a page query that would both read
+    every match; then the page's rows are read by id. A page past the end falls back to
+    Paginator (which counts, and raises EmptyPage); so does SQLite altogether.
     """
 
     def page(self, number):
+        if connection.vendor != "postgresql":
+            # SQLite computes a window over a materialized copy of every match, which
+            # costs more there than counting them separately.
+            return super().page(number)
         try:
             number = int(number)
         except (TypeError, ValueError):
