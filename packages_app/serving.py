@@ -28,7 +28,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accounts.authentication import REALM, InvalidCredentials, identify
 from channels_app.access import AccessError, Action, authorize, check, prime_role
-from channels_app.models import Channel, Membership
+from channels_app.models import RESERVED_NAMES, Channel, Membership
 
 from . import archives, indexing, repodata
 from .models import PackageFile, SubdirIndex
@@ -91,6 +91,59 @@ def channel_file(request, channel, path, token=None):
         return _package_file(request, channel, subdir, name, scope, *row)
     match = SHARD_NAME.match(name)
     return _shard(request, channel, subdir, match.group(1), scope)
+
+
+# -- past the middleware these requests do not need -------------------------------------
+
+# The two conda file routes of registry/urls.py, as they match a path without its "/".
+_CHANNEL = r"(?P<channel>[a-z0-9][a-z0-9._-]*)"
+_TOKEN_ROUTE = re.compile(rf"^t/(?P<token>[A-Za-z0-9-]+)/{_CHANNEL}/(?P<path>.+)$")
+_CHANNEL_ROUTE = re.compile(rf"^{_CHANNEL}/(?P<path>.+)$")
+
+
+def fast_route(request):
+    """The view arguments of a conda file request that may take the fast path, or None.
+
+    Only GET and HEAD without a session cookie (browsers go the usual way, through the
+    session and authentication middleware), and only paths that no route listed before
+    the channel routes can match: those all begin with a reserved name.
+    """
+    if request.method not in ("GET", "HEAD"):
+        return None
+    if settings.SESSION_COOKIE_NAME in request.META.get("HTTP_COOKIE", ""):
+        return None
+    path = request.path_info[1:]
+    match = _TOKEN_ROUTE.match(path)
+    if match is None:
+        match = _CHANNEL_ROUTE.match(path)
+        if match is None or match["channel"] in RESERVED_NAMES:
+            return None
+    return match.groupdict()
+
+
+class ChannelFileMiddleware:
+    """Conda file requests go straight to :func:`channel_file`.
+
+    They skip URL resolution and the session, CSRF, authentication and message
+    middleware, which have nothing to do for a token (or anonymous) GET. What the skipped
+    middleware would add is added here: the ALLOWED_HOSTS check and Content-Length
+    (CommonMiddleware) and X-Frame-Options. Place it right after SecurityMiddleware and
+    WhiteNoise, which still run.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        arguments = fast_route(request)
+        if arguments is None:
+            return self.get_response(request)
+        request.get_host()  # raises DisallowedHost (400), as in CommonMiddleware
+        response = channel_file(request, **arguments)
+        if not response.streaming and not response.has_header("Content-Length"):
+            response["Content-Length"] = str(len(response.content))
+        response.headers.setdefault("X-Frame-Options", settings.X_FRAME_OPTIONS)
+        return response
 
 
 # -- one query: channel, the caller's role, and the row the file needs -------------------
@@ -260,7 +313,12 @@ def _stream(
         # nginx sends the file from its internal location, byte ranges included; it keeps
         # these headers, takes ETag and Last-Modified as its configuration says
         # (docs/deploy-serving.md) and adds Accept-Ranges itself.
-        response = finish(HttpResponse(content_type=content_type))
+        response = HttpResponse(content_type=content_type)
+        if settings.WHARF_ACCEL_CACHE_SECONDS > 0:
+            # nginx may reuse this authorization for the same credentials and URL that long
+            # (before Cache-Control: nginx before 1.23 reads the first one it meets).
+            response["X-Accel-Expires"] = str(settings.WHARF_ACCEL_CACHE_SECONDS)
+        response = finish(response)
         response["X-Accel-Redirect"] = settings.WHARF_ACCEL_REDIRECT_PREFIX + quote(path)
         if download_name:
             response["Content-Disposition"] = f'attachment; filename="{download_name}"'
@@ -270,7 +328,7 @@ def _stream(
 
     handle = default_storage.open(path, "rb")
     if byte_range is None:
-        response = FileResponse(handle, content_type=content_type)
+        response = _FileResponse(handle, content_type=content_type)
         response["Content-Length"] = str(size)
     else:
         start, end = byte_range
@@ -283,6 +341,12 @@ def _stream(
     if download_name:
         response["Content-Disposition"] = f'attachment; filename="{download_name}"'
     return finish(response)
+
+
+class _FileResponse(FileResponse):
+    # gunicorn sends the file with sendfile(); servers without wsgi.file_wrapper (granian)
+    # and the test client read it in these blocks rather than Django's 4 KiB.
+    block_size = 256 * 1024
 
 
 def _parse_range(request, size):

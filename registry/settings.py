@@ -75,6 +75,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Conda file requests (token or anonymous GET/HEAD) leave the chain here.
+    "packages_app.serving.ChannelFileMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -179,6 +181,10 @@ WHARF_TOKEN_CACHE_SECONDS = env_int("WHARF_TOKEN_CACHE_SECONDS", 5)
 # Wharf then authorizes each conda file request and nginx sends the bytes
 # (X-Accel-Redirect). Empty: Wharf sends them itself.
 WHARF_ACCEL_REDIRECT_PREFIX = env_str("WHARF_ACCEL_REDIRECT_PREFIX")
+# With it, nginx may cache Wharf's X-Accel-Redirect answers (X-Accel-Expires) for that many
+# seconds per credential and URL, if its configuration says so (docs/deploy-serving.md):
+# a revocation or a lost membership then takes effect within that bound. 0: never.
+WHARF_ACCEL_CACHE_SECONDS = env_int("WHARF_ACCEL_CACHE_SECONDS", 0)
 
 # Celery: with REDIS_URL the broker is Redis and separate workers consume the queue;
 # without it tasks run in the calling process (embedded mode).

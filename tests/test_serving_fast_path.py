@@ -9,6 +9,7 @@ from django.utils import timezone
 from accounts import authentication
 from accounts.models import ApiToken
 from channels_app.models import Membership
+from packages_app import serving
 
 from .packages import upload, wait_for_index
 
@@ -274,3 +275,75 @@ def test_it_quotes_the_storage_path_for_nginx(client_for, public_channel, packag
 
     assert response.status_code == 200
     assert response["X-Accel-Redirect"].endswith("/plus-1.0%2Blocal-0.conda")
+
+
+def test_it_lets_nginx_cache_its_answers_only_when_told(client_for, stored, accel, settings):
+    path, _ = stored
+    url = f"/private-team/noarch/{path.name}"
+    member = client_for("member")
+    assert not member.get(url).has_header("X-Accel-Expires")
+
+    settings.WHARF_ACCEL_CACHE_SECONDS = 2
+    answers = [member.get(url), member.get(PRIVATE_REPODATA)]
+    refused = [client_for("outsider").get(url), client_for().get(url)]
+    head = member.head(url)
+
+    for response in answers:
+        assert response["X-Accel-Expires"] == "2"
+        assert list(response.headers).index("X-Accel-Expires") < list(response.headers).index(
+            "Cache-Control"
+        )
+    for response in (*refused, head):
+        assert not response.has_header("X-Accel-Expires")
+
+
+# Past the middleware -------------------------------------------------------------------
+
+
+def test_it_keeps_the_headers_the_skipped_middleware_add(client_for, private_channel):
+    response = client_for("member").get(PRIVATE_REPODATA)
+
+    assert response.status_code == 200
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"  # SecurityMiddleware still runs
+    assert response["Referrer-Policy"] == "same-origin"
+
+
+def test_it_checks_the_host_on_the_fast_path(client_for, private_channel):
+    response = client_for("member").get(PRIVATE_REPODATA, HTTP_HOST="evil.example")
+
+    assert response.status_code == 400
+
+
+def test_it_answers_other_methods_as_before(client_for, private_channel):
+    response = client_for("member").post(PRIVATE_REPODATA)
+
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize(
+    ("path", "route"),
+    [
+        ("/robotics/noarch/repodata.json", {"channel": "robotics", "path": "noarch/repodata.json"}),
+        (
+            "/t/wharf-abc/robotics/linux-64/x.conda",
+            {"token": "wharf-abc", "channel": "robotics", "path": "linux-64/x.conda"},
+        ),
+        ("/api/v1/channels/", None),
+        ("/admin/login/", None),
+        ("/static/wharf.css", None),
+        ("/", None),
+        ("/robotics", None),
+    ],
+)
+def test_it_takes_the_fast_path_only_for_conda_file_routes(rf, path, route):
+    assert serving.fast_route(rf.get(path)) == route
+
+
+def test_it_leaves_browser_sessions_to_the_usual_middleware(rf, client, users, private_channel):
+    request = rf.get(PRIVATE_REPODATA, HTTP_COOKIE="sessionid=abc")
+    assert serving.fast_route(request) is None
+
+    client.force_login(users["member"])
+    assert client.get(PRIVATE_REPODATA).status_code == 200
