@@ -76,7 +76,7 @@ def wharf(workers=2, threads=8, celery_workers=1, celery_concurrency=2, embedded
                     "--concurrency",
                     str(celery_concurrency),
                     "--loglevel",
-                    "WARNING",
+                    os.environ.get("BENCH_LOGLEVEL", "WARNING"),
                     "--without-gossip",
                     "--without-mingle",
                 ]

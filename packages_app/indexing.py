@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -38,10 +38,7 @@ log = logging.getLogger(__name__)
 LIVE_STATES = (PackageFile.State.PENDING, PackageFile.State.INDEXED)
 # Beyond this many changed names a rebuild reloads the whole subdir in one query.
 FULL_RELOAD_NAMES = 2000
-# repodata.json.bz2 takes seconds for a large subdir and few clients read it, so it is
-# compressed apart from the rebuild, once the queue of changes is empty, or at the latest
-# when it is this old.
-BZ2_MAX_AGE = timedelta(seconds=60)
+# A .bz2 folder younger than this may still be being written: garbage collection waits.
 BZ2_GRACE_SECONDS = 600
 
 
@@ -265,7 +262,7 @@ def publish(index, revision):
     )  # fmt: skip
 
     _collect_garbage(index)
-    transaction.on_commit(lambda: _schedule_bz2(index.channel_id, index.subdir))
+    transaction.on_commit(lambda: _schedule_bz2(index))
     return {"records": len(records), "seconds": seconds}
 
 
@@ -311,30 +308,47 @@ def _save(folder, name, data):
     }
 
 
-def _schedule_bz2(channel_id, subdir):
+def _schedule_bz2(index):
+    """Have repodata.json.bz2 follow, at most once per ``WHARF_BZ2_DELAY_SECONDS``.
+
+    At 100,000 records bz2 takes seconds of a core and few clients read it, so it is
+    never part of a rebuild: one compression is scheduled at a time, and it compresses
+    whatever is served when it runs. A subdir without any .bz2 yet gets one at once.
+    """
     from .tasks import refresh_bz2_task
 
+    now = timezone.now()
+    has_bz2 = repodata.REPODATA_BZ2 in index.published_files
+    delay = settings.WHARF_BZ2_DELAY_SECONDS if has_bz2 else 0
+    claimed = (
+        SubdirIndex.objects.filter(pk=index.pk)
+        .filter(Q(bz2_due_at__isnull=True) | Q(bz2_due_at__lt=now - timedelta(minutes=10)))
+        .update(bz2_due_at=now + timedelta(seconds=delay))
+    )
+    if not claimed:
+        return  # one is due already; it will compress what is served by then
+    args = (index.channel_id, index.subdir)
     if refresh_bz2_task.app.conf.task_always_eager:
-        # Embedded mode: not inside the upload request that triggered the rebuild.
-        thread = threading.Thread(
-            target=_in_background, args=(refresh_bz2, channel_id, subdir), daemon=True
-        )
+        # Embedded mode: in a thread, not inside the upload request that caused the rebuild.
+        thread = threading.Thread(target=_in_background, args=(delay, refresh_bz2, *args))
+        thread.daemon = True
         background_threads.append(thread)
         thread.start()
         return
     try:
-        refresh_bz2_task.delay(channel_id, subdir)
+        refresh_bz2_task.apply_async(args, countdown=delay)
     except Exception:
-        log.exception("could not enqueue the bz2 refresh of %s/%s", channel_id, subdir)
+        log.exception("could not enqueue the bz2 refresh of %s/%s", *args)
 
 
 background_threads = []
 
 
-def _in_background(function, *args):
+def _in_background(delay, function, *args):
     from django.db import connection
 
     try:
+        time.sleep(delay)
         function(*args)
     except Exception:
         log.exception("%s%s failed", function.__name__, args)
@@ -350,21 +364,21 @@ def wait_for_background_work(timeout=60):
 
 
 def refresh_bz2(channel_id, subdir):
-    """Compress the served repodata.json to .bz2 unless more changes are on their way.
+    """Compress the served repodata.json to .bz2 unless that is done already.
 
     Returns the seconds spent compressing, or None when nothing was done.
     """
     index = SubdirIndex.objects.filter(channel_id=channel_id, subdir=subdir).first()
-    if index is None or repodata.REPODATA not in index.published_files:
+    if index is None:
+        return None
+    # From here on a new publication schedules a new compression.
+    SubdirIndex.objects.filter(pk=index.pk).update(bz2_due_at=None)
+    if repodata.REPODATA not in index.published_files:
         return None
     source = index.published_files[repodata.REPODATA]
     current = index.published_files.get(repodata.REPODATA_BZ2)
     if current and current.get("source") == source["etag"]:
         return None
-    if current and not index.is_current:
-        age = timezone.now() - datetime.fromisoformat(current["at"])
-        if age < BZ2_MAX_AGE:
-            return None  # the rebuild that is coming will schedule this again
     started = time.perf_counter()
     with default_storage.open(source["path"], "rb") as handle:
         compressed = repodata.bz2_compress(handle.read())

@@ -82,6 +82,8 @@ class SubdirIndex(models.Model):
     # repodata.json.bz2 may point into an older folder: it is compressed after the rest.
     published_files = models.JSONField(default=dict, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
+    # When the scheduled compression of repodata.json.bz2 runs; empty when none is.
+    bz2_due_at = models.DateTimeField(null=True, blank=True)
     rebuild_count = models.PositiveIntegerField(default=0)
 
     class Meta:

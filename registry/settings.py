@@ -172,6 +172,8 @@ WHARF_INDEX_LEASE_SECONDS = env_int("WHARF_INDEX_LEASE_SECONDS", 600)
 # zstd level of repodata.json.zst, rebuilt on every change: on 39 MB of repodata level 1
 # takes 0.05 s for 6.2 MB, level 16 7 s for 6.0 MB (measured, see docs/benchmarks.md).
 WHARF_ZSTD_LEVEL = env_int("WHARF_ZSTD_LEVEL", 1)
+# repodata.json.bz2 follows the other index files at most this often (seconds).
+WHARF_BZ2_DELAY_SECONDS = env_int("WHARF_BZ2_DELAY_SECONDS", 30)
 # Records of recently built subdirs kept in each worker process for incremental rebuilds.
 WHARF_INDEX_CACHE_BYTES = env_int("WHARF_INDEX_CACHE_BYTES", 256 * 1024**2)
 # Conda file requests may reuse a token this process read from the database in the last

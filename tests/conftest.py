@@ -43,6 +43,7 @@ def _subprocess_env():
         parts = urlsplit(settings.DATABASE_URL)
         env["DATABASE_URL"] = urlunsplit(parts._replace(path="/" + db["NAME"]))
     env["DJANGO_SETTINGS_MODULE"] = "registry.settings"
+    env["WHARF_BZ2_DELAY_SECONDS"] = "0"
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -134,9 +135,11 @@ def background_work_finishes():
 
 
 @pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
+def fast_settings(settings):
     # The production hasher takes a quarter of a second by design; tests make many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Tests look at .bz2 right after a change; production waits to batch changes.
+    settings.WHARF_BZ2_DELAY_SECONDS = 0
 
 
 @pytest.fixture
