@@ -20,7 +20,9 @@ BENCH_DIR = ROOT / "var" / "bench"
 PACKAGE_CACHE = BENCH_DIR / "packages"
 REPORT = ROOT / "docs" / "benchmarks.md"
 REDIS_URL = os.environ.get("WHARF_BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
-BUILDS_PER_NAME = 10
+# conda-forge has about 19 linux-64 builds per package name (465,679 records, about
+# 25,000 names; see shared/reference/anchors.md).
+BUILDS_PER_NAME = 20
 
 
 def database_url():
