@@ -18,6 +18,7 @@ Run it as ``python -m bench.serving`` (``--help`` for options). Set
 """
 
 import argparse
+import contextlib
 import getpass
 import importlib.util
 import json
@@ -91,11 +92,6 @@ http {{
         server 127.0.0.1:{wharf_port};
         keepalive 64;
     }}
-    upstream wharf_auth_cache {{
-        server 127.0.0.1:{inner_port};
-        keepalive 64;
-    }}
-
     # X-Accel: Wharf authorizes every request, nginx sends the bytes.
     server {{
         listen 127.0.0.1:{proxy_port};
@@ -120,12 +116,25 @@ http {{
         }}
     }}
 
-    # X-Accel + auth cache, inner layer: keeps Wharf's X-Accel-Redirect answers for as
-    # long as their X-Accel-Expires says, per credentials and URL; nothing else.
+    # X-Accel + auth cache: Wharf's X-Accel-Redirect answers are kept for as long as
+    # their X-Accel-Expires says, per credentials and URL, and reused by an auth_request.
     server {{
-        listen 127.0.0.1:{inner_port};
+        listen 127.0.0.1:{cache_port};
+        client_max_body_size 0;
         location / {{
-            proxy_pass http://wharf;
+            auth_request /_wharf_auth;
+            auth_request_set $wharf_file $upstream_http_x_accel_redirect;
+            auth_request_set $wharf_etag $upstream_http_etag;
+            auth_request_set $wharf_modified $upstream_http_last_modified;
+            auth_request_set $wharf_cache_control $upstream_http_cache_control;
+            auth_request_set $wharf_disposition $upstream_http_content_disposition;
+            try_files /.wharf-no-such-file @wharf_file;
+        }}
+        location = /_wharf_auth {{
+            internal;
+            proxy_pass http://wharf$request_uri;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $http_host;
@@ -134,24 +143,50 @@ http {{
             proxy_cache_bypass $cookie_sessionid;
             proxy_no_cache $cookie_sessionid;
             proxy_ignore_headers X-Accel-Redirect Cache-Control Expires;
-            proxy_pass_header X-Accel-Redirect;
             proxy_cache_lock on;
+            # Any other answer (401, 404, ...): the request asks Wharf itself (@wharf).
+            proxy_intercept_errors on;
+            error_page 400 401 403 404 405 416 500 502 503 504 = @wharf_answers;
         }}
-    }}
-    # ... and outer layer: clients talk to it; it follows the (cached) X-Accel-Redirect.
-    server {{
-        listen 127.0.0.1:{cache_port};
-        client_max_body_size 0;
-        location / {{
-            proxy_pass http://wharf_auth_cache;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $http_host;
-            # Conditions and ranges are applied below, to the file, not to the cache.
-            proxy_set_header If-None-Match "";
-            proxy_set_header If-Modified-Since "";
-            proxy_set_header Range "";
-            proxy_set_header If-Range "";
+        location @wharf_answers {{
+            return 204;
+        }}
+        location @wharf_file {{
+            error_page 418 = @wharf;
+            if ($wharf_file = "") {{
+                return 418;
+            }}
+            add_header ETag $wharf_etag;
+            add_header Last-Modified $wharf_modified;
+            add_header Cache-Control $wharf_cache_control;
+            if ($http_if_none_match = $wharf_etag) {{
+                return 304;
+            }}
+            rewrite ^ /_cached$wharf_file last;
+        }}
+        location /_cached{accel_prefix}index/ {{
+            internal;
+            alias {storage_dir}/index/;
+            types {{ application/json json; application/zstd zst; application/x-bzip2 bz2; }}
+            etag off;
+            if_modified_since off;
+            add_header ETag $wharf_etag;
+            add_header Last-Modified $wharf_modified;
+            add_header Cache-Control $wharf_cache_control;
+            # A newer publication may have removed the folder: ask Wharf.
+            error_page 404 = @wharf;
+        }}
+        location /_cached{accel_prefix} {{
+            internal;
+            alias {storage_dir}/;
+            types {{ }}
+            etag off;
+            if_modified_since off;
+            add_header ETag $wharf_etag;
+            add_header Last-Modified $wharf_modified;
+            add_header Cache-Control $wharf_cache_control;
+            add_header Content-Disposition $wharf_disposition;
+            error_page 404 = @wharf;
         }}
         location {accel_prefix} {{
             internal;
@@ -160,14 +195,8 @@ http {{
             if_modified_since off;
             add_header ETag $upstream_http_etag;
             add_header Last-Modified $upstream_http_last_modified;
-            if ($http_if_none_match = $upstream_http_etag) {{
-                return 304;
-            }}
-            # A cached answer may name an index folder that a newer publication removed:
-            # ask Wharf again, past the cache.
-            error_page 404 = @fresh;
         }}
-        location @fresh {{
+        location @wharf {{
             proxy_pass http://wharf$request_uri;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
@@ -200,6 +229,8 @@ def _large_package():
 
 
 def _populate(size):
+    from django.conf import settings
+
     from accounts.models import ApiToken, User
     from channels_app.lifecycle import create_channel
     from packages_app import importing, indexing
@@ -219,7 +250,14 @@ def _populate(size):
     index = SubdirIndex.objects.get(channel=channel, subdir="linux-64")
     small = PackageFile.objects.get(channel=channel, filename=files[len(files) // 2].name)
     big = PackageFile.objects.get(channel=channel, filename=large.name)
+    storage = settings.STORAGE_DIR
     return {
+        "files": {
+            "repodata.json.zst 200": storage / index.published_files["repodata.json.zst"]["path"],
+            "small package": storage / small.storage_path,
+            "16 MiB package": storage / big.storage_path,
+        },
+        "user": user,
         "secret": secret,
         "index": index.published_files["repodata.json.zst"]["path"],
         "small": (small.filename, small.storage_path),
@@ -261,14 +299,18 @@ def _wait_for_port(port, process, log, timeout=60):
 
 
 def _stop(process):
-    if process is None or process.poll() is not None:
+    """Stop a server started in its own process group, workers included."""
+    if process is None:
         return
-    process.send_signal(signal.SIGTERM)
     try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # what a slow or killed master left behind
+    process.wait()
 
 
 def _install_tools():
@@ -288,8 +330,7 @@ def _nginx_binary():
 
 
 def start_nginx(tmp, static_dir, storage_dir, wharf_port):
-    ports = {name: _free_port() for name in ("static_port", "proxy_port", "inner_port",
-                                              "cache_port")}  # fmt: skip
+    ports = {name: _free_port() for name in ("static_port", "proxy_port", "cache_port")}
     for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi", "auth-cache"):
         (tmp / name).mkdir(exist_ok=True)
     conf = tmp / "nginx.conf"
@@ -307,8 +348,9 @@ def start_nginx(tmp, static_dir, storage_dir, wharf_port):
     log = tmp / "nginx.out"
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [_nginx_binary(), "-c", str(conf), "-p", str(tmp)], stdout=out, stderr=out
-        )
+            [_nginx_binary(), "-c", str(conf), "-p", str(tmp)], stdout=out, stderr=out,
+            start_new_session=True,
+        )  # fmt: skip
     for port in ports.values():
         _wait_for_port(port, process, log)
     return process, ports
@@ -341,7 +383,7 @@ def start_wharf(tmp, port, config, **env):
     with open(log, "w") as out:
         process = subprocess.Popen(
             [sys.executable, *argv], cwd=WHARF_ROOT, env=_server_env(**env), stdout=out,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     _wait_for_port(port, process, log)
     return process
@@ -410,6 +452,8 @@ def measure(base, secret, published, duration, tmp, only=None):
         status, _, body = request(url, headers)
         if status != expected:
             raise RuntimeError(f"{case}: {url} answered {status}, not {expected}: {body[:200]}")
+        if expected == 200 and body != published["files"][case].read_bytes():
+            raise RuntimeError(f"{case}: {url} answered other bytes than the file's")
         results[case] = wrk(url, headers, duration, tmp)
         r = results[case]
         print(
@@ -419,6 +463,39 @@ def measure(base, secret, published, duration, tmp, only=None):
             flush=True,
         )
     return results
+
+
+def revocation_delay(base, published, watch=10):
+    """Revoke the token (as another process would: one UPDATE); when was it last accepted?
+
+    The index is requested for ``watch`` seconds; returns the time of the last answer
+    that was not 401, or None if the last one still was not. A new token replaces the
+    revoked one in ``published``.
+    """
+    from django.utils import timezone
+
+    from accounts import tokens
+    from accounts.models import ApiToken
+
+    url = f"{base}/{CHANNEL}/linux-64/repodata.json.zst"
+    headers = {"Authorization": f"Bearer {published['secret']}"}
+    if request(url, headers)[0] != 200:
+        raise RuntimeError("the token was refused before its revocation")
+    ApiToken.objects.filter(digest=tokens.digest(published["secret"])).update(
+        revoked_at=timezone.now()
+    )
+    started = time.monotonic()
+    last_accepted = 0.0
+    status = 200
+    try:
+        while time.monotonic() - started < watch:
+            status = request(url, headers)[0]
+            if status != 401:
+                last_accepted = time.monotonic() - started
+            time.sleep(0.02)
+        return None if status != 401 else last_accepted
+    finally:
+        published["secret"] = ApiToken.create_for(published["user"], "bench")[1]
 
 
 def check_range(base, secret, published, storage):
@@ -488,21 +565,24 @@ def run(report, size=10000, duration=30, trial_duration=8, configs=None, modes=N
     static_dir = tmp / "static"
     _static_copy(static_dir, storage, published)
     wharf_port = _free_port()
-    secret = published["secret"]
     wharf_url = f"http://127.0.0.1:{wharf_port}"
     nginx = wharf = None
 
-    def measured(config, base, length, **env):
+    def measured(config, base, length, checks=False, **env):
         nonlocal wharf
         wharf = start_wharf(tmp, wharf_port, config, **env)
         try:
             print(f"{config} {env}", flush=True)
-            results = measure(base, secret, published, length, tmp)
-            ranged = check_range(base, secret, published, storage)
+            results = measure(base, published["secret"], published, length, tmp)
+            if not checks:
+                return results, None
+            ranged = check_range(base, published["secret"], published, storage)
+            delay = revocation_delay(base, published)
+            revoked = "still accepted after 10 s" if delay is None else f"{delay:.1f} s"
+            return results, (*ranged, revoked)
         finally:
             _stop(wharf)
             wharf = None
-        return results, ranged
 
     try:
         nginx, ports = start_nginx(tmp, static_dir, storage, wharf_port)
@@ -549,9 +629,9 @@ def run(report, size=10000, duration=30, trial_duration=8, configs=None, modes=N
             env = {**accel, "WHARF_ACCEL_CACHE_SECONDS": str(AUTH_CACHE_SECONDS)}
             runs.append((label, overall, cache, env))
         for label, config, base, env in runs:
-            results, ranged = measured(config, base, duration, **env)
+            results, checked = measured(config, base, duration, checks=True, **env)
             rows += [_row(label, case, result, reference[case]) for case, result in results.items()]
-            ranges.append((label, *ranged))
+            ranges.append((label, *checked))
         index_size = (storage / published["index"]).stat().st_size
         small_size = (storage / published["small"][1]).stat().st_size
         report.table(
@@ -569,9 +649,15 @@ def run(report, size=10000, duration=30, trial_duration=8, configs=None, modes=N
             ),
         )
         report.table(
-            "Range request on the 16 MiB package (`Range: bytes=1000-1999`)",
-            ["server", "status", "Content-Range", "right bytes"],
+            "Checks: a Range request on the 16 MiB package, and a revocation",
+            ["server", "status", "Content-Range", "right bytes", "revoked token last accepted"],
             ranges,
+            note=(
+                "`Range: bytes=1000-1999`. Then the token is revoked with one UPDATE, as "
+                "another process would, and the index is requested for 10 s; "
+                f"bounds: WHARF_TOKEN_CACHE_SECONDS (5 s), plus WHARF_ACCEL_CACHE_SECONDS "
+                f"({AUTH_CACHE_SECONDS} s) with the auth cache."
+            ),
         )
         report.text(
             f"Import and index of {size + 1} packages: {published['import_seconds']:.1f} s."

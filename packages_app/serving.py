@@ -319,7 +319,10 @@ def _stream(
             # (before Cache-Control: nginx before 1.23 reads the first one it meets).
             response["X-Accel-Expires"] = str(settings.WHARF_ACCEL_CACHE_SECONDS)
         response = finish(response)
-        response["X-Accel-Redirect"] = settings.WHARF_ACCEL_REDIRECT_PREFIX + quote(path)
+        # Storage paths of valid conda files need no escaping but "+" and "!", which
+        # nginx takes literally: leave them, so that the header is the file's path.
+        target = quote(path, safe="/+!")
+        response["X-Accel-Redirect"] = settings.WHARF_ACCEL_REDIRECT_PREFIX + target
         if download_name:
             response["Content-Disposition"] = f'attachment; filename="{download_name}"'
         if response.has_header("Accept-Ranges"):

@@ -267,14 +267,14 @@ def test_it_hands_nothing_to_nginx_for_callers_who_may_not_read(client_for, stor
             assert not response.has_header("X-Accel-Redirect")
 
 
-def test_it_quotes_the_storage_path_for_nginx(client_for, public_channel, packages, accel):
+def test_it_gives_nginx_the_storage_path_as_it_is(client_for, public_channel, packages, accel):
     path = packages.make("plus", "1.0+local")
     assert upload(client_for("owner"), public_channel.name, path).status_code == 201
 
     response = client_for().get(f"/{public_channel.name}/noarch/{path.name}")
 
     assert response.status_code == 200
-    assert response["X-Accel-Redirect"].endswith("/plus-1.0%2Blocal-0.conda")
+    assert response["X-Accel-Redirect"].endswith("/plus-1.0+local-0.conda")
 
 
 def test_it_lets_nginx_cache_its_answers_only_when_told(client_for, stored, accel, settings):
