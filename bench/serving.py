@@ -174,6 +174,7 @@ http {{
             add_header Last-Modified $wharf_modified;
             add_header Cache-Control $wharf_cache_control;
             # A newer publication may have removed the folder: ask Wharf.
+            log_not_found off;
             error_page 404 = @wharf;
         }}
         location /_cached{accel_prefix} {{
@@ -186,6 +187,7 @@ http {{
             add_header Last-Modified $wharf_modified;
             add_header Cache-Control $wharf_cache_control;
             add_header Content-Disposition $wharf_disposition;
+            log_not_found off;
             error_page 404 = @wharf;
         }}
         location {accel_prefix} {{
