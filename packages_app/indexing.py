@@ -329,6 +329,9 @@ def _schedule_bz2(index):
         return  # one is due already; it will compress what is served by then
     args = (index.channel_id, index.subdir)
     if refresh_bz2_task.app.conf.task_always_eager:
+        if not delay:
+            refresh_bz2(*args)  # a new subdir: it is small, and clients expect the file
+            return
         # Embedded mode: in a thread, not inside the upload request that caused the rebuild.
         thread = threading.Thread(target=_in_background, args=(delay, refresh_bz2, *args))
         thread.daemon = True

@@ -172,3 +172,22 @@ def test_it_compresses_bz2_once_per_served_repodata(client_for, public_channel, 
     after = SubdirIndex.objects.get(channel=public_channel, subdir="noarch").published_files
     assert after["repodata.json.bz2"] == before["repodata.json.bz2"]
     assert after["repodata.json.bz2"]["source"] == after["repodata.json"]["etag"]
+
+
+def test_it_compresses_bz2_in_the_background_after_the_delay(
+    client_for, public_channel, packages, settings
+):
+    owner = client_for("owner")
+    assert upload(owner, public_channel.name, packages.make("first", "1.0")).status_code == 201
+    wait_for_index(public_channel, "noarch")
+    settings.WHARF_BZ2_DELAY_SECONDS = 1
+    path = packages.make("later", "1.0")
+
+    assert upload(owner, public_channel.name, path).status_code == 201
+    wait_for_index(public_channel, "noarch")
+
+    def bz2_shows_later():
+        compressed = body(owner.get(f"/{public_channel.name}/noarch/repodata.json.bz2"))
+        assert path.name.encode() in bz2.decompress(compressed)
+
+    eventually(bz2_shows_later, timeout=60)
