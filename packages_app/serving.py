@@ -60,6 +60,15 @@ def caller_and_channel(request, channel_name, token=None, action=Action.READ, us
 
 @csrf_exempt
 def channel_file(request, channel, path, token=None):
+    response = _channel_file(request, channel, path, token)
+    if request.method == "HEAD" and not response.streaming and response.content:
+        # An error's headers as for GET, without its body (RFC 9110).
+        response["Content-Length"] = str(len(response.content))
+        response.content = b""
+    return response
+
+
+def _channel_file(request, channel, path, token=None):
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD"])
     try:

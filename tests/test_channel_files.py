@@ -170,6 +170,8 @@ def test_it_answers_404_for_files_that_are_not_there(published, client_for):
         "notices.json",
     ):
         assert anonymous.get(f"/{channel.name}/{path}").status_code == 404, path
+        head = anonymous.head(f"/{channel.name}/{path}")
+        assert head.status_code == 404 and head.content == b"", path
 
 
 def test_it_marks_private_channel_files_private(client_for, private_channel, packages):
