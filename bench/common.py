@@ -4,6 +4,7 @@ The benchmarks run in services mode against their own PostgreSQL database
 (``wharf_bench``) and data directory (``var/bench``), never the development ones.
 """
 
+import multiprocessing
 import os
 import platform
 import shutil
@@ -123,7 +124,8 @@ def packages(count, subdir="linux-64"):
     jobs = [
         (str(folder), start, min(step, count - start), subdir) for start in range(0, count, step)
     ]
-    with ProcessPoolExecutor(workers) as pool:
+    # Fresh interpreters: a fork of a process that has loaded rattler's runtime can die.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         list(pool.map(_make, jobs))
     done.write_text("")
     return sorted(p for p in folder.iterdir() if p.suffix == ".conda")
