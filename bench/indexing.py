@@ -83,7 +83,13 @@ def _rebuild(channel_id):
     seconds, stats = common.timed(indexing.publish, index, index.requested_revision)
     # .bz2 is not part of the rebuild (it follows within WHARF_BZ2_DELAY_SECONDS): time
     # one compression of what was just published.
-    stats["bz2_seconds"], _ = common.timed(indexing.refresh_bz2, channel_id, SUBDIR)
+    from django.core.files.storage import default_storage
+
+    from packages_app import repodata
+
+    index.refresh_from_db()
+    with default_storage.open(index.published_files[repodata.REPODATA]["path"], "rb") as raw:
+        stats["bz2_seconds"], _ = common.timed(repodata.bz2_compress, raw.read())
     stats.update(total=seconds, baseline_mb=baseline, peak_mb=common.peak_rss_mb())
     print(json.dumps(stats))
 
