@@ -152,16 +152,20 @@ def assert_read_body(route, body, channel):
 # Reading -------------------------------------------------------------------------------
 
 
+def assert_read(client, route, status, channel):
+    response = client.get(route.format(channel=channel))
+
+    assert_answer(response, status, channel)
+    if status == 200:
+        assert_read_body(route, body_of(response), channel)
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(("route", "who", "status"), read_cases(PRIVATE_READ))
 def test_it_lets_only_members_read_a_private_channel(
     route, who, status, client_as, private_channel
 ):
-    response = client_as(who).get(route.format(channel=PRIVATE))
-
-    assert_answer(response, status, PRIVATE)
-    if status == 200:
-        assert_read_body(route, body_of(response), PRIVATE)
+    assert_read(client_as(who), route, status, PRIVATE)
 
 
 @pytest.mark.django_db
@@ -169,11 +173,7 @@ def test_it_lets_only_members_read_a_private_channel(
 def test_it_lets_everyone_but_bad_tokens_read_a_public_channel(
     route, who, status, client_as, public_channel
 ):
-    response = client_as(who).get(route.format(channel=PUBLIC))
-
-    assert_answer(response, status, PUBLIC)
-    if status == 200:
-        assert_read_body(route, body_of(response), PUBLIC)
+    assert_read(client_as(who), route, status, PUBLIC)
 
 
 @pytest.mark.django_db
