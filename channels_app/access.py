@@ -14,7 +14,11 @@ The rules:
 
 import enum
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Q, Subquery
+from django.http import Http404
+
+from accounts.authentication import Caller
 
 from .models import Channel, Membership, Role
 
@@ -136,3 +140,16 @@ def readable_channels(caller):
             member &= Q(pk__in=caller.token.channel_ids)
         visible |= member
     return Channel.objects.filter(visible).distinct()
+
+
+def page_channel(request, channel_name, action=Action.READ):
+    """:func:`authorize` for a web page: the channel, or Http404 / PermissionDenied.
+
+    A private channel the visitor may not read answers exactly as a missing one does.
+    """
+    try:
+        return authorize(Caller(request.user), channel_name, action)
+    except (NotAuthenticated, NotFound):
+        raise Http404(f"Channel '{channel_name}' not found.") from None
+    except Forbidden as exc:
+        raise PermissionDenied(exc.message) from None

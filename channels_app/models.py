@@ -99,3 +99,37 @@ class Membership(models.Model):
 
     def __str__(self):
         return f"{self.user} is {self.role} of {self.channel}"
+
+
+class RelatedChannel(models.Model):
+    """One entry of a channel's ordered list of channels its packages may need.
+
+    Either another Wharf channel or the URL of an external channel such as
+    ``https://conda.anaconda.org/conda-forge``.
+    """
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="related")
+    position = models.PositiveIntegerField()
+    target = models.ForeignKey(
+        Channel, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    url = models.URLField(max_length=500, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "position"], name="one_related_per_position"),
+            models.CheckConstraint(
+                condition=(models.Q(target__isnull=False) & models.Q(url=""))
+                | (models.Q(target__isnull=True) & ~models.Q(url="")),
+                name="related_is_channel_or_url",
+            ),
+        ]
+        ordering = ["channel", "position"]
+
+    def __str__(self):
+        return f"{self.channel} → {self.target or self.url}"
+
+    @property
+    def label(self):
+        """What a user typed for this entry: a channel name or a URL."""
+        return self.target.name if self.target_id else self.url

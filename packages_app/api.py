@@ -1,6 +1,7 @@
 from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
@@ -24,9 +25,11 @@ def _upload_response(request, package_file):
 
 
 class UploadErrorMixin:
-    """Uploads authenticate with tokens only and read the raw body themselves."""
+    """Uploads authenticate with a token, or with the browser session and its CSRF token
+    (the web upload page sends each file as the raw body); they read the body themselves.
+    """
 
-    authentication_classes = [TokenAuthentication]
+    authentication_classes = [TokenAuthentication, SessionAuthentication]
     parser_classes = []
 
     def handle_exception(self, exc):
@@ -149,10 +152,13 @@ class ChannelPackage(APIView):
 
 
 class ChannelFiles(generics.ListAPIView):
-    """The package files of a channel; filter with ``?subdir=`` and ``?name=``."""
+    """The package files of a channel.
+
+    Filter with ``?subdir=``, ``?name=``, ``?filename=`` and ``?state=``.
+    """
 
     serializer_class = PackageFileSerializer
-    filterset_fields = ["subdir", "name", "state"]
+    filterset_fields = ["subdir", "name", "filename", "state"]
 
     def get_queryset(self):
         channel = authorize(caller_of(self.request), self.kwargs["channel_name"], Action.READ)

@@ -115,7 +115,8 @@ def fast_route(request):
 
     Only GET and HEAD without a session cookie (browsers go the usual way, through the
     session and authentication middleware), and only paths that no route listed before
-    the channel routes can match: those all begin with a reserved name.
+    the channel routes can match: those all begin with a reserved name, and a channel's
+    web pages (``/<channel>/``, ``/<channel>/packages/...``) never with a platform name.
     """
     if request.method not in ("GET", "HEAD"):
         return None
@@ -127,6 +128,11 @@ def fast_route(request):
         match = _CHANNEL_ROUTE.match(path)
         if match is None or match["channel"] in RESERVED_NAMES:
             return None
+    if (
+        match["path"] != "channeldata.json"
+        and match["path"].partition("/")[0] not in archives.SUBDIRS
+    ):
+        return None
     return match.groupdict()
 
 

@@ -3,10 +3,12 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from accounts import views as account_views
 from accounts.api import ApiTokenViewSet
+from channels_app import views as channel_views
 from channels_app.api import ChannelViewSet, MemberViewSet
-from channels_app.views import home
 from packages_app import api as packages_api
+from packages_app import views as package_views
 from packages_app.serving import channel_file
 
 router = SimpleRouter(trailing_slash="/?")
@@ -45,8 +47,31 @@ api_v1 = [
     path("", include(router.urls)),
 ]
 
+# Web pages of one channel: /<channel>/ is the URL people also give conda. Their second
+# segments are never a platform name, so conda file paths cannot collide with them.
+channel_pages = [
+    path("", channel_views.channel_page, name="channel"),
+    path("upload/", channel_views.channel_upload, name="channel-upload"),
+    path("members/", channel_views.channel_members, name="channel-members"),
+    path("settings/", channel_views.channel_settings, name="channel-settings"),
+    path("delete/", channel_views.channel_delete, name="channel-delete"),
+    path("packages/<str:package_name>/", package_views.package_page, name="package"),
+    path(
+        "packages/<str:package_name>/files/<str:subdir>/<str:filename>/delete/",
+        package_views.delete_file,
+        name="package-file-delete",
+    ),
+]
+
 urlpatterns = [
-    path("", home, name="home"),
+    path("", channel_views.home, name="home"),
+    path("search/", package_views.search, name="search"),
+    path("channels/", channel_views.channel_list, name="channel-list"),
+    path("channels/new/", channel_views.channel_new, name="channel-new"),
+    path("settings/", account_views.profile, name="profile"),
+    path("settings/keys/", account_views.api_keys, name="api-keys"),
+    path("settings/keys/<int:key_id>/revoke/", account_views.revoke_key, name="api-key-revoke"),
+    path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path(
@@ -55,5 +80,6 @@ urlpatterns = [
         name="upload-quetz",
     ),
     re_path(rf"^t/(?P<token>[A-Za-z0-9-]+)/{CHANNEL}/(?P<path>.+)$", channel_file),
+    re_path(rf"^{CHANNEL}/", include(channel_pages)),
     re_path(rf"^{CHANNEL}/(?P<path>.+)$", channel_file, name="channel-file"),
 ]
