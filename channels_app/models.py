@@ -117,7 +117,9 @@ class RelatedChannel(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["channel", "position"], name="one_related_per_position"),
+            models.UniqueConstraint(
+                fields=["channel", "position"], name="one_related_per_position"
+            ),
             models.CheckConstraint(
                 condition=(models.Q(target__isnull=False) & models.Q(url=""))
                 | (models.Q(target__isnull=True) & ~models.Q(url="")),
