@@ -208,6 +208,9 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage",
     },
 }
+# WhiteNoise serves static files straight from the apps and static/ as well, so that pages
+# are styled without a collectstatic step (make run still collects them).
+WHITENOISE_USE_FINDERS = True
 FILE_UPLOAD_TEMP_DIR = env_str("WHARF_UPLOAD_TEMP_DIR") or None
 
 # Wharf's own settings.
