@@ -1,3 +1,4 @@
+from django.core.exceptions import ValidationError as ModelValidationError
 from django.db import IntegrityError
 from django.shortcuts import get_object_or_404
 from rest_framework import status, viewsets
@@ -6,9 +7,8 @@ from rest_framework.response import Response
 
 from accounts.authentication import caller_of
 
-from . import lifecycle
+from . import lifecycle, members
 from .access import Action, authorize, readable_channels
-from .models import Membership, Role
 from .serializers import (
     ChannelSerializer,
     ChannelUpdateSerializer,
@@ -96,12 +96,12 @@ class MemberViewSet(viewsets.ViewSet):
         channel = self._channel(channel_name)
         serializer = MembershipSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = serializer.validated_data["user"]
-        if channel.memberships.filter(user=user).exists():
-            raise ValidationError({"username": [f"{user.username} is already a member."]})
-        membership = Membership.objects.create(
-            channel=channel, user=user, role=serializer.validated_data["role"]
-        )
+        try:
+            membership = members.add(
+                channel, serializer.validated_data["user"], serializer.validated_data["role"]
+            )
+        except ModelValidationError as exc:
+            raise ValidationError({"username": exc.messages}) from exc
         return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request, channel_name=None, username=None):
@@ -109,11 +109,10 @@ class MemberViewSet(viewsets.ViewSet):
         membership = get_object_or_404(channel.memberships, user__username=username)
         serializer = RoleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        new_role = serializer.validated_data["role"]
-        if membership.role == Role.OWNER and new_role != Role.OWNER:
-            self._keep_an_owner(channel, membership)
-        membership.role = new_role
-        membership.save(update_fields=["role"])
+        try:
+            members.change_role(membership, serializer.validated_data["role"])
+        except ModelValidationError as exc:
+            raise ValidationError({"role": exc.messages}) from exc
         return Response(MembershipSerializer(membership).data)
 
     update = partial_update
@@ -121,13 +120,8 @@ class MemberViewSet(viewsets.ViewSet):
     def destroy(self, request, channel_name=None, username=None):
         channel = self._channel(channel_name)
         membership = get_object_or_404(channel.memberships, user__username=username)
-        if membership.role == Role.OWNER:
-            self._keep_an_owner(channel, membership)
-        membership.delete()
+        try:
+            members.remove(membership)
+        except ModelValidationError as exc:
+            raise ValidationError({"role": exc.messages}) from exc
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-    @staticmethod
-    def _keep_an_owner(channel, membership):
-        others = channel.memberships.filter(role=Role.OWNER).exclude(pk=membership.pk)
-        if not others.exists():
-            raise ValidationError({"role": ["A channel must keep at least one owner."]})

@@ -224,7 +224,7 @@ def test_it_refuses_to_add_a_member_twice(client_for, private_channel):
     response = client_for("owner").post(MEMBERS, {"username": "member"}, format="json")
 
     assert response.status_code == 400
-    assert response.json()["username"] == ["member is already a member."]
+    assert response.json()["username"] == ["member is already a member of 'private-team'."]
     assert roles_of(private_channel)["member"] == "member"
 
 

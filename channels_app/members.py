@@ -1,0 +1,50 @@
+"""Adding, re-ranking and removing channel members, with the rules that hold for all."""
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+
+from .models import Membership, Role
+
+
+def find_user(identifier):
+    """The active user with exactly this username or e-mail address, or None.
+
+    Only exact matches: looking someone up must not list the instance's users.
+    """
+    identifier = (identifier or "").strip()
+    if not identifier:
+        return None
+    users = get_user_model().objects.filter(is_active=True)
+    query = Q(email__iexact=identifier) if "@" in identifier else Q(username=identifier)
+    found = list(users.filter(query)[:2])
+    return found[0] if len(found) == 1 else None
+
+
+def add(channel, user, role=Role.MEMBER):
+    if channel.memberships.filter(user=user).exists():
+        raise ValidationError(f"{user.username} is already a member of '{channel.name}'.")
+    return Membership.objects.create(channel=channel, user=user, role=role)
+
+
+@transaction.atomic
+def change_role(membership, role):
+    if membership.role == Role.OWNER and role != Role.OWNER:
+        _keep_an_owner(membership)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def remove(membership):
+    if membership.role == Role.OWNER:
+        _keep_an_owner(membership)
+    membership.delete()
+
+
+def _keep_an_owner(membership):
+    others = Membership.objects.filter(channel_id=membership.channel_id, role=Role.OWNER)
+    if not others.exclude(pk=membership.pk).select_for_update().exists():
+        raise ValidationError("A channel must keep at least one owner.")
