@@ -153,3 +153,14 @@ def page_channel(request, channel_name, action=Action.READ):
         raise Http404(f"Channel '{channel_name}' not found.") from None
     except Forbidden as exc:
         raise PermissionDenied(exc.message) from None
+
+
+def allowed_actions(caller, channel):
+    """The actions the caller may take on a channel they may read (for showing controls)."""
+    role = effective_role(caller, channel)
+    if role is None or caller.is_anonymous:
+        return frozenset({Action.READ})
+    actions = ROLE_ACTIONS[Role(role)]
+    if caller.token is not None and caller.token.read_only:
+        return frozenset({Action.READ})
+    return actions

@@ -1,41 +1,174 @@
-"""Web pages about channels."""
+"""Web pages about channels: home, the channel list, a channel and its management."""
 
-from django.shortcuts import render
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db import IntegrityError
+from django.db.models import Count
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from accounts.authentication import Caller
+from packages_app.models import Package
 
-from .access import readable_channels
+from . import install, lifecycle, members, related
+from .access import Action, allowed_actions, page_channel, readable_channels
+from .forms import AddMemberForm, ChannelForm, ChannelSettingsForm, DeleteChannelForm, RoleForm
+from .models import Membership
+
+RECENT_PACKAGES = 12
+PACKAGES_PER_PAGE = 50
 
 
 def home(request):
-    channels = readable_channels(Caller(request.user)).order_by("name")[:200]
-    base_url = request.build_absolute_uri("/").rstrip("/")
-    return render(request, "home.html", {"channels": channels, "base_url": base_url})
+    caller = Caller(request.user)
+    recent = (
+        Package.objects.filter(channel__in=readable_channels(caller))
+        .select_related("channel")
+        .order_by("-updated_at")[:RECENT_PACKAGES]
+    )
+    return render(request, "home.html", {"recent": recent})
 
 
 def channel_list(request):
-    pass
+    caller = Caller(request.user)
+    channels = readable_channels(caller).annotate(package_count=Count("packages", distinct=True))
+    mine = []
+    if request.user.is_authenticated:
+        roles = dict(Membership.objects.filter(user=request.user).values_list("channel_id", "role"))
+        mine = [c for c in channels.order_by("name") if c.pk in roles]
+        for channel in mine:
+            channel.role = roles[channel.pk]
+    public = channels.filter(private=False).order_by("name")
+    page = Paginator(public, PACKAGES_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "channels/list.html", {"mine": mine, "page": page})
 
 
+@login_required
 def channel_new(request):
-    pass
+    form = ChannelForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            channel = lifecycle.create_channel(
+                request.user,
+                form.cleaned_data["name"],
+                description=form.cleaned_data["description"],
+                private=form.cleaned_data["private"],
+            )
+        except IntegrityError:
+            form.add_error("name", "A channel with this name already exists.")
+        else:
+            messages.success(request, f"Channel '{channel.name}' created.")
+            return redirect("channel", channel=channel.name)
+    return render(request, "channels/new.html", {"form": form})
+
+
+def _context(request, channel, tab):
+    caller = Caller(request.user)
+    return {
+        "channel": channel,
+        "tab": tab,
+        "can": {action.name.lower() for action in allowed_actions(caller, channel)},
+        "channel_url": request.build_absolute_uri(f"/{channel.name}"),
+    }
 
 
 def channel_page(request, channel):
-    pass
+    channel = page_channel(request, channel)
+    context = _context(request, channel, "packages")
+    caller = Caller(request.user)
+    visible_related = related.visible(channel, caller)
+    packages = Package.objects.filter(channel=channel).order_by("name")
+    query = request.GET.get("q", "").strip()
+    if query:
+        packages = packages.filter(name__icontains=query)
+    context.update(
+        page=Paginator(packages, PACKAGES_PER_PAGE).get_page(request.GET.get("page")),
+        query=query,
+        related=visible_related,
+        snippets=install.snippets(request, channel, visible_related),
+        upload_snippet=install.upload_snippet(request, channel),
+    )
+    return render(request, "channels/page.html", context)
 
 
 def channel_upload(request, channel):
-    pass
+    channel = page_channel(request, channel, Action.UPLOAD)
+    context = _context(request, channel, "upload")
+    context["upload_snippet"] = install.upload_snippet(request, channel)
+    return render(request, "channels/upload.html", context)
 
 
 def channel_members(request, channel):
-    pass
+    channel = page_channel(request, channel, Action.MANAGE)
+    form = AddMemberForm()
+    if request.method == "POST":
+        outcome = _change_members(request, channel)
+        if outcome is None:
+            return redirect("channel-members", channel=channel.name)
+        form = outcome
+    context = _context(request, channel, "members")
+    context.update(
+        memberships=channel.memberships.select_related("user").order_by("user__username"),
+        form=form,
+        roles=RoleForm.base_fields["role"].choices,
+    )
+    return render(request, "channels/members.html", context)
+
+
+def _change_members(request, channel):
+    """Apply the posted change; None when done, else the add form with its errors."""
+    action = request.POST.get("action")
+    if action == "add":
+        form = AddMemberForm(request.POST)
+        if not form.is_valid():
+            return form
+        try:
+            membership = members.add(channel, form.cleaned_data["user"], form.cleaned_data["role"])
+        except ValidationError as exc:
+            form.add_error("user", exc)
+            return form
+        messages.success(request, f"{membership.user.username} is now {membership.role}.")
+        return None
+    membership = get_object_or_404(channel.memberships, pk=request.POST.get("membership"))
+    try:
+        if action == "role":
+            role_form = RoleForm(request.POST)
+            if role_form.is_valid():
+                members.change_role(membership, role_form.cleaned_data["role"])
+                messages.success(request, f"{membership.user.username} is now {membership.role}.")
+        elif action == "remove":
+            members.remove(membership)
+            messages.success(request, f"{membership.user.username} was removed.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return None
 
 
 def channel_settings(request, channel):
-    pass
+    channel = page_channel(request, channel, Action.MANAGE)
+    form = ChannelSettingsForm(request.POST or None, instance=channel, caller=Caller(request.user))
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Settings saved.")
+        return redirect("channel-settings", channel=channel.name)
+    context = _context(request, channel, "settings")
+    context.update(form=form, delete_form=DeleteChannelForm(channel=channel))
+    return render(request, "channels/settings.html", context)
 
 
+@require_POST
 def channel_delete(request, channel):
-    pass
+    channel = page_channel(request, channel, Action.DELETE_CHANNEL)
+    form = DeleteChannelForm(request.POST, channel=channel)
+    if not form.is_valid():
+        context = _context(request, channel, "settings")
+        settings_form = ChannelSettingsForm(instance=channel, caller=Caller(request.user))
+        context.update(form=settings_form, delete_form=form)
+        return render(request, "channels/settings.html", context, status=400)
+    name = channel.name
+    lifecycle.delete_channel(channel)
+    messages.success(request, f"Channel '{name}' and all its packages were deleted.")
+    return redirect(reverse("channel-list"))

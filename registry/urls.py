@@ -43,7 +43,7 @@ api_v1 = [
     ),
     path("search", packages_api.Search.as_view(), name="search"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("", include(router.urls)),
 ]
 
@@ -73,7 +73,8 @@ urlpatterns = [
     path("settings/keys/<int:key_id>/revoke/", account_views.revoke_key, name="api-key-revoke"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
-    path("api/v1/", include(api_v1)),
+    # Namespaced: the router's names (channel-list, ...) must not shadow the pages'.
+    path("api/v1/", include((api_v1, "api"))),
     path(
         "api/channels/<str:channel>/upload/<str:filename>",
         packages_api.QuetzUpload.as_view(),

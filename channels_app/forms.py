@@ -1,0 +1,89 @@
+from django import forms
+from django.core.exceptions import ValidationError
+
+from . import members, related
+from .models import Channel, Role
+
+
+class ChannelForm(forms.ModelForm):
+    class Meta:
+        model = Channel
+        fields = ["name", "description", "private"]
+        help_texts = {
+            "name": "Lowercase letters, digits, '-', '_' and '.'; part of the channel URL.",
+            "private": "Only members can see and install from a private channel.",
+        }
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+
+    def clean_name(self):
+        name = self.cleaned_data["name"]
+        if Channel.objects.filter(name=name).exists():
+            # Also when the channel is private: taking a name is not reading the channel.
+            raise ValidationError("A channel with this name already exists.")
+        return name
+
+
+class ChannelSettingsForm(forms.ModelForm):
+    related_channels = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=(
+            "One per line, in the order clients should use them: the name of another "
+            "channel here, or the URL of an external channel such as "
+            "https://conda.anaconda.org/conda-forge."
+        ),
+    )
+
+    class Meta:
+        model = Channel
+        fields = ["description", "private"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+        help_texts = {"private": "Only members can see and install from a private channel."}
+
+    def __init__(self, *args, caller, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.caller = caller
+        if not self.is_bound:
+            self.initial["related_channels"] = related.as_text(self.instance)
+
+    def clean_related_channels(self):
+        text = self.cleaned_data["related_channels"]
+        self.related_entries = related.parse(self.instance, text, self.caller)
+        return text
+
+    def save(self, commit=True):
+        channel = super().save(commit=commit)
+        related.replace(channel, self.related_entries)
+        return channel
+
+
+class AddMemberForm(forms.Form):
+    user = forms.CharField(
+        label="Username or e-mail",
+        max_length=254,
+        help_text="The exact username or e-mail address of someone with an account here.",
+    )
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
+
+    def clean_user(self):
+        user = members.find_user(self.cleaned_data["user"])
+        if user is None:
+            raise ValidationError(f"No account '{self.cleaned_data['user']}' here.")
+        return user
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class DeleteChannelForm(forms.Form):
+    confirm = forms.CharField(label="Type the channel name to confirm", max_length=100)
+
+    def __init__(self, *args, channel, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.channel = channel
+
+    def clean_confirm(self):
+        if self.cleaned_data["confirm"] != self.channel.name:
+            raise ValidationError(f"Type '{self.channel.name}' exactly to delete the channel.")
+        return self.cleaned_data["confirm"]
