@@ -4,6 +4,7 @@ from rest_framework import generics, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -24,13 +25,26 @@ def _upload_response(request, package_file):
     return Response(data, status=status.HTTP_201_CREATED)
 
 
+class BodyReadByView(BaseParser):
+    """Accepts any body without reading it: the upload views stream it themselves.
+
+    DRF parses the body when something asks for ``request.POST`` — the CSRF check of a
+    browser session does — and without a parser that would answer 415.
+    """
+
+    media_type = "*/*"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return {}
+
+
 class UploadErrorMixin:
     """Uploads authenticate with a token, or with the browser session and its CSRF token
     (the web upload page sends each file as the raw body); they read the body themselves.
     """
 
     authentication_classes = [TokenAuthentication, SessionAuthentication]
-    parser_classes = []
+    parser_classes = [BodyReadByView]
 
     def handle_exception(self, exc):
         if isinstance(exc, uploads.UploadError):
