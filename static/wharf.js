@@ -56,8 +56,8 @@ function setupUpload(zone) {
             describe(item, "indexed", `Indexed: ${row.subdir}/${row.filename}`);
             const link = document.createElement("a");
             link.href = zone.dataset.packageUrl.replace("__name__", encodeURIComponent(row.name));
-            link.textContent = " View package";
-            item.querySelector(".outcome").appendChild(link);
+            link.textContent = "View package";
+            item.querySelector(".outcome").append(" · ", link);
           } else if (row && row.state === "failed") {
             describe(item, "failed", `Indexing failed: ${row.failure_reason}`);
           } else if (++tries < 240) {
