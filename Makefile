@@ -10,7 +10,7 @@ PORT ?= 8000
 WEB_WORKERS ?= 2
 export DJANGO_SETTINGS_MODULE := registry.settings
 
-.PHONY: run test lint format worker migrate install clean bench
+.PHONY: run test lint format worker migrate install clean bench browser screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,8 +37,22 @@ run: migrate
 worker: migrate
 	$(BIN)/celery -A registry worker --loglevel INFO --concurrency 2
 
-test: $(STAMP)
+test: $(STAMP) browser
 	WHARF_DATA_DIR=$${WHARF_DATA_DIR:-$(CURDIR)/var/test} $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The browser tests drive Debian's chromium; Playwright's own browser download is not used.
+CHROMIUM ?= /usr/bin/chromium
+export WHARF_CHROMIUM := $(CHROMIUM)
+SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
+
+browser:
+	test -x $(CHROMIUM) || ($(SUDO) apt-get update && \
+		$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+# docs/screenshots/*.png for the README, taken on the test database with made-up data.
+screenshots: $(STAMP) browser
+	WHARF_DATA_DIR=$${WHARF_DATA_DIR:-$(CURDIR)/var/screenshots} $(BIN)/python -m pytest \
+		tests/screenshots.py -p no:cacheprovider -q
 
 # Benchmarks against rattler-index and nginx; results appended to docs/benchmarks.md.
 # Needs PostgreSQL and Redis (as `make test` in CI) and, for serving, nginx and wrk.
