@@ -1,0 +1,76 @@
+"""Forms of the signed-in user's pages."""
+
+from django import forms
+
+from channels_app.models import Channel
+
+from .models import ApiToken
+
+# As in the REST API (accounts/serializers.py): at most ten years.
+MAX_EXPIRY_DAYS = 3650
+EXPIRY_CHOICES = [
+    ("never", "Never"),
+    ("30", "In 30 days"),
+    ("90", "In 90 days"),
+    ("365", "In 365 days"),
+    ("days", "After a number of days"),
+]
+
+
+class ApiKeyForm(forms.Form):
+    """A new API key, with the rules of the REST API: a key may be limited only to
+    channels its user is a member of."""
+
+    name = forms.CharField(max_length=100, help_text="What the key is for, e.g. “CI uploads”.")
+    expiry = forms.ChoiceField(label="Expires", choices=EXPIRY_CHOICES, initial="90")
+    days = forms.IntegerField(
+        label="Number of days",
+        required=False,
+        min_value=1,
+        max_value=MAX_EXPIRY_DAYS,
+        help_text="Used when “After a number of days” is chosen.",
+    )
+    channels = forms.ModelMultipleChoiceField(
+        label="Limit to channels",
+        queryset=Channel.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None checked: the key works for all your channels.",
+    )
+    read_only = forms.BooleanField(
+        label="Read-only",
+        required=False,
+        help_text="The key can download packages but not upload, delete or manage.",
+    )
+
+    def __init__(self, user, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.fields["channels"].queryset = Channel.objects.filter(memberships__user=user).order_by(
+            "name"
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("expiry") == "days" and cleaned.get("days") is None:
+            self.add_error("days", "Enter the number of days after which the key expires.")
+        return cleaned
+
+    @property
+    def expires_in_days(self):
+        expiry = self.cleaned_data["expiry"]
+        if expiry == "never":
+            return None
+        if expiry == "days":
+            return self.cleaned_data["days"]
+        return int(expiry)
+
+    def save(self):
+        """Create the key; return ``(token, secret)``."""
+        return ApiToken.create_for(
+            self.user,
+            self.cleaned_data["name"],
+            read_only=self.cleaned_data["read_only"],
+            channels=list(self.cleaned_data["channels"]),
+            expires_in_days=self.expires_in_days,
+        )
