@@ -1,12 +1,12 @@
 """Web pages of the signed-in user: profile and API keys."""
 
-from urllib.parse import urlsplit
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
+
+from channels_app import install
 
 from .forms import ApiKeyForm
 from .models import ApiToken
@@ -44,9 +44,10 @@ def _login_commands(request, token, secret):
     secret inside the channel URL."""
     base = request.build_absolute_uri("/").rstrip("/")
     channel = next((c.name for c in token.channels.all()), "<channel>")
+    pixi, micromamba = install.login_commands(request, secret)
     return [
-        ("pixi", f"pixi auth login {urlsplit(base).hostname} --token {secret}"),
-        ("micromamba", f"micromamba auth login {base} --bearer {secret}"),
+        ("pixi", pixi),
+        ("micromamba", micromamba),
         ("conda", f"conda install -c {base}/t/{secret}/{channel} <package>"),
     ]
 

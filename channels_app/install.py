@@ -33,12 +33,12 @@ def snippets(request, channel, related=(), package="<package>"):
     and conda, including the login step when the channel is private."""
     urls = channel_urls(request, channel, related)
     base = request.build_absolute_uri("/").rstrip("/")
-    host = urlsplit(base).hostname
     flags = " ".join(f"-c {url}" for url in urls)
     pixi, micromamba, conda = [], [], []
     if channel.private:
-        pixi.append(f"pixi auth login {host} --token {TOKEN_PLACEHOLDER}")
-        micromamba.append(f"micromamba auth login {base} --bearer {TOKEN_PLACEHOLDER}")
+        pixi_login, micromamba_login = login_commands(request)
+        pixi.append(pixi_login)
+        micromamba.append(micromamba_login)
     pixi.append(f"pixi init my-project {flags}")
     pixi.append(f"cd my-project && pixi add {package}")
     micromamba.append(f"micromamba create -n my-env {flags} {package}")
@@ -51,6 +51,16 @@ def snippets(request, channel, related=(), package="<package>"):
         Snippet("micromamba", "micromamba", "\n".join(micromamba)),
         Snippet("conda", "conda", "\n".join(conda)),
     ]
+
+
+def login_commands(request, secret=TOKEN_PLACEHOLDER):
+    """The pixi and micromamba commands that store a token for this Wharf once: pixi keys
+    it by host name, micromamba by host and port."""
+    base = request.build_absolute_uri("/").rstrip("/")
+    return (
+        f"pixi auth login {urlsplit(base).hostname} --token {secret}",
+        f"micromamba auth login {base} --bearer {secret}",
+    )
 
 
 def _with_token(url, base):

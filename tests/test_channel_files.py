@@ -211,12 +211,12 @@ def test_it_removes_a_deleted_file_from_the_index(published, client_for):
     assert owner.get(f"/{channel.name}/linux-64/{doomed.name}").status_code == 404
 
 
-def test_it_lists_only_readable_channels_on_the_home_page(
+def test_it_lists_only_readable_channels_on_the_channels_page(
     client, users, private_channel, public_channel
 ):
-    anonymous = client.get("/").content.decode()
+    anonymous = client.get("/channels/").content.decode()
     client.force_login(users["member"])
-    member = client.get("/").content.decode()
+    member = client.get("/channels/").content.decode()
 
     assert public_channel.name in anonymous and private_channel.name not in anonymous
     assert private_channel.name in member
