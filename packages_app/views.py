@@ -1,15 +1,81 @@
 """Web pages about packages: search, a package's page, deleting a file."""
 
+from django.contrib import messages
+from django.core.paginator import InvalidPage
 from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.authentication import Caller
+from channels_app import install
+from channels_app.access import Action, allowed_actions, page_channel, readable_channels
+
+from . import archives, catalog, dependencies, pages, uploads
+from .models import Package, PackageFile
+
+RESULTS_PER_PAGE = 25
 
 
 def search(request):
-    raise Http404("Not built yet.")
+    query = request.GET.get("q", "").strip()
+    channel_name = request.GET.get("channel", "")
+    platform = request.GET.get("platform", "")
+    platform = platform if platform in archives.SUBDIRS else ""
+    context = {
+        "query": query,
+        "channel_name": channel_name,
+        "platform": platform,
+        "platforms": sorted(archives.SUBDIRS),
+    }
+    if query:
+        readable = readable_channels(Caller(request.user))
+        searched = readable.filter(name=channel_name) if channel_name else readable
+        results = pages.search(searched, query, platform)
+        paginator = catalog.RankedPaginator(results, RESULTS_PER_PAGE)
+        try:
+            context["page"] = paginator.page(request.GET.get("page") or 1)
+        except InvalidPage:
+            raise Http404("There is no such page of results.") from None
+        context["channel_names"] = pages.channels_with_matches(readable, query)
+    return render(request, "packages/search.html", context)
 
 
 def package_page(request, channel, package_name):
-    raise Http404("Not built yet.")
+    channel = page_channel(request, channel)
+    package = Package.objects.filter(channel=channel, name=package_name).first()
+    files = list(
+        PackageFile.objects.filter(channel=channel, name=package_name).select_related("uploader")
+    )
+    if package is None or not files:
+        raise Http404(f"No package '{package_name}' in channel '{channel.name}'.")
+    caller = Caller(request.user)
+    latest = pages.latest_file(files, package.latest_version) or pages.newest_first(files)[0]
+    requirements = dependencies.resolve(channel, latest.record, caller)
+    context = {
+        "channel": channel,
+        "package": package,
+        "latest": latest,
+        "description": pages.render_markdown(latest.description),
+        "links": pages.project_links(latest),
+        "matrix": pages.version_matrix(files),
+        "files": pages.newest_first(files),
+        "dependencies": requirements,
+        "snippets": install.snippets(
+            request, channel, requirements.related_needed, package=package.name
+        ),
+        "may_delete": Action.DELETE_PACKAGE in allowed_actions(caller, channel),
+    }
+    return render(request, "packages/package.html", context)
 
 
+@require_POST
 def delete_file(request, channel, package_name, subdir, filename):
-    raise Http404("Not built yet.")
+    channel = page_channel(request, channel, Action.DELETE_PACKAGE)
+    package_file = get_object_or_404(
+        PackageFile, channel=channel, name=package_name, subdir=subdir, filename=filename
+    )
+    uploads.delete_package_file(package_file)
+    messages.success(request, f"Deleted {subdir}/{filename}; the index is being rebuilt.")
+    if PackageFile.objects.filter(channel=channel, name=package_name).exists():
+        return redirect("package", channel=channel.name, package_name=package_name)
+    return redirect("channel", channel=channel.name)
