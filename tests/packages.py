@@ -6,7 +6,7 @@ from pathlib import Path
 
 import rattler_build
 
-from packages_app.models import SubdirIndex
+from packages_app.models import PackageFile, SubdirIndex
 
 EXTENSION = {
     ".conda": rattler_build.ArchiveType.Conda,
@@ -103,3 +103,22 @@ def eventually(check, timeout=30):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def catalog_file(channel, subdir, name, version, **fields):
+    """A PackageFile row as an upload records it, without an archive behind it (for
+    listings and search; call ``catalog.refresh`` after)."""
+    return PackageFile.objects.create(
+        channel=channel,
+        subdir=subdir,
+        filename=f"{name}-{version}-0.conda",
+        name=name,
+        version=version,
+        build="0",
+        size=1,
+        sha256="0" * 64,
+        md5="0" * 32,
+        record_json="{}",
+        storage_path=f"unused/{subdir}/{name}",
+        **fields,
+    )

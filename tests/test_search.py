@@ -14,7 +14,7 @@ from packages_app import catalog
 from packages_app.importing import import_files
 from packages_app.models import Package, PackageFile
 
-from .packages import upload, wait_for_index
+from .packages import catalog_file, upload, wait_for_index
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -115,22 +115,6 @@ def test_the_catalog_follows_bulk_imports(public_channel, packages):
     }
 
 
-def _add_file(channel, subdir, name, version):
-    return PackageFile.objects.create(
-        channel=channel,
-        subdir=subdir,
-        filename=f"{name}-{version}-0.conda",
-        name=name,
-        version=version,
-        build="0",
-        size=1,
-        sha256="0" * 64,
-        md5="0" * 32,
-        record_json="{}",
-        storage_path=f"unused/{subdir}/{name}",
-    )
-
-
 def test_concurrent_changes_to_one_name_are_all_counted(public_channel):
     """A second transaction refreshing the same name waits and sees the first one's file."""
     first_refreshed, second_started = threading.Event(), threading.Event()
@@ -139,7 +123,7 @@ def test_concurrent_changes_to_one_name_are_all_counted(public_channel):
     def in_thread(subdir, before_commit):
         try:
             with transaction.atomic():
-                _add_file(public_channel, subdir, "race", "1.0")
+                catalog_file(public_channel, subdir, "race", "1.0")
                 catalog.refresh(public_channel, ["race"])
                 before_commit()
         except Exception as exc:  # noqa: BLE001 - reported below

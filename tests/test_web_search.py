@@ -7,7 +7,8 @@ from pytest_django.asserts import assertContains, assertNotContains
 
 from channels_app.lifecycle import create_channel
 from packages_app import catalog
-from packages_app.models import PackageFile
+
+from .packages import catalog_file
 
 pytestmark = pytest.mark.django_db
 
@@ -15,20 +16,7 @@ pytestmark = pytest.mark.django_db
 def add_package(channel, name, version="1.0", subdirs=("noarch",), summary=""):
     """Package files as an upload records them, and the catalog refreshed from them."""
     for subdir in subdirs:
-        PackageFile.objects.create(
-            channel=channel,
-            subdir=subdir,
-            filename=f"{name}-{version}-0.conda",
-            name=name,
-            version=version,
-            build="0",
-            size=1,
-            sha256="0" * 64,
-            md5="0" * 32,
-            record_json="{}",
-            summary=summary,
-            storage_path=f"unused/{subdir}/{name}",
-        )
+        catalog_file(channel, subdir, name, version, summary=summary)
     catalog.refresh(channel, [name])
 
 
