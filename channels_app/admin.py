@@ -1,22 +1,144 @@
 from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.forms import BaseInlineFormSet, ModelForm
 
-from . import lifecycle
-from .models import Channel, Membership
+from accounts.authentication import Caller
+from packages_app import indexing
+from packages_app.models import PackageFile
+from registry.adminsite import ChannelOwnedAdmin, ChannelPartInline
+
+from . import lifecycle, members, related
+from .access import readable_channels
+from .forms import AddMemberForm
+from .models import Channel, Membership, RelatedChannel, Role
+
+KEEP_AN_OWNER = "A channel must keep at least one owner."
 
 
-class MembershipInline(admin.TabularInline):
+def _keeps_an_owner(membership):
+    """Whether the channel still has an owner without this membership's owner role."""
+    owners = Membership.objects.filter(channel_id=membership.channel_id, role=Role.OWNER)
+    return owners.exclude(pk=membership.pk).exists()
+
+
+def _count_per_channel(model):
+    rows = model.objects.filter(channel=OuterRef("pk")).order_by().values("channel")
+    return Coalesce(Subquery(rows.annotate(count=Count("pk")).values("count")), 0)
+
+
+class MembershipFormSet(BaseInlineFormSet):
+    def clean(self):
+        super().clean()
+        if any(self.errors):
+            return
+        had_owner = any(form.initial.get("role") == Role.OWNER for form in self.initial_forms)
+        kept = [form.cleaned_data for form in self.forms if form.cleaned_data]
+        kept = [row for row in kept if not row.get("DELETE")]
+        if had_owner and not any(row["role"] == Role.OWNER for row in kept):
+            raise ValidationError(KEEP_AN_OWNER)
+
+
+class MembershipInline(ChannelPartInline):
+    """Roles of the members; members are added on the Memberships page, by username."""
+
     model = Membership
+    formset = MembershipFormSet
+    fields = ["user", "role"]
+    readonly_fields = ["user"]
     extra = 0
-    autocomplete_fields = ["user"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class RelatedChannelFormSet(BaseInlineFormSet):
+    caller = None  # set per request by RelatedChannelInline.get_formset
+
+    def clean(self):
+        super().clean()
+        if any(self.errors):
+            return
+        rows = [form.cleaned_data for form in self.forms if form.cleaned_data]
+        rows = [row for row in rows if not row.get("DELETE")]
+        rows.sort(key=lambda row: row["position"])
+        # The same rules as the channel's settings page: readable, not itself, no repeats.
+        lines = [row["target"].name if row.get("target") else row.get("url", "") for row in rows]
+        related.parse(self.instance, "\n".join(lines), self.caller)
+
+
+class RelatedChannelInline(ChannelPartInline):
+    model = RelatedChannel
+    fk_name = "channel"
+    formset = RelatedChannelFormSet
+    fields = ["position", "target", "url"]
+    extra = 0
+    max_num = related.MAX_RELATED
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "target":
+            kwargs["queryset"] = readable_channels(Caller(request.user))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        formset.caller = Caller(request.user)
+        return formset
 
 
 @admin.register(Channel)
-class ChannelAdmin(admin.ModelAdmin):
-    list_display = ["name", "private", "created_by", "created_at"]
+class ChannelAdmin(ChannelOwnedAdmin):
+    channel_path = "pk"
+    list_display = ["name", "private", "member_count", "file_count", "created_by", "created_at"]
     list_filter = ["private"]
     search_fields = ["name", "description"]
-    inlines = [MembershipInline]
-    readonly_fields = ["created_by", "created_at"]
+    inlines = [RelatedChannelInline, MembershipInline]
+    actions = ["reindex"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("created_by")
+            .annotate(
+                member_total=_count_per_channel(Membership),
+                file_total=_count_per_channel(PackageFile),
+            )
+        )
+
+    @admin.display(description="members", ordering="member_total")
+    def member_count(self, channel):
+        return channel.member_total
+
+    @admin.display(description="files", ordering="file_total")
+    def file_count(self, channel):
+        return channel.file_total
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and not request.user.is_superuser:
+            # Channel URLs carry the name: clients and environment files would break.
+            return ["name", "created_by", "created_at"]
+        return ["created_by", "created_at"]
+
+    def get_inlines(self, request, obj):
+        # A new channel gets its owner from create_channel; the rest once it exists.
+        return self.inlines if obj is not None else []
+
+    @admin.action(permissions=["change"], description="Reindex selected channels")
+    def reindex(self, request, queryset):
+        subdirs = 0
+        with transaction.atomic():
+            for channel in queryset:
+                for subdir in channel.subdir_indexes.values_list("subdir", flat=True):
+                    indexing.request_rebuild(channel, subdir, full=True)
+                    subdirs += 1
+        self.message_user(
+            request,
+            f"Requested a full rebuild of {subdirs} subdir(s) in {len(queryset)} channel(s).",
+        )
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -29,9 +151,66 @@ class ChannelAdmin(admin.ModelAdmin):
         obj.created_by = created.created_by
         obj.created_at = created.created_at
 
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        # Whoever may delete a channel deletes everything in it, index rows included,
+        # which are not theirs to see on their own.
+        return deleted, counts, set(), protected
+
     def delete_model(self, request, obj):
         lifecycle.delete_channel(obj)
 
     def delete_queryset(self, request, queryset):
         for channel in queryset:
             lifecycle.delete_channel(channel)
+
+
+class MembershipForm(ModelForm):
+    # As on the channel's Members page: an exact username or e-mail, never a user list.
+    user = AddMemberForm.base_fields["user"]
+    clean_user = AddMemberForm.clean_user
+
+    class Meta:
+        model = Membership
+        fields = ["channel", "user", "role"]
+
+    def clean_role(self):
+        role = self.cleaned_data["role"]
+        was_owner = self.instance.pk is not None and self.instance.role == Role.OWNER
+        if was_owner and role != Role.OWNER and not _keeps_an_owner(self.instance):
+            raise ValidationError(KEEP_AN_OWNER)
+        return role
+
+
+@admin.register(Membership)
+class MembershipAdmin(ChannelOwnedAdmin):
+    form = MembershipForm
+    fields = ["channel", "user", "role", "created_at"]
+    list_display = ["user", "channel", "role", "created_at"]
+    list_filter = ["role", ("channel", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["user__username", "user__email", "channel__name"]
+    list_select_related = ["user", "channel"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A membership is one person in one channel: only the role changes.
+        return ["channel", "user", "created_at"] if obj is not None else ["created_at"]
+
+    def get_actions(self, request):
+        # One at a time, so that each removal can be checked against keeping an owner.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.role == Role.OWNER and not _keeps_an_owner(obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            members.change_role(Membership.objects.get(pk=obj.pk), obj.role)
+        else:
+            obj.pk = members.add(obj.channel, obj.user, obj.role).pk
+
+    def delete_model(self, request, obj):
+        members.remove(obj)

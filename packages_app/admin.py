@@ -1,25 +1,50 @@
 from django.contrib import admin
+from django.contrib.admin import actions as django_actions
+from django.db import transaction
+
+from registry.adminsite import ChannelOwnedAdmin
 
 from . import uploads
 from .models import PackageFile, SubdirIndex
 
 
 @admin.register(PackageFile)
-class PackageFileAdmin(admin.ModelAdmin):
-    list_display = ["filename", "channel", "subdir", "state", "size", "uploader", "uploaded_at"]
-    list_filter = ["state", "subdir"]
-    search_fields = ["filename", "name", "channel__name", "sha256"]
+class PackageFileAdmin(ChannelOwnedAdmin):
+    list_display = [
+        "channel",
+        "subdir",
+        "filename",
+        "version",
+        "size",
+        "state",
+        "uploader",
+        "uploaded_at",
+    ]
+    list_filter = ["state", "subdir", ("channel", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["channel", "uploader"]
+    search_fields = ["filename", "name", "version", "channel__name", "sha256"]
     readonly_fields = [f.name for f in PackageFile._meta.fields]
+    actions = ["delete_selected"]
 
     def has_add_permission(self, request):
         return False
+
+    def has_change_permission(self, request, obj=None):
+        return False  # every field is read-only: the file is what was uploaded
+
+    # Named like Django's bulk delete so that it replaces it, confirmation page included;
+    # the deletion itself goes through delete_queryset.
+    @admin.action(permissions=["delete"], description="Delete selected package files and reindex")
+    def delete_selected(self, request, queryset):
+        return django_actions.delete_selected(self, request, queryset)
 
     def delete_model(self, request, obj):
         uploads.delete_package_file(obj)
 
     def delete_queryset(self, request, queryset):
-        for package_file in queryset:
-            uploads.delete_package_file(package_file)
+        with transaction.atomic():
+            for package_file in queryset:
+                uploads.delete_package_file(package_file)
 
 
 @admin.register(SubdirIndex)

@@ -1,12 +1,116 @@
-"""The Django admin, opened to channel owners for their own channels."""
+"""The Django admin, opened to channel owners for their own channels.
 
-from django.contrib.admin import AdminSite
+Wharf grants rights by channel role, not by Django's model permissions. A user who owns
+a channel may sign in here, staff or not, and sees the channels they own with their
+members, related channels and package files (:class:`ChannelOwnedAdmin`,
+:class:`ChannelPartInline`). The site's own models — users, tokens, groups, index
+internals — keep Django's model permissions, which channel owners are not given.
+Superusers see everything.
+"""
+
+from django.contrib import admin
 from django.contrib.admin.apps import AdminConfig
 
+# Models are imported inside the functions: this module is loaded with the app registry
+# (INSTALLED_APPS names WharfAdminConfig), before any model may be.
 
-class WharfAdminSite(AdminSite):
+
+def owned_channels(user):
+    """The channels the user manages in the admin: every one for a superuser, else those
+    where their role grants :attr:`Action.MANAGE`."""
+    from channels_app.access import ROLE_ACTIONS, Action
+    from channels_app.models import Channel
+
+    if user.is_superuser:
+        return Channel.objects.all()
+    if not user.is_authenticated:
+        return Channel.objects.none()
+    roles = [role for role, actions in ROLE_ACTIONS.items() if Action.MANAGE in actions]
+    return Channel.objects.filter(memberships__user=user, memberships__role__in=roles)
+
+
+def manages(user, channel=None):
+    """Whether the user manages ``channel`` in the admin; with no channel, any channel."""
+    if user.is_superuser:
+        return True
+    channels = owned_channels(user)
+    if channel is not None:
+        channels = channels.filter(pk=channel.pk)
+    return channels.exists()
+
+
+class ChannelOwnedAdmin(admin.ModelAdmin):
+    """The rows of the channels the signed-in user manages, and rights on them.
+
+    ``channel_path`` leads from the model to its channel ("pk" for Channel itself).
+    A foreign key of that name offers only the managed channels.
+    """
+
+    channel_path = "channel"
+
+    def get_queryset(self, request):
+        rows = super().get_queryset(request)
+        if request.user.is_superuser:
+            return rows
+        return rows.filter(**{f"{self.channel_path}__in": owned_channels(request.user)})
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == self.channel_path:
+            kwargs["queryset"] = owned_channels(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def _manages(self, request, obj=None):
+        if obj is None:
+            return manages(request.user)
+        return self.get_queryset(request).filter(pk=obj.pk).exists()
+
+    def has_module_permission(self, request):
+        return self._manages(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._manages(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._manages(request, obj)
+
+    def has_add_permission(self, request):
+        return self._manages(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._manages(request, obj)
+
+
+class ChannelPartInline(admin.TabularInline):
+    """An inline on the channel page: rights follow the channel (``obj``)."""
+
+    def has_view_permission(self, request, obj=None):
+        return manages(request.user, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return manages(request.user, obj)
+
+    def has_add_permission(self, request, obj=None):
+        return manages(request.user, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return manages(request.user, obj)
+
+
+class WharfAdminSite(admin.AdminSite):
     site_header = "Wharf administration"
     site_title = "Wharf"
+
+    @property
+    def login_form(self):
+        # Any active user may sign in; has_permission then decides whether the admin
+        # opens, and tells a signed-in user without a channel that they may not use it.
+        from django.contrib.auth.forms import AuthenticationForm
+
+        return AuthenticationForm
+
+    def has_permission(self, request):
+        user = request.user
+        return user.is_active and (user.is_staff or manages(user))
 
 
 class WharfAdminConfig(AdminConfig):
