@@ -13,15 +13,8 @@ from registry.adminsite import ChannelOwnedAdmin, ChannelPartInline
 from . import lifecycle, members, related
 from .access import readable_channels
 from .forms import AddMemberForm
+from .members import KEEP_AN_OWNER, has_other_owner
 from .models import Channel, Membership, RelatedChannel, Role
-
-KEEP_AN_OWNER = "A channel must keep at least one owner."
-
-
-def _keeps_an_owner(membership):
-    """Whether the channel still has an owner without this membership's owner role."""
-    owners = Membership.objects.filter(channel_id=membership.channel_id, role=Role.OWNER)
-    return owners.exclude(pk=membership.pk).exists()
 
 
 def _count_per_channel(model):
@@ -177,7 +170,7 @@ class MembershipForm(ModelForm):
     def clean_role(self):
         role = self.cleaned_data["role"]
         was_owner = self.instance.pk is not None and self.instance.role == Role.OWNER
-        if was_owner and role != Role.OWNER and not _keeps_an_owner(self.instance):
+        if was_owner and role != Role.OWNER and not has_other_owner(self.instance):
             raise ValidationError(KEEP_AN_OWNER)
         return role
 
@@ -202,7 +195,7 @@ class MembershipAdmin(ChannelOwnedAdmin):
         return actions
 
     def has_delete_permission(self, request, obj=None):
-        if obj is not None and obj.role == Role.OWNER and not _keeps_an_owner(obj):
+        if obj is not None and obj.role == Role.OWNER and not has_other_owner(obj):
             return False
         return super().has_delete_permission(request, obj)
 

@@ -44,7 +44,16 @@ def remove(membership):
     membership.delete()
 
 
+KEEP_AN_OWNER = "A channel must keep at least one owner."
+
+
+def has_other_owner(membership, *, lock=False):
+    """Whether the channel has an owner besides this membership."""
+    owners = Membership.objects.filter(channel_id=membership.channel_id, role=Role.OWNER)
+    owners = owners.exclude(pk=membership.pk)
+    return (owners.select_for_update() if lock else owners).exists()
+
+
 def _keep_an_owner(membership):
-    others = Membership.objects.filter(channel_id=membership.channel_id, role=Role.OWNER)
-    if not others.exclude(pk=membership.pk).select_for_update().exists():
-        raise ValidationError("A channel must keep at least one owner.")
+    if not has_other_owner(membership, lock=True):
+        raise ValidationError(KEEP_AN_OWNER)
