@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from django.conf import settings
+from django.db import connections
 from django.test import Client
 from playwright.sync_api import expect, sync_playwright
 
@@ -49,6 +50,9 @@ def browser_context(base_url, viewport=DESKTOP):
             yield context
         finally:
             browser.close()
+            # Database work done while the loop ran used a connection of the loop's own
+            # context; closed here, or the test database cannot be dropped at the end.
+            connections.close_all()
 
 
 def sign_in(context, user, base_url):
