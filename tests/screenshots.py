@@ -11,6 +11,7 @@ import pytest
 import rattler_build
 from playwright.sync_api import expect
 
+from channels_app import related
 from channels_app.lifecycle import create_channel
 from channels_app.models import Membership, Role
 
@@ -42,8 +43,15 @@ def seeded(users, tokens, packages, live_server_url, django_user_model):
             "robot-arm",
             "0.9.1",
             "noarch",
-            depends=["lidar-driver >=1.3", "python >=3.11"],
+            depends=["lidar-driver >=1.3", "lidar-viewer 2.*", "python >=3.11", "numpy"],
+            constrains=["ros-core >=2"],
             summary="Motion planning for the arm",
+            description=(
+                "Plans **collision-free** motions for the team's arm.\n\n"
+                "- reads point clouds through `lidar-driver`\n"
+                "- shows plans in `lidar-viewer`"
+            ),
+            homepage="https://example.org/robot-arm",
             license="BSD-3-Clause",
         ),
     ]
@@ -54,6 +62,7 @@ def seeded(users, tokens, packages, live_server_url, django_user_model):
     rattler_build.upload_package_to_prefix(
         [str(tool)], live_server_url, tools.name, api_key=tokens["owner"]
     )
+    related.replace(robotics, [(tools, ""), (None, "https://conda.anaconda.org/conda-forge")])
     for channel, subdir in ((robotics, "linux-64"), (robotics, "osx-arm64"),
                             (robotics, "noarch"), (tools, "noarch")):  # fmt: skip
         wait_for_index(channel, subdir)
@@ -89,7 +98,7 @@ def test_screenshots(seeded, live_server_url, packages, tmp_path, monkeypatch):
         shoot(page, "channel", full_page=True)
         page.goto("/search/?q=lidar")
         shoot(page, "search")
-        page.goto("/robotics/packages/lidar-driver/")
+        page.goto("/robotics/packages/robot-arm/")
         shoot(page, "package", full_page=True)
 
         page.goto("/robotics/upload/")
