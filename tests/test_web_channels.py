@@ -458,3 +458,14 @@ def test_the_500_page_renders_without_a_database(client):
 
     html = loader.get_template("500.html").render()
     assert "Something went wrong" in html and "Nothing you uploaded is lost" in html
+
+
+def test_a_form_posted_without_its_csrf_token_gets_the_friendly_page(web, private_channel):
+    response = web("owner", enforce_csrf_checks=True).post(
+        "/private-team/settings/", {"description": "forged"}
+    )
+
+    assert response.status_code == 403
+    assert "This form has expired" in text(response)
+    private_channel.refresh_from_db()
+    assert private_channel.description == "Ours"
