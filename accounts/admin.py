@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
-from .models import ApiToken, User
+from . import audit
+from .models import ApiToken, AuditEvent, User
 
 admin.site.register(User, UserAdmin)
 
@@ -20,10 +21,42 @@ class ApiTokenAdmin(admin.ModelAdmin):
     ]
     list_filter = ["read_only"]
     search_fields = ["name", "user__username", "hint"]
-    readonly_fields = ["digest", "hint", "created_at", "last_used_at"]
+    # Revoked by the action below, so that each revocation is in the audit log.
+    readonly_fields = ["digest", "hint", "created_at", "last_used_at", "revoked_at"]
     autocomplete_fields = ["user"]
     filter_horizontal = ["channels"]
+    actions = ["revoke"]
 
     def has_add_permission(self, request):
         # A token's secret is shown once, by the API or `manage.py create_token`.
+        return False
+
+    @admin.action(permissions=["change"], description="Revoke selected tokens")
+    def revoke(self, request, queryset):
+        revoked = 0
+        for token in queryset:
+            if token.revoke():
+                audit.record("token.revoked", request=request, **audit.token_details(token))
+                revoked += 1
+        self.message_user(request, f"Revoked {revoked} token(s).")
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Every event, read only, for superusers (owners read their channel's on its page)."""
+
+    list_display = ["created_at", "action", "actor_name", "token_hint", "channel_name", "address"]
+    list_filter = ["action"]
+    search_fields = ["actor_name", "channel_name", "token_hint", "address"]
+    date_hierarchy = "created_at"
+    fields = list_display + ["details"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

@@ -14,19 +14,29 @@ Conda file requests (``identify(..., cached=True)``) may use a token looked up i
 request; a revocation, a disabled account or a change to the token's channels made in this
 process clears the cache at once, and one made by another process takes effect within
 that bound. Every other route reads the token from the database on every request.
+
+Guessing is limited per client address (:class:`FailureLimit`): a token secret that
+matches no token and a failed password sign-in each count as a failure; past
+``WHARF_AUTH_FAILURE_LIMIT`` failures in a window every request from that address that
+carries credentials or changes something is answered 429 until the window ends.
 """
 
 import base64
 import binascii
+import ipaddress
+import math
 import time
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.signals import user_login_failed
+from django.core.cache import cache
 from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.http import JsonResponse
 from rest_framework import authentication, exceptions
 
-from . import tokens
+from . import audit, tokens
 from .models import ApiToken, User
 
 REALM = 'Bearer realm="wharf"'
@@ -34,6 +44,10 @@ REALM = 'Bearer realm="wharf"'
 
 class InvalidCredentials(Exception):
     pass
+
+
+class UnknownToken(InvalidCredentials):
+    """A secret that matches no token: what guessing produces, so it counts as a failure."""
 
 
 @dataclass
@@ -129,9 +143,15 @@ def _check(token):
         raise InvalidCredentials("The account of this token is disabled.")
 
 
-def token_caller(secret, *, cached=False):
+def token_caller(secret, *, cached=False, request=None):
+    """The :class:`Caller` a token secret stands for; raise InvalidCredentials.
+
+    The token is found by the SHA-256 digest of the secret through a unique index: no
+    comparison of secrets happens here, so timing tells nothing about the stored ones.
+    ``request`` gives the client address of the token's first use in the audit log.
+    """
     if not tokens.looks_like_secret(secret):
-        raise InvalidCredentials("Invalid token.")
+        raise UnknownToken("Invalid token.")
     digest = tokens.digest(secret)
     token = token_cache.get(digest) if cached else None
     from_cache = token is not None
@@ -139,7 +159,7 @@ def token_caller(secret, *, cached=False):
         token = ApiToken.objects.select_related("user").filter(digest=digest).first()
         if token is None:
             token_cache.discard(digest)
-            raise InvalidCredentials("Invalid token.")
+            raise UnknownToken("Invalid token.")
     try:
         _check(token)
     except InvalidCredentials:
@@ -147,7 +167,8 @@ def token_caller(secret, *, cached=False):
         raise
     if cached and not from_cache:
         token_cache.put(digest, token)
-    token.touch()
+    if token.touch():
+        audit.record("token.first_used", actor=token.user, token=token, request=request)
     return Caller(token.user, token)
 
 
@@ -159,7 +180,11 @@ def identify(request, url_token=None, *, use_session=True, cached=False):
     """
     secret = presented_secret(request, url_token)
     if secret is not None:
-        return token_caller(secret, cached=cached)
+        try:
+            return token_caller(secret, cached=cached, request=request)
+        except UnknownToken:
+            failure_limit.failed(request)
+            raise
     user = getattr(request, "user", None)
     if use_session and user is not None and user.is_authenticated:
         return Caller(user)
@@ -186,3 +211,120 @@ def caller_of(drf_request):
     """The :class:`Caller` of a DRF request (after DRF's authentication ran)."""
     token = drf_request.auth if isinstance(drf_request.auth, ApiToken) else None
     return Caller(drf_request.user, token)
+
+
+# Limiting failed authentications -----------------------------------------------------
+
+
+class FailureLimit:
+    """Failed authentications per client address, counted in Django's cache.
+
+    Windows of ``WHARF_AUTH_FAILURE_WINDOW_SECONDS`` are aligned to the clock; once an
+    address has ``WHARF_AUTH_FAILURE_LIMIT`` failures in the current window it is refused
+    until the window ends (0 turns the limit off). IPv6 addresses count by their /64
+    network, which one client usually holds whole. With the local-memory cache (no
+    REDIS_URL) every process counts on its own, so N processes allow up to N times the
+    limit; with Redis all processes share one count.
+    """
+
+    KEY = "auth-failures:{address}:{window}"
+
+    def __init__(self):
+        self.clock = time.time
+
+    def _key(self, request):
+        """(cache key, seconds left in the window), or None when nothing is counted."""
+        seconds = settings.WHARF_AUTH_FAILURE_WINDOW_SECONDS
+        if settings.WHARF_AUTH_FAILURE_LIMIT <= 0 or seconds <= 0:
+            return None
+        address = audit.client_address(request)
+        if address is None:
+            return None
+        if ":" in address:
+            address = str(ipaddress.ip_network(f"{address}/64", strict=False).network_address)
+        now = self.clock()
+        window = int(now // seconds)
+        return self.KEY.format(address=address, window=window), (window + 1) * seconds - now
+
+    def failed(self, request):
+        """Count one failed authentication from the request's address."""
+        key = self._key(request)
+        if key is None:
+            return
+        key, left = key
+        timeout = math.ceil(left) + 1
+        if cache.add(key, 1, timeout):
+            return
+        try:
+            cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout)
+
+    def retry_after(self, request):
+        """Seconds until the request's address may try again, or 0 when it may now."""
+        key = self._key(request)
+        if key is None:
+            return 0
+        key, left = key
+        if (cache.get(key) or 0) < settings.WHARF_AUTH_FAILURE_LIMIT:
+            return 0
+        return max(1, math.ceil(left))
+
+    def forget(self, request):
+        """Drop the count of the request's address (tests, and an operator's relief)."""
+        key = self._key(request)
+        if key is not None:
+            cache.delete(key[0])
+
+
+failure_limit = FailureLimit()
+
+
+def _count_failed_sign_in(sender, credentials, request=None, **_signal_arguments):
+    if request is not None:
+        failure_limit.failed(request)
+
+
+# allauth's and the admin's sign-in forms both end in django.contrib.auth.authenticate();
+# its failure signal is the one place that sees a wrong password from either.
+user_login_failed.connect(_count_failed_sign_in, dispatch_uid="wharf-failure-limit")
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def carries_credentials(request):
+    """Whether the request authenticates or changes something (what the limit refuses)."""
+    meta = request.META
+    return (
+        request.method not in _SAFE_METHODS
+        or "HTTP_AUTHORIZATION" in meta
+        or "HTTP_X_API_KEY" in meta
+        or request.path_info.startswith("/t/")
+        or settings.SESSION_COOKIE_NAME in meta.get("HTTP_COOKIE", "")
+    )
+
+
+class FailureLimitMiddleware:
+    """Answer 429 to an address past its failure limit, on every route.
+
+    Anonymous reads (no credentials, a safe method) pass: they cannot guess anything and
+    cost no cache read. Place it before ChannelFileMiddleware so conda files are covered.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if carries_credentials(request):
+            seconds = failure_limit.retry_after(request)
+            if seconds:
+                response = JsonResponse(
+                    {
+                        "detail": "Too many failed sign-ins or unknown tokens from your "
+                        f"address; try again in {seconds} seconds."
+                    },
+                    status=429,
+                )
+                response["Retry-After"] = str(seconds)
+                return response
+        return self.get_response(request)

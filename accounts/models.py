@@ -94,13 +94,90 @@ class ApiToken(models.Model):
         return self._channel_ids
 
     def revoke(self):
-        if self.revoked_at is None:
-            self.revoked_at = timezone.now()
-            self.save(update_fields=["revoked_at"])
+        """Revoke the token; return False when it already was."""
+        if self.revoked_at is not None:
+            return False
+        self.revoked_at = timezone.now()
+        self.save(update_fields=["revoked_at"])
+        return True
 
     def touch(self):
-        """Record use, at most once a minute, so that reads do not each write a row."""
+        """Record use, at most once a minute, so that reads do not each write a row.
+
+        Return True for the token's first use ever: of several requests using a new token
+        at once, exactly one gets True.
+        """
         now = timezone.now()
-        if self.last_used_at is None or now - self.last_used_at > timedelta(minutes=1):
+        if self.last_used_at is None:
+            rows = ApiToken.objects.filter(pk=self.pk, last_used_at__isnull=True)
+            first = rows.update(last_used_at=now) == 1
+            self.last_used_at = now
+            return first
+        if now - self.last_used_at > timedelta(minutes=1):
             ApiToken.objects.filter(pk=self.pk).update(last_used_at=now)
             self.last_used_at = now
+        return False
+
+
+class AuditEvent(models.Model):
+    """One security-relevant action: who, with which token, in which channel, from where.
+
+    Names are kept as text beside the foreign keys, so that an event still says who did
+    what after the user, token or channel is gone. Recorded by :mod:`accounts.audit`.
+    """
+
+    # Every action that is recorded, with how the pages name it.
+    ACTIONS = {
+        "token.created": "API key created",
+        "token.revoked": "API key revoked",
+        "token.first_used": "API key used for the first time",
+        "channel.created": "Channel created",
+        "channel.visibility_changed": "Visibility changed",
+        "channel.deleted": "Channel deleted",
+        "member.added": "Member added",
+        "member.role_changed": "Role changed",
+        "member.removed": "Member removed",
+        "package.uploaded": "Package file uploaded",
+        "package.deleted": "Package file deleted",
+    }
+
+    action = models.CharField(max_length=40)
+    created_at = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # audit_by_actor covers it
+    )
+    actor_name = models.CharField(max_length=150, blank=True)
+    token = models.ForeignKey(
+        ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    token_hint = models.CharField(max_length=16, blank=True)
+    channel = models.ForeignKey(
+        "channels_app.Channel",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # audit_by_channel covers it
+    )
+    channel_name = models.CharField(max_length=100, blank=True)
+    address = models.GenericIPAddressField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["channel", "-created_at"], name="audit_by_channel"),
+            models.Index(fields=["actor", "-created_at"], name="audit_by_actor"),
+        ]
+
+    def __str__(self):
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} by {self.actor_name or '-'}"
+
+    @property
+    def label(self):
+        return self.ACTIONS.get(self.action, self.action)

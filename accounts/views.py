@@ -8,6 +8,7 @@ from django.views.decorators.http import require_POST
 
 from channels_app import install
 
+from . import audit
 from .forms import ApiKeyForm
 from .models import ApiToken
 
@@ -26,6 +27,7 @@ def api_keys(request):
     created = None
     if form.is_valid():
         token, secret = form.save()
+        audit.record("token.created", request=request, **audit.token_details(token))
         created = {
             "token": token,
             "secret": secret,
@@ -56,6 +58,7 @@ def _login_commands(request, token, secret):
 @require_POST
 def revoke_key(request, key_id):
     token = get_object_or_404(ApiToken, pk=key_id, user=request.user)
-    token.revoke()
+    if token.revoke():
+        audit.record("token.revoked", request=request, **audit.token_details(token))
     messages.success(request, f"API key “{token.name}” revoked; it no longer works.")
     return redirect("api-keys")

@@ -2,13 +2,17 @@ from django.core.exceptions import ValidationError as ModelValidationError
 from django.db import IntegrityError
 from django.shortcuts import get_object_or_404
 from rest_framework import status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import NotAuthenticated, PermissionDenied, ValidationError
 from rest_framework.response import Response
 
+from accounts import audit
+from accounts.api import AuditEventSerializer
 from accounts.authentication import caller_of
 
 from . import lifecycle, members
 from .access import Action, authorize, readable_channels
+from .models import Channel
 from .serializers import (
     ChannelSerializer,
     ChannelUpdateSerializer,
@@ -23,6 +27,7 @@ class ChannelViewSet(viewsets.GenericViewSet):
     lookup_field = "name"
     lookup_value_regex = "[^/]+"
     serializer_class = ChannelSerializer
+    queryset = Channel.objects.none()  # for the schema; every action asks the access policy
 
     def _context(self):
         return {"request": self.request, "caller": caller_of(self.request)}
@@ -53,6 +58,7 @@ class ChannelViewSet(viewsets.GenericViewSet):
             )
         except IntegrityError as exc:
             raise ValidationError({"name": ["A channel with this name already exists."]}) from exc
+        audit.record("channel.created", channel=channel, request=request, private=channel.private)
         return Response(
             ChannelSerializer(channel, context=self._context()).data,
             status=status.HTTP_201_CREATED,
@@ -66,7 +72,9 @@ class ChannelViewSet(viewsets.GenericViewSet):
         channel = authorize(caller_of(request), name, Action.MANAGE)
         serializer = ChannelUpdateSerializer(channel, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
+        was_private = channel.private
         serializer.save()
+        audit.visibility_change(channel, was_private, request)
         return Response(ChannelSerializer(channel, context=self._context()).data)
 
     update = partial_update
@@ -74,7 +82,15 @@ class ChannelViewSet(viewsets.GenericViewSet):
     def destroy(self, request, name=None):
         channel = authorize(caller_of(request), name, Action.DELETE_CHANNEL)
         lifecycle.delete_channel(channel)
+        audit.record("channel.deleted", channel=channel, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=True, methods=["get"], url_path="audit", serializer_class=AuditEventSerializer)
+    def audit_log(self, request, name=None):
+        """The channel's audit log, newest first; owners only."""
+        channel = authorize(caller_of(request), name, Action.MANAGE)
+        page = self.paginate_queryset(audit.channel_events(channel))
+        return self.get_paginated_response(AuditEventSerializer(page, many=True).data)
 
 
 class MemberViewSet(viewsets.ViewSet):
@@ -98,7 +114,10 @@ class MemberViewSet(viewsets.ViewSet):
         serializer.is_valid(raise_exception=True)
         try:
             membership = members.add(
-                channel, serializer.validated_data["user"], serializer.validated_data["role"]
+                channel,
+                serializer.validated_data["user"],
+                serializer.validated_data["role"],
+                request=request,
             )
         except ModelValidationError as exc:
             raise ValidationError({"username": exc.messages}) from exc
@@ -110,7 +129,7 @@ class MemberViewSet(viewsets.ViewSet):
         serializer = RoleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            members.change_role(membership, serializer.validated_data["role"])
+            members.change_role(membership, serializer.validated_data["role"], request=request)
         except ModelValidationError as exc:
             raise ValidationError({"role": exc.messages}) from exc
         return Response(MembershipSerializer(membership).data)
@@ -121,7 +140,7 @@ class MemberViewSet(viewsets.ViewSet):
         channel = self._channel(channel_name)
         membership = get_object_or_404(channel.memberships, user__username=username)
         try:
-            members.remove(membership)
+            members.remove(membership, request=request)
         except ModelValidationError as exc:
             raise ValidationError({"role": exc.messages}) from exc
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,9 +1,14 @@
-"""Adding, re-ranking and removing channel members, with the rules that hold for all."""
+"""Adding, re-ranking and removing channel members, with the rules that hold for all.
+
+Each change is recorded in the audit log; ``request`` names who made it and from where.
+"""
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
+
+from accounts import audit
 
 from .models import Membership, Role
 
@@ -22,26 +27,46 @@ def find_user(identifier):
     return found[0] if len(found) == 1 else None
 
 
-def add(channel, user, role=Role.MEMBER):
+@transaction.atomic
+def add(channel, user, role=Role.MEMBER, *, request=None):
     if channel.memberships.filter(user=user).exists():
         raise ValidationError(f"{user.username} is already a member of '{channel.name}'.")
-    return Membership.objects.create(channel=channel, user=user, role=role)
-
-
-@transaction.atomic
-def change_role(membership, role):
-    if membership.role == Role.OWNER and role != Role.OWNER:
-        _keep_an_owner(membership)
-    membership.role = role
-    membership.save(update_fields=["role"])
+    membership = Membership.objects.create(channel=channel, user=user, role=role)
+    audit.record("member.added", channel=channel, request=request, user=user.username, role=role)
     return membership
 
 
 @transaction.atomic
-def remove(membership):
+def change_role(membership, role, *, request=None):
+    previous = membership.role
+    if previous == Role.OWNER and role != Role.OWNER:
+        _keep_an_owner(membership)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    if role != previous:
+        audit.record(
+            "member.role_changed",
+            channel=membership.channel,
+            request=request,
+            user=membership.user.username,
+            role=role,
+            previous_role=previous,
+        )
+    return membership
+
+
+@transaction.atomic
+def remove(membership, *, request=None):
     if membership.role == Role.OWNER:
         _keep_an_owner(membership)
     membership.delete()
+    audit.record(
+        "member.removed",
+        channel=membership.channel,
+        request=request,
+        user=membership.user.username,
+        role=membership.role,
+    )
 
 
 KEEP_AN_OWNER = "A channel must keep at least one owner."

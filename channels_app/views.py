@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from accounts import audit
 from accounts.authentication import Caller
 from packages_app.models import Package
 
@@ -60,6 +61,9 @@ def channel_new(request):
         except IntegrityError:
             form.add_error("name", "A channel with this name already exists.")
         else:
+            audit.record(
+                "channel.created", channel=channel, request=request, private=channel.private
+            )
             messages.success(request, f"Channel '{channel.name}' created.")
             return redirect("channel", channel=channel.name)
     return render(request, "channels/new.html", {"form": form})
@@ -126,7 +130,9 @@ def _change_members(request, channel):
         if not form.is_valid():
             return form
         try:
-            membership = members.add(channel, form.cleaned_data["user"], form.cleaned_data["role"])
+            membership = members.add(
+                channel, form.cleaned_data["user"], form.cleaned_data["role"], request=request
+            )
         except ValidationError as exc:
             form.add_error("user", exc)
             return form
@@ -137,10 +143,10 @@ def _change_members(request, channel):
         if action == "role":
             role_form = RoleForm(request.POST)
             if role_form.is_valid():
-                members.change_role(membership, role_form.cleaned_data["role"])
+                members.change_role(membership, role_form.cleaned_data["role"], request=request)
                 messages.success(request, f"{membership.user.username} is now {membership.role}.")
         elif action == "remove":
-            members.remove(membership)
+            members.remove(membership, request=request)
             messages.success(request, f"{membership.user.username} was removed.")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
@@ -149,9 +155,11 @@ def _change_members(request, channel):
 
 def channel_settings(request, channel):
     channel = page_channel(request, channel, Action.MANAGE)
+    was_private = channel.private
     form = ChannelSettingsForm(request.POST or None, instance=channel, caller=Caller(request.user))
     if request.method == "POST" and form.is_valid():
         form.save()
+        audit.visibility_change(channel, was_private, request)
         messages.success(request, "Settings saved.")
         return redirect("channel-settings", channel=channel.name)
     context = _context(request, channel, "settings")
@@ -170,5 +178,18 @@ def channel_delete(request, channel):
         return render(request, "channels/settings.html", context, status=400)
     name = channel.name
     lifecycle.delete_channel(channel)
+    audit.record("channel.deleted", channel=channel, request=request)
     messages.success(request, f"Channel '{name}' and all its packages were deleted.")
     return redirect(reverse("channel-list"))
+
+
+AUDIT_EVENTS_PER_PAGE = 50
+
+
+def channel_audit(request, channel):
+    """The channel's audit log; owners only."""
+    channel = page_channel(request, channel, Action.MANAGE)
+    events = audit.channel_events(channel)
+    context = _context(request, channel, "audit")
+    context.update(page=Paginator(events, AUDIT_EVENTS_PER_PAGE).get_page(request.GET.get("page")))
+    return render(request, "channels/audit.html", context)

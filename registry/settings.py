@@ -3,12 +3,16 @@
 Nothing set gives the embedded mode: SQLite and package files under ``WHARF_DATA_DIR``
 (``./var``), Celery tasks executed in-process. ``DATABASE_URL`` switches to PostgreSQL,
 ``REDIS_URL`` to a Redis broker consumed by separate Celery workers.
+``WHARF_PRODUCTION=1`` turns on what a public deployment needs (see SECURITY.md).
 """
 
 import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from registry import security
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -38,10 +42,18 @@ def env_list(name, default=()):
 
 DEBUG = env_bool("DEBUG", False)
 DATA_DIR = Path(env_str("WHARF_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+# Served to the public over HTTPS: secure cookies, HSTS, a redirect to HTTPS, and a refusal
+# to start with DEBUG or without a real SECRET_KEY. Explicit rather than guessed from
+# DEBUG or the database, because the embedded mode may be deployed too.
+WHARF_PRODUCTION = env_bool("WHARF_PRODUCTION", False)
 
 # The embedded mode must run with no configuration, so it gets a key of its own that is
 # written once under the data directory; production sets SECRET_KEY.
 SECRET_KEY = env_str("SECRET_KEY")
+if WHARF_PRODUCTION:
+    security.check_secret_key(SECRET_KEY)
+    if DEBUG:
+        raise ImproperlyConfigured("WHARF_PRODUCTION is on: DEBUG must be off.")
 if not SECRET_KEY:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     key_file = DATA_DIR / "secret_key"
@@ -78,7 +90,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "registry.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # 429 for an address past its limit of failed authentications, conda files included.
+    "accounts.authentication.FailureLimitMiddleware",
     # Conda file requests (token or anonymous GET/HEAD) leave the chain here.
     "packages_app.serving.ChannelFileMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -173,6 +188,19 @@ SOCIALACCOUNT_PROVIDERS = {
     }
 }
 SOCIALACCOUNT_ONLY = False
+# allauth's own limits, per client address ("ip"), account ("user") or login ("key"); a
+# failed sign-in also counts towards WHARF_AUTH_FAILURE_LIMIT.
+ACCOUNT_RATE_LIMITS = {
+    "login": "30/m/ip",
+    "login_failed": "10/m/ip,5/5m/key",
+    "signup": "20/m/ip",
+    "reset_password": "20/m/ip,5/m/key",
+    "reset_password_from_key": "20/m/ip",
+    "change_password": "5/m/user",
+    "manage_email": "10/m/user",
+    "reauthenticate": "10/m/user",
+    "confirm_email": "1/3m/key",
+}
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "wharf@localhost")
 EMAIL_HOST = env_str("EMAIL_HOST")
 if EMAIL_HOST:
@@ -215,6 +243,14 @@ FILE_UPLOAD_TEMP_DIR = env_str("WHARF_UPLOAD_TEMP_DIR") or None
 
 # Wharf's own settings.
 WHARF_MAX_UPLOAD_SIZE = env_int("WHARF_MAX_UPLOAD_SIZE", 2 * 1024**3)
+# An upload is refused (422) as soon as its archives have unpacked to more than this many
+# bytes, while they are streamed through once: a small decompression bomb cannot exhaust
+# memory, disk or time. The largest packages on conda-forge (CUDA builds) unpack to a few
+# GiB; every byte counts, also for tar headers and padding.
+WHARF_MAX_UNPACKED_SIZE = env_int("WHARF_MAX_UNPACKED_SIZE", 16 * 1024**3)
+# Bytes of package files a channel may hold (0: no limit). A site administrator sets
+# another quota per channel in the admin (0 there: no limit for that channel).
+WHARF_CHANNEL_QUOTA_BYTES = env_int("WHARF_CHANNEL_QUOTA_BYTES", 0)
 WHARF_TOKEN_PREFIX = "wharf-"  # noqa: S105 - a public prefix, not a secret
 # How long an index rebuild may hold its (channel, subdir) before another worker may take
 # over; a rebuild renews it between rounds.
@@ -238,6 +274,46 @@ WHARF_ACCEL_REDIRECT_PREFIX = env_str("WHARF_ACCEL_REDIRECT_PREFIX")
 # a revocation or a lost membership then takes effect within that bound. 0: never.
 WHARF_ACCEL_CACHE_SECONDS = env_int("WHARF_ACCEL_CACHE_SECONDS", 0)
 
+# Security ------------------------------------------------------------------------------
+
+# Failed authentications (unknown token secrets, wrong passwords) per client address:
+# past the limit within a window, that address gets 429 until the window ends. 0: no limit.
+WHARF_AUTH_FAILURE_LIMIT = env_int("WHARF_AUTH_FAILURE_LIMIT", 20)
+WHARF_AUTH_FAILURE_WINDOW_SECONDS = env_int("WHARF_AUTH_FAILURE_WINDOW_SECONDS", 300)
+# Reverse proxies in front of Wharf that append to X-Forwarded-For and set
+# X-Forwarded-Proto (docs/deploy-serving.md): the client address is then read from
+# X-Forwarded-For, and HTTPS from X-Forwarded-Proto. 0: REMOTE_ADDR, and no proxy headers
+# are believed.
+WHARF_TRUSTED_PROXY_COUNT = env_int("WHARF_TRUSTED_PROXY_COUNT", 0)
+ALLAUTH_TRUSTED_PROXY_COUNT = WHARF_TRUSTED_PROXY_COUNT
+if WHARF_TRUSTED_PROXY_COUNT > 0:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+# Page URLs name private channels and packages: never send them to other sites.
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Pages load scripts and styles from Wharf only (registry/security.py); the API docs page
+# relaxes it for itself (registry/urls.py).
+WHARF_CONTENT_SECURITY_POLICY = env_str("WHARF_CONTENT_SECURITY_POLICY", security.policy())
+
+SESSION_COOKIE_SECURE = WHARF_PRODUCTION
+CSRF_COOKIE_SECURE = WHARF_PRODUCTION
+# Behind a proxy that terminates TLS, set WHARF_TRUSTED_PROXY_COUNT so that HTTPS requests
+# are recognised (else every request is redirected again).
+SECURE_SSL_REDIRECT = WHARF_PRODUCTION and env_bool("WHARF_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = env_int("WHARF_HSTS_SECONDS", 365 * 24 * 3600) if WHARF_PRODUCTION else 0
+# Both reach beyond Wharf's own host name, so the deployment opts in; until then
+# `check --deploy` is told not to ask for them.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("WHARF_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("WHARF_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = []
+if not SECURE_HSTS_INCLUDE_SUBDOMAINS:
+    SILENCED_SYSTEM_CHECKS.append("security.W005")
+if not SECURE_HSTS_PRELOAD:
+    SILENCED_SYSTEM_CHECKS.append("security.W021")
+
 # Celery: with REDIS_URL the broker is Redis and separate workers consume the queue;
 # without it tasks run in the calling process (embedded mode).
 REDIS_URL = env_str("REDIS_URL")
@@ -251,6 +327,21 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 30 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# The cache holds short-lived counters (failed authentications, allauth's rate limits).
+# Without Redis it is each process's own memory: limits then count per process.
+# WHARF_CACHE_URL may name another Redis database than the broker's.
+WHARF_CACHE_URL = env_str("WHARF_CACHE_URL", REDIS_URL)
+if WHARF_CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": WHARF_CACHE_URL,
+            "KEY_PREFIX": "wharf",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
