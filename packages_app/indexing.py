@@ -40,6 +40,9 @@ LIVE_STATES = (PackageFile.State.PENDING, PackageFile.State.INDEXED)
 FULL_RELOAD_NAMES = 2000
 # A .bz2 folder younger than this may still be being written: garbage collection waits.
 BZ2_GRACE_SECONDS = 600
+# A .bz2 refresh this long past its due time was lost (its task never reached a worker, or
+# the worker died): it may be scheduled, and is sent again by the reconciler.
+BZ2_LOST_AFTER = timedelta(minutes=10)
 
 
 def index_folder(channel_id, subdir):
@@ -84,18 +87,35 @@ def request_rebuild(channel, subdir, names=(), *, full=False, enqueue=True):
 
 
 def enqueue_rebuild(channel_id, subdir):
-    """Start a rebuild once the current transaction commits."""
+    """Start a rebuild once the current transaction commits.
+
+    A broker that cannot be reached does not fail the change: it is committed with its
+    revision, so the reconciler (:mod:`.reconcile`) sends the rebuild later.
+    """
+    from . import reconcile
     from .tasks import rebuild_subdir_index
 
     def enqueue():
-        try:
-            rebuild_subdir_index.delay(channel_id, subdir)
-        except Exception:
-            # The change is committed and its revision recorded, so nothing is lost: the
-            # next change to this subdir, or a reindex request, publishes it.
-            log.exception("could not enqueue the index rebuild of %s/%s", channel_id, subdir)
+        send(rebuild_subdir_index, channel_id, subdir)
+        if rebuild_subdir_index.app.conf.task_always_eager:
+            reconcile.now_and_then()
 
     transaction.on_commit(enqueue)
+
+
+def send(task, *args, countdown=None):
+    """Send ``task`` to the workers (embedded mode: run it here); False when that failed.
+
+    Failures are logged, never raised. Everything a task does is recorded in the database
+    before it is sent (a requested revision, a .bz2 due time), so a task lost to a broker
+    outage is found there and sent again by the reconciler.
+    """
+    try:
+        task.apply_async(args, countdown=countdown)
+    except Exception:
+        log.exception("could not send %s%s", task.name, args)
+        return False
+    return True
 
 
 # -- rebuilding ------------------------------------------------------------------------
@@ -120,18 +140,20 @@ def _release_lease(index_id, owner):
     )
 
 
-def rebuild_until_current(channel_id, subdir):
+def rebuild_until_current(channel_id, subdir, owner=None):
     """Publish the subdir until its index reflects every committed change.
 
     Safe to call any number of times, from any number of workers: a caller that finds
     the lease taken returns at once, because the holder re-reads the requested revision
-    after each round and again after letting the lease go.
+    after each round and again after letting the lease go. ``owner`` names the holder
+    (a task passes its id, so that its retry, or its redelivery after its worker died,
+    takes the lease back at once instead of waiting for it to expire).
     Returns the number of rebuilds this call performed.
     """
     index = SubdirIndex.objects.filter(channel_id=channel_id, subdir=subdir).first()
     if index is None:
         return 0
-    owner = str(uuid.uuid4())
+    owner = owner or str(uuid.uuid4())
     rebuilds = 0
     while not index.is_current:
         if not _take_lease(index.pk, owner):
@@ -141,9 +163,11 @@ def rebuild_until_current(channel_id, subdir):
                 index.refresh_from_db()
                 if index.is_current:
                     break
-                publish(index, index.requested_revision)
+                if publish(index, index.requested_revision, owner=owner) is None:
+                    return rebuilds  # the lease expired and another worker took over
                 rebuilds += 1
-                _take_lease(index.pk, owner)  # renew between rounds
+                if not _take_lease(index.pk, owner):  # renew between rounds
+                    return rebuilds
         finally:
             _release_lease(index.pk, owner)
         index.refresh_from_db()
@@ -210,11 +234,14 @@ def _load(index, records, names):
     return pending
 
 
-def publish(index, revision):
+def publish(index, revision, owner=None):
     """Build and publish the subdir's index files as of ``revision``.
 
     Returns timings: ``seconds`` until repodata.json, .zst and the shard index are
     served. repodata.json.bz2 follows in a task of its own (:func:`refresh_bz2`).
+    With ``owner``, the switch happens only while ``owner`` holds the lease: a worker
+    whose lease expired mid-build (it stalled, and another took over) publishes nothing,
+    deletes what it wrote and returns None.
     """
     started = time.perf_counter()
     cached_revision, records = record_sets.take(index.pk)
@@ -241,9 +268,16 @@ def publish(index, revision):
     if previous_bz2:
         published[repodata.REPODATA_BZ2] = previous_bz2
 
+    pause = settings.WHARF_TEST_PUBLISH_PAUSE_SECONDS
+    if pause:
+        time.sleep(pause)  # tests only: a moment to kill a worker between write and switch
+
     now = timezone.now()
+    switch = SubdirIndex.objects.filter(pk=index.pk)
+    if owner is not None:
+        switch = switch.filter(lease_owner=owner)
     with transaction.atomic():
-        SubdirIndex.objects.filter(pk=index.pk).update(
+        switched = switch.update(
             published_path=folder,
             previous_path=index.published_path,
             published_files=published,
@@ -251,9 +285,17 @@ def publish(index, revision):
             built_revision=revision,
             rebuild_count=F("rebuild_count") + 1,
         )
-        PackageFile.objects.filter(pk__in=pending, state=PackageFile.State.PENDING).update(
-            state=PackageFile.State.INDEXED, indexed_at=now
-        )
+        if switched:
+            PackageFile.objects.filter(pk__in=pending, state=PackageFile.State.PENDING).update(
+                state=PackageFile.State.INDEXED, indexed_at=now
+            )
+    if not switched:
+        log.warning(
+            "lost the lease of %s/%s before publishing revision %s; not published",
+            index.channel_id, index.subdir, revision,
+        )  # fmt: skip
+        delete_tree(folder)
+        return None
     record_sets.put(index.pk, revision, records)
     seconds = time.perf_counter() - started
     log.info(
@@ -288,7 +330,7 @@ def _write_changed_shards(index, records, revision):
         data = repodata.shard(name_records, compressor)
         digest = repodata.shard_digest(data)
         path = shard_path(index.channel_id, index.subdir, digest)
-        if not default_storage.exists(path):
+        if not _stored_whole(path, len(data)):
             default_storage.save(path, ContentFile(data))
         updated.append(SubdirPackage(pk=pk, shard_sha256=digest))
     SubdirPackage.objects.bulk_update(updated, ["shard_sha256"], batch_size=2000)
@@ -296,6 +338,21 @@ def _write_changed_shards(index, records, revision):
         # Only if it did not change again meanwhile: that change must stay marked.
         packages.filter(name=name, changed_revision=changed_revision).delete()
     return dict(packages.exclude(shard_sha256="").values_list("name", "shard_sha256"))
+
+
+def _stored_whole(path, size):
+    """Whether the shard at ``path`` is there with all its ``size`` bytes.
+
+    Shards are named by their hash and never change, but a worker killed while writing
+    one leaves it short; no published index refers to it yet, so it is written again.
+    """
+    if not default_storage.exists(path):
+        return False
+    if default_storage.size(path) == size:
+        return True
+    log.warning("shard %s is incomplete (its writer was interrupted); writing it again", path)
+    default_storage.delete(path)
+    return False
 
 
 def _save(folder, name, data):
@@ -322,7 +379,7 @@ def _schedule_bz2(index):
     delay = settings.WHARF_BZ2_DELAY_SECONDS if has_bz2 else 0
     claimed = (
         SubdirIndex.objects.filter(pk=index.pk)
-        .filter(Q(bz2_due_at__isnull=True) | Q(bz2_due_at__lt=now - timedelta(minutes=10)))
+        .filter(Q(bz2_due_at__isnull=True) | Q(bz2_due_at__lt=now - BZ2_LOST_AFTER))
         .update(bz2_due_at=now + timedelta(seconds=delay))
     )
     if not claimed:
@@ -333,18 +390,21 @@ def _schedule_bz2(index):
             refresh_bz2(*args)  # a new subdir: it is small, and clients expect the file
             return
         # Embedded mode: in a thread, not inside the upload request that caused the rebuild.
-        thread = threading.Thread(target=_in_background, args=(delay, refresh_bz2, *args))
-        thread.daemon = True
-        background_threads.append(thread)
-        thread.start()
+        in_background(refresh_bz2, *args, delay=delay)
         return
-    try:
-        refresh_bz2_task.apply_async(args, countdown=delay)
-    except Exception:
-        log.exception("could not enqueue the bz2 refresh of %s/%s", *args)
+    # If this fails, the due time stays set and the reconciler sends it once overdue.
+    send(refresh_bz2_task, *args, countdown=delay)
 
 
 background_threads = []
+
+
+def in_background(function, *args, delay=0):
+    """Embedded mode: run ``function(*args)`` in a thread after ``delay`` seconds."""
+    thread = threading.Thread(target=_in_background, args=(delay, function, *args))
+    thread.daemon = True
+    background_threads.append(thread)
+    thread.start()
 
 
 def _in_background(delay, function, *args):

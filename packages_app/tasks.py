@@ -1,8 +1,11 @@
+"""Celery entry points. Each is safe to run twice and to be delivered again after its
+worker died (late acknowledgement): it re-reads the database and does what is missing."""
+
 import logging
 
 from celery import shared_task
 
-from . import indexing
+from . import indexing, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -11,14 +14,15 @@ log = logging.getLogger(__name__)
 def rebuild_subdir_index(self, channel_id, subdir):
     """Bring the (channel, subdir) index up to date; a no-op when it already is."""
     try:
-        return indexing.rebuild_until_current(channel_id, subdir)
+        return indexing.rebuild_until_current(channel_id, subdir, owner=self.request.id)
     except Exception as exc:
         if self.request.is_eager:
             # Embedded mode runs this inside the request that changed the subdir; the change
-            # is committed, so the request must not fail. The next change or a reindex
-            # request publishes it.
+            # is committed, so the request must not fail. The next change, the reconciler
+            # or a reindex request publishes it.
             log.exception("index rebuild of %s/%s failed", channel_id, subdir)
             return 0
+        # After the last retry the reconciler sends it again.
         raise self.retry(exc=exc, countdown=min(2**self.request.retries, 60)) from exc
 
 
@@ -26,3 +30,9 @@ def rebuild_subdir_index(self, channel_id, subdir):
 def refresh_bz2_task(channel_id, subdir):
     """Bring repodata.json.bz2 in line with the served repodata.json."""
     return indexing.refresh_bz2(channel_id, subdir)
+
+
+@shared_task(ignore_result=True)
+def reconcile_indexes():
+    """Send again the index work that was requested but never done (Celery beat)."""
+    return reconcile.reconcile()

@@ -134,6 +134,7 @@ SQLITE_OPTIONS = {
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         DATABASES["default"]["OPTIONS"] = dict(SQLITE_OPTIONS)
         DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -255,6 +256,12 @@ WHARF_TOKEN_PREFIX = "wharf-"  # noqa: S105 - a public prefix, not a secret
 # How long an index rebuild may hold its (channel, subdir) before another worker may take
 # over; a rebuild renews it between rounds.
 WHARF_INDEX_LEASE_SECONDS = env_int("WHARF_INDEX_LEASE_SECONDS", 600)
+# Index work whose task was lost (broker down, worker killed) is sent again this often
+# (seconds): by Celery beat with a broker, after a change in embedded mode. 0: never.
+WHARF_RECONCILE_SECONDS = env_int("WHARF_RECONCILE_SECONDS", 60)
+# Tests only, 0 in production: an index rebuild waits this long between writing the new
+# files and publishing them, so that a test can kill its worker there.
+WHARF_TEST_PUBLISH_PAUSE_SECONDS = env_int("WHARF_TEST_PUBLISH_PAUSE_SECONDS", 0)
 # zstd level of repodata.json.zst, rebuilt on every change: on 39 MB of repodata level 1
 # takes 0.05 s for 6.2 MB, level 16 7 s for 6.0 MB (measured, see docs/benchmarks.md).
 WHARF_ZSTD_LEVEL = env_int("WHARF_ZSTD_LEVEL", 1)
@@ -326,6 +333,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 30 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
+# A Redis that hangs (rather than refusing connections) fails a send within seconds
+# instead of holding the request; the reconciler sends the task later.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 5}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # The cache holds short-lived counters (failed authentications, allauth's rate limits).

@@ -1,0 +1,97 @@
+"""Sending again the index work that was requested but never done.
+
+Every change records in its own transaction what it needs — the subdir's requested
+revision is raised, a .bz2 compression gets a due time — and only after commit sends a
+task. That task can still be lost: the broker was down, the worker that took it was
+killed (with Redis an unacknowledged message comes back only after the visibility
+timeout, an hour), or it kept failing past its retries. :func:`reconcile` finds such work
+in the database alone and sends it again. The tasks do nothing when the work is done
+already, so sending one too many costs a query.
+
+Services mode: Celery beat runs it every ``WHARF_RECONCILE_SECONDS`` (``make beat``).
+Embedded mode: a process runs it in a background thread after a change, at most that
+often (:func:`now_and_then`). ``manage.py reconcile_indexes`` runs it once, in any mode.
+"""
+
+import logging
+import threading
+import time
+
+from django.conf import settings
+from django.db.models import F, Q
+from django.utils import timezone
+
+from . import indexing, repodata
+from .models import SubdirIndex
+
+log = logging.getLogger(__name__)
+
+
+def reconcile():
+    """Send a rebuild for each subdir whose index is behind its files and that no live
+    lease holds, and a .bz2 refresh for each one whose refresh was lost.
+
+    Returns ``(rebuilds sent, bz2 refreshes sent)``. One query over the subdir indexes
+    finds the candidates (one row per channel and subdir, so it stays small).
+    """
+    from .tasks import rebuild_subdir_index, refresh_bz2_task
+
+    now = timezone.now()
+    lost_before = now - indexing.BZ2_LOST_AFTER
+    behind = Q(built_revision__lt=F("requested_revision")) & (
+        Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+    )
+    bz2_overdue = Q(bz2_due_at__lt=lost_before)
+    # Published long enough ago and nothing scheduled: the compression was never sent, or
+    # its worker died after taking it. Whether the .bz2 is stale is decided below.
+    bz2_unscheduled = Q(bz2_due_at__isnull=True, published_at__lt=lost_before)
+    candidates = SubdirIndex.objects.filter(behind | bz2_overdue | bz2_unscheduled).values_list(
+        "pk", "channel_id", "subdir", "built_revision", "requested_revision", "lease_until",
+        "bz2_due_at", "published_files",
+    )  # fmt: skip
+    rebuilds = refreshes = 0
+    for pk, channel_id, subdir, built, requested, lease_until, due, files in candidates:
+        if built < requested:
+            if lease_until is None or lease_until < now:
+                # Its publication schedules the .bz2 as well.
+                rebuilds += indexing.send(rebuild_subdir_index, channel_id, subdir)
+            continue
+        if due is None and not _bz2_stale(files):
+            continue
+        # Claimed, so that the next round does not send it again before it had its chance.
+        if SubdirIndex.objects.filter(pk=pk, bz2_due_at=due).update(bz2_due_at=now):
+            refreshes += indexing.send(refresh_bz2_task, channel_id, subdir)
+    if rebuilds or refreshes:
+        log.info("reconciler sent %d index rebuilds and %d .bz2 refreshes", rebuilds, refreshes)
+    return rebuilds, refreshes
+
+
+def _bz2_stale(files):
+    served = files.get(repodata.REPODATA)
+    if served is None:
+        return False
+    compressed = files.get(repodata.REPODATA_BZ2)
+    return compressed is None or compressed.get("source") != served["etag"]
+
+
+_last_run = None
+_lock = threading.Lock()
+
+
+def now_and_then():
+    """Embedded mode: reconcile in a background thread, unless this process started one
+    in the last ``WHARF_RECONCILE_SECONDS`` (0: never).
+
+    Called after every change, so a subdir left behind by a failed or killed rebuild is
+    caught up by the next change anywhere, once its lease has expired.
+    """
+    global _last_run
+    seconds = settings.WHARF_RECONCILE_SECONDS
+    if seconds <= 0:
+        return
+    with _lock:
+        now = time.monotonic()
+        if _last_run is not None and now - _last_run < seconds:
+            return
+        _last_run = now
+    indexing.in_background(reconcile)
