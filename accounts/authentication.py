@@ -232,13 +232,10 @@ class FailureLimit:
     def __init__(self):
         self.clock = time.time
 
-    def _key(self, request):
+    def _key(self, address):
         """(cache key, seconds left in the window), or None when nothing is counted."""
         seconds = settings.WHARF_AUTH_FAILURE_WINDOW_SECONDS
-        if settings.WHARF_AUTH_FAILURE_LIMIT <= 0 or seconds <= 0:
-            return None
-        address = audit.client_address(request)
-        if address is None:
+        if settings.WHARF_AUTH_FAILURE_LIMIT <= 0 or seconds <= 0 or address is None:
             return None
         if ":" in address:
             address = str(ipaddress.ip_network(f"{address}/64", strict=False).network_address)
@@ -248,7 +245,7 @@ class FailureLimit:
 
     def failed(self, request):
         """Count one failed authentication from the request's address."""
-        key = self._key(request)
+        key = self._key(audit.client_address(request))
         if key is None:
             return
         key, left = key
@@ -262,7 +259,7 @@ class FailureLimit:
 
     def retry_after(self, request):
         """Seconds until the request's address may try again, or 0 when it may now."""
-        key = self._key(request)
+        key = self._key(audit.client_address(request))
         if key is None:
             return 0
         key, left = key
@@ -270,9 +267,9 @@ class FailureLimit:
             return 0
         return max(1, math.ceil(left))
 
-    def forget(self, request):
-        """Drop the count of the request's address (tests, and an operator's relief)."""
-        key = self._key(request)
+    def forget(self, address):
+        """Drop this window's count of an address (tests; an operator in `manage.py shell`)."""
+        key = self._key(address)
         if key is not None:
             cache.delete(key[0])
 
