@@ -18,7 +18,10 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
 from django.utils import timezone
+
+from channels_app.models import Channel
 
 from . import archives, catalog, indexing, repodata
 from .models import PackageFile
@@ -78,10 +81,30 @@ def body_stream(request):
             raise UploadError(400, "Content-Length is not a number.") from exc
         if size > settings.WHARF_MAX_UPLOAD_SIZE + 64 * 1024:
             raise too_large(size)
-        return request
+        return _Body(request, size)
     if request.META.get("wsgi.input_terminated"):
         return request.META["wsgi.input"]
     raise UploadError(411, "Send the package with a Content-Length or chunked encoding.")
+
+
+class _Body:
+    """A body with a Content-Length; one that ends early is refused, not taken as whole."""
+
+    def __init__(self, stream, length):
+        self.stream = stream
+        self.length = length
+        self.received = 0
+
+    def read(self, size):
+        data = self.stream.read(size)
+        self.received += len(data)
+        if not data and size and self.received < self.length:
+            raise UploadError(
+                400,
+                f"The body ended after {self.received} of the {self.length} bytes its "
+                "Content-Length announced; the upload was interrupted.",
+            )
+        return data
 
 
 class _Sink:
@@ -172,10 +195,12 @@ def receive_multipart(request, stream):
                         sink.write(event)
                 if not chunk:
                     break
-    except multipart.MultipartError as exc:
+    except BaseException as exc:
         if received:
             received.discard()
-        raise UploadError(400, f"The multipart body is malformed ({exc}).") from exc
+        if isinstance(exc, multipart.MultipartError):
+            raise UploadError(400, f"The multipart body is malformed ({exc}).") from exc
+        raise
     finally:
         if sink is not None:
             sink.abort()
@@ -217,10 +242,12 @@ def _store(channel, received, metadata, uploader, force):
             409,
             f"{channel.name}/{subdir}/{received.filename} already exists; use force to replace it.",
         )
+    check_quota(channel, subdir, received)  # before copying bytes that would be refused
     storage_path = store_bytes(channel, subdir, received)
     fields = package_file_fields(received, metadata, storage_path, uploader)
     try:
         with transaction.atomic():
+            check_quota(channel, subdir, received, lock=True)
             if force:
                 old = (
                     PackageFile.objects.select_for_update()
@@ -252,6 +279,34 @@ def _store(channel, received, metadata, uploader, force):
         raise
     log.info("accepted %s/%s/%s", channel.name, subdir, received.filename)
     return package_file
+
+
+def check_quota(channel, subdir, received, *, lock=False):
+    """Refuse (413) a file that would take the channel past its storage quota.
+
+    A file it replaces no longer counts. With ``lock`` (inside the storing transaction)
+    the channel row is locked first, so that concurrent uploads to one channel are
+    counted one after the other and cannot together pass the quota.
+    """
+    channels = Channel.objects.filter(pk=channel.pk)
+    if lock:
+        channels = channels.select_for_update()
+    quota = channels.get().effective_quota
+    if quota is None:
+        return
+    used = (
+        PackageFile.objects.filter(channel=channel)
+        .exclude(subdir=subdir, filename=received.filename)
+        .aggregate(total=Sum("size"))["total"]
+        or 0
+    )
+    if used + received.size > quota:
+        raise UploadError(
+            413,
+            f"Channel '{channel.name}' would exceed its storage quota of {quota} bytes: it "
+            f"holds {used} bytes and this package has {received.size}. Delete files or ask "
+            "a site administrator for a larger quota.",
+        )
 
 
 def store_bytes(channel, subdir, received):

@@ -741,3 +741,65 @@ def test_check_deploy_is_clean_with_production_settings(deploy_check):
 
     assert code == 0, output
     assert "no issues" in output, output
+
+
+# The policy in a real browser ------------------------------------------------------------
+
+
+@pytest.mark.live
+@pytest.mark.django_db(transaction=True)
+def test_no_page_breaks_the_content_security_policy_in_a_browser(
+    live_server_url, monkeypatch, django_user_model, users, public_channel
+):
+    """Every kind of page, the admin and Swagger UI load in chromium without a single
+    CSP violation (chromium reports each one on the console)."""
+    from playwright.sync_api import expect
+
+    from .browser import browser_context, sign_in
+
+    root = django_user_model.objects.create_superuser("root", "root@example.org", "pw-root")
+    catalog_file(public_channel, "noarch", "shown", "1.0", summary="Shown")
+    from packages_app import catalog
+
+    catalog.refresh(public_channel, ["shown"])
+    pages = [
+        "/accounts/login/",
+        "/",
+        "/channels/",
+        "/search/?q=shown",
+        "/open-tools/",
+        "/open-tools/packages/shown/",
+        "/open-tools/upload/",
+        "/open-tools/members/",
+        "/open-tools/settings/",
+        "/open-tools/audit/",
+        "/settings/keys/",
+        "/admin/",
+        f"/admin/channels_app/channel/{public_channel.pk}/change/",
+        "/admin/accounts/auditevent/",
+    ]
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    violations = []
+    with browser_context(live_server_url) as context:
+        page = context.new_page()
+        page.on(
+            "console",
+            lambda message: (
+                violations.append((page.url, message.text))
+                if "Content Security Policy" in message.text
+                else None
+            ),
+        )
+        page.goto("/accounts/login/")
+        sign_in(context, root, live_server_url)
+        for path in pages:
+            response = page.goto(path)
+            assert response.status == 200, path
+        page.goto("/api/v1/docs/")
+        expect(page.locator(".opblock").first).to_be_visible()  # the schema was loaded
+
+    # packages/package.html's delete form asks for confirmation in an inline onsubmit, which
+    # the policy blocks; until it moves into static/wharf.js (see the template test above,
+    # an expected failure) that one violation is known.
+    known = ("/open-tools/packages/shown/", "inline event handler")
+    assert [v for v in violations if not (v[0].endswith(known[0]) and known[1] in v[1])] == []
