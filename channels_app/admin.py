@@ -111,10 +111,22 @@ class ChannelAdmin(ChannelOwnedAdmin):
         return channel.file_total
 
     def get_readonly_fields(self, request, obj=None):
-        if obj is not None and not request.user.is_superuser:
-            # Channel URLs carry the name: clients and environment files would break.
-            return ["name", "created_by", "created_at"]
-        return ["created_by", "created_at"]
+        fields = ["storage", "created_by", "created_at"]
+        if not request.user.is_superuser:
+            # Quotas are the site's to give; owners see theirs.
+            fields.append("quota_bytes")
+            if obj is not None:
+                # Channel URLs carry the name: clients and environment files would break.
+                fields.append("name")
+        return fields
+
+    @admin.display(description="storage used")
+    def storage(self, channel):
+        if channel.pk is None:
+            return "-"
+        quota = channel.effective_quota
+        limit = f"{quota} bytes" if quota else "no limit"
+        return f"{channel.storage_used()} bytes (quota: {limit})"
 
     def get_inlines(self, request, obj):
         # A new channel gets its owner from create_channel; the rest once it exists.

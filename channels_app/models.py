@@ -62,12 +62,30 @@ class Channel(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # Set by site administrators only: owners see it, with the usage, on the settings page.
+    quota_bytes = models.PositiveBigIntegerField(
+        "storage quota (bytes)",
+        null=True,
+        blank=True,
+        help_text="Bytes of package files this channel may hold. Empty: the site default "
+        "(WHARF_CHANNEL_QUOTA_BYTES); 0: no limit.",
+    )
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self):
         return self.name
+
+    @property
+    def effective_quota(self):
+        """Bytes of package files the channel may hold, or None for no limit."""
+        quota = settings.WHARF_CHANNEL_QUOTA_BYTES if self.quota_bytes is None else self.quota_bytes
+        return quota or None
+
+    def storage_used(self):
+        """Bytes of package files the channel holds."""
+        return self.package_files.aggregate(total=models.Sum("size"))["total"] or 0
 
     def role_of(self, user):
         """The user's role here, or None. Site superusers act as owners everywhere."""

@@ -1,21 +1,41 @@
 from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from .access import Action, allowed_actions
 from .models import Channel, Membership, Role
 
 
 class ChannelSerializer(serializers.ModelSerializer):
     role = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
+    storage = serializers.SerializerMethodField()
 
     class Meta:
         model = Channel
-        fields = ["name", "description", "private", "created_at", "role", "url"]
+        fields = ["name", "description", "private", "created_at", "role", "url", "storage"]
         read_only_fields = ["created_at"]
 
     def get_role(self, channel):
         caller = self.context.get("caller")
         return channel.role_of(caller.user) if caller else None
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "nullable": True,
+            "properties": {
+                "used": {"type": "integer"},
+                "quota": {"type": "integer", "nullable": True},
+            },
+        }
+    )
+    def get_storage(self, channel):
+        """Bytes of package files held and the quota (null: no limit); for owners only."""
+        caller = self.context.get("caller")
+        if caller is None or Action.MANAGE not in allowed_actions(caller, channel):
+            return None
+        return {"used": channel.storage_used(), "quota": channel.effective_quota}
 
     def get_url(self, channel):
         request = self.context.get("request")
