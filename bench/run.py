@@ -1,10 +1,11 @@
 """`make bench`: every benchmark, one report appended to docs/benchmarks.md.
 
-    python -m bench.run [NAME ...]     names: indexing freshness uploads search serving
+    python -m bench.run [NAME ...]     names: indexing freshness uploads search serving load
 
 BENCH_SIZES (default "1000,10000,100000") sets the channel sizes of indexing and
-freshness. Run it on an otherwise idle machine: every figure is measured side by side
-with the tool it is compared to, but other load still moves both.
+freshness; BENCH_LOAD_CLIENTS and BENCH_LOAD_SECONDS (default 100 and 60) shorten load.
+Run it on an otherwise idle machine: every figure is measured side by side with the tool
+it is compared to, but other load still moves both.
 """
 
 import importlib
@@ -13,7 +14,7 @@ import sys
 
 from . import common
 
-ALL = ("indexing", "freshness", "uploads", "search", "serving")
+ALL = ("indexing", "freshness", "uploads", "search", "serving", "load")
 
 
 def main(names):

@@ -48,16 +48,19 @@ def _listening(port):
 
 
 @contextmanager
-def wharf(workers=2, threads=8, celery_workers=1, celery_concurrency=2, embedded=False, **env):
+def wharf(
+    workers=2, threads=8, celery_workers=1, celery_concurrency=2, embedded=False, logs=None, **env
+):
     """Yield the base URL of a running Wharf (gunicorn + Celery workers unless embedded).
 
-    The processes get this process's environment (as set by ``common.setup_django``).
+    The processes get this process's environment (as set by ``common.setup_django``) and
+    write their logs to ``logs`` (default var/bench/logs).
     """
     port = free_port()
     environment = {**os.environ, **env}
     if embedded:
         environment["REDIS_URL"] = ""
-    logs = common.BENCH_DIR / "logs"
+    logs = Path(logs or common.BENCH_DIR / "logs")
     logs.mkdir(parents=True, exist_ok=True)
     processes = []
     try:
@@ -125,8 +128,9 @@ def _popen(argv, environment, log):
         )
 
 
-def upload(base_url, channel, token, path):
-    """POST a package as rattler-build does (multipart, part headers); return the status."""
+def upload_body(path):
+    """(Content-Type, body) of a package POSTed as rattler-build does (multipart, part
+    headers ``x-file-name`` and ``x-file-sha256``)."""
     data = Path(path).read_bytes()
     boundary = "wharf-bench-boundary"
     head = (
@@ -137,14 +141,17 @@ def upload(base_url, channel, token, path):
         f"x-file-sha256: {hashlib.sha256(data).hexdigest()}\r\n\r\n"
     ).encode()
     body = head + data + f"\r\n--{boundary}--\r\n".encode()
+    return f"multipart/form-data; boundary={boundary}", body
+
+
+def upload(base_url, channel, token, path):
+    """POST a package as rattler-build does (see :func:`upload_body`); return the status."""
+    content_type, body = upload_body(path)
     request = urllib.request.Request(
         f"{base_url}/api/v1/upload/{channel}",
         data=body,
         method="POST",
-        headers={
-            "Authorization": f"Bearer {token}",
-            "Content-Type": f"multipart/form-data; boundary={boundary}",
-        },
+        headers={"Authorization": f"Bearer {token}", "Content-Type": content_type},
     )
     try:
         with urllib.request.urlopen(request, timeout=300) as response:
