@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
-from django.test import Client
+from django.test import Client, RequestFactory
 from rest_framework.test import APIClient
 
 from accounts import audit
-from accounts.authentication import failure_limit
+from accounts.authentication import FailureLimit, failure_limit
 from accounts.models import ApiToken, AuditEvent
 from channels_app.lifecycle import create_channel
 from channels_app.models import Membership
@@ -205,6 +205,26 @@ def test_it_counts_ipv6_addresses_by_their_64_bit_network(limit, tokens, public_
     assert same_network.get(PUBLIC_REPODATA).status_code == 429
     assert other_network.get(PUBLIC_REPODATA).status_code == 200
     failure_limit.forget(f"{network}::1")
+
+
+@pytest.mark.django_db
+def test_failures_counted_by_other_processes_take_effect_within_a_second(
+    limit, tokens, users, public_channel
+):
+    other_process = FailureLimit()  # its own memory, the same cache
+    other_process.clock = failure_limit.clock
+    reader, signer = limit.address(), limit.address()
+    member = from_address(reader, tokens["member"])
+    for address in (reader, signer):
+        assert from_address(address, tokens["member"]).get(PUBLIC_REPODATA).status_code == 200
+        for _ in range(3):  # counted elsewhere: in the cache only
+            other_process.failed(RequestFactory().get("/", REMOTE_ADDR=address))
+
+    assert member.get(PUBLIC_REPODATA).status_code == 200  # this process still remembers
+    sign_in = from_address(signer).post("/accounts/login/", {"login": "owner", "password": "x"})
+    assert sign_in.status_code == 429  # a change always asks the cache
+    limit.advance(1)
+    assert member.get(PUBLIC_REPODATA).status_code == 429
 
 
 @pytest.mark.django_db
