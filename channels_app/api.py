@@ -1,14 +1,14 @@
 from django.core.exceptions import ValidationError as ModelValidationError
 from django.db import IntegrityError
 from django.shortcuts import get_object_or_404
-from rest_framework import status, viewsets
-from rest_framework.decorators import action
+from rest_framework import generics, status, viewsets
 from rest_framework.exceptions import NotAuthenticated, PermissionDenied, ValidationError
 from rest_framework.response import Response
 
 from accounts import audit
 from accounts.api import AuditEventSerializer
 from accounts.authentication import caller_of
+from accounts.models import AuditEvent
 
 from . import lifecycle, members
 from .access import Action, authorize, readable_channels
@@ -85,12 +85,17 @@ class ChannelViewSet(viewsets.GenericViewSet):
         audit.record("channel.deleted", channel=channel, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @action(detail=True, methods=["get"], url_path="audit", serializer_class=AuditEventSerializer)
-    def audit_log(self, request, name=None):
-        """The channel's audit log, newest first; owners only."""
-        channel = authorize(caller_of(request), name, Action.MANAGE)
-        page = self.paginate_queryset(audit.channel_events(channel))
-        return self.get_paginated_response(AuditEventSerializer(page, many=True).data)
+
+class ChannelAuditLog(generics.ListAPIView):
+    """The channel's audit log, newest first; owners only."""
+
+    serializer_class = AuditEventSerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the schema needs no channel
+            return AuditEvent.objects.none()
+        channel = authorize(caller_of(self.request), self.kwargs["channel_name"], Action.MANAGE)
+        return audit.channel_events(channel)
 
 
 class MemberViewSet(viewsets.ViewSet):

@@ -6,7 +6,7 @@ from rest_framework.routers import SimpleRouter
 from accounts import views as account_views
 from accounts.api import ApiTokenViewSet
 from channels_app import views as channel_views
-from channels_app.api import ChannelViewSet, MemberViewSet
+from channels_app.api import ChannelAuditLog, ChannelViewSet, MemberViewSet
 from packages_app import api as packages_api
 from packages_app import views as package_views
 from packages_app.serving import channel_file
@@ -42,6 +42,7 @@ api_v1 = [
         packages_api.ChannelFiles.as_view(),
         name="channel-files",
     ),
+    path("channels/<str:channel_name>/audit/", ChannelAuditLog.as_view(), name="channel-audit"),
     path("search", packages_api.Search.as_view(), name="search"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI's page carries a <style> element: the one page whose policy allows them.
