@@ -10,7 +10,7 @@ PORT ?= 8000
 WEB_WORKERS ?= 2
 export DJANGO_SETTINGS_MODULE := registry.settings
 
-.PHONY: run test lint format worker migrate install clean bench browser screenshots
+.PHONY: run test lint format worker beat migrate install clean bench browser screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ run: migrate
 # Services mode only (REDIS_URL set): a Celery worker that builds channel indexes.
 worker: migrate
 	$(BIN)/celery -A registry worker --loglevel INFO --concurrency 2
+
+# Services mode only, one per deployment: every WHARF_RECONCILE_SECONDS (60) it sends the
+# reconciler, which sends again index work whose task was lost (broker down, worker killed).
+beat: migrate
+	mkdir -p var
+	$(BIN)/celery -A registry beat --loglevel INFO --schedule $(CURDIR)/var/celerybeat-schedule
 
 test: $(STAMP) browser
 	WHARF_DATA_DIR=$${WHARF_DATA_DIR:-$(CURDIR)/var/test} $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -73,7 +73,9 @@ def request_rebuild(channel, subdir, names=(), *, full=False, enqueue=True):
             .values_list("name", flat=True)
             .distinct()
         )
-        SubdirPackage.objects.filter(index=index).update(changed_revision=revision, shard_sha256="")
+        # The digests stay: a rebuild of an earlier revision that runs meanwhile publishes
+        # a shard index with them, and each of those shards still exists.
+        SubdirPackage.objects.filter(index=index).update(changed_revision=revision)
     if names:
         SubdirPackage.objects.bulk_create(
             [SubdirPackage(index=index, name=name, changed_revision=revision) for name in names],
@@ -277,6 +279,11 @@ def publish(index, revision, owner=None):
     if owner is not None:
         switch = switch.filter(lease_owner=owner)
     with transaction.atomic():
+        # Package file rows first, then the index row: the order in which an upload, a
+        # replacement or a delete locks them. The other order deadlocks with a delete.
+        PackageFile.objects.filter(pk__in=pending, state=PackageFile.State.PENDING).update(
+            state=PackageFile.State.INDEXED, indexed_at=now
+        )
         switched = switch.update(
             published_path=folder,
             previous_path=index.published_path,
@@ -285,10 +292,8 @@ def publish(index, revision, owner=None):
             built_revision=revision,
             rebuild_count=F("rebuild_count") + 1,
         )
-        if switched:
-            PackageFile.objects.filter(pk__in=pending, state=PackageFile.State.PENDING).update(
-                state=PackageFile.State.INDEXED, indexed_at=now
-            )
+        if not switched:
+            transaction.set_rollback(True)
     if not switched:
         log.warning(
             "lost the lease of %s/%s before publishing revision %s; not published",

@@ -6,6 +6,7 @@ stored, so a refused upload leaves the channel exactly as it was.
 """
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -316,8 +317,18 @@ def store_bytes(channel, subdir, received):
     never take bytes from under another upload that happens at the same moment.
     """
     path = f"packages/{channel.pk}/{subdir}/{uuid.uuid4().hex}/{received.filename}"
-    with open(received.path, "rb") as fh:
-        return default_storage.save(path, File(fh))
+    try:
+        with open(received.path, "rb") as fh:
+            return default_storage.save(path, File(fh))
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            release_storage(path)  # the part written before the failure
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        raise UploadError(
+            507 if full else 503,
+            f"The package could not be stored ({exc.strerror or exc}); nothing was kept. "
+            + ("The server's storage is full." if full else "Try again later."),
+        ) from exc
 
 
 def package_file_fields(received, metadata, storage_path, uploader):

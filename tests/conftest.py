@@ -193,3 +193,96 @@ def client_for(tokens):
 @pytest.fixture
 def packages(tmp_path):
     return PackageFactory(tmp_path / "packages")
+
+
+class Processes:
+    """Processes one test starts (gunicorn, Celery workers or beat, a throwaway redis-server),
+    each in a session of its own so that :meth:`kill` takes its whole tree as a crash would.
+    They run on the test database unless ``env`` says otherwise; all stop with the test.
+    """
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.started = []
+
+    def start(self, name, argv, *, ready, env=None, python=True, timeout=60):
+        log = self.folder / f"{name}.log"
+        with open(log, "a") as out:
+            process = subprocess.Popen(
+                [sys.executable, *argv] if python else argv, cwd=ROOT,
+                env={**_subprocess_env(), **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        process.log = log
+        self.started.append(process)
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if process.poll() is not None or time.monotonic() > deadline:
+                self.kill(process)
+                raise RuntimeError(f"{name} did not start:\n{log.read_text()}")
+            time.sleep(0.1)
+        return process
+
+    def run(self, argv, env=None):
+        """Run ``python argv`` to its end on the same terms; return its output."""
+        return subprocess.run(
+            [sys.executable, *argv], cwd=ROOT, env={**_subprocess_env(), **(env or {})},
+            check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+
+    def worker(self, name, env=None, concurrency=1):
+        """A Celery worker; ``env`` must name its broker (REDIS_URL) unless it is the tests'."""
+        argv = ["-m", "celery", "-A", "registry", "worker", "--loglevel", "INFO", "-n",
+                f"{name}@%h", "--concurrency", str(concurrency), "--without-gossip",
+                "--without-mingle"]  # fmt: skip
+        log = self.folder / f"{name}.log"
+        return self.start(name, argv, env=env, ready=lambda: " ready." in log.read_text())
+
+    def gunicorn(self, env=None):
+        """Wharf in gunicorn; returns its base URL."""
+        port = _free_port()
+        argv = ["-m", "gunicorn", "registry.wsgi", "--bind", f"127.0.0.1:{port}", "--workers",
+                "2", "--threads", "4", "--timeout", "120"]  # fmt: skip
+        self.start("gunicorn", argv, env=env, ready=lambda: _accepts_connections(port))
+        return f"http://127.0.0.1:{port}"
+
+    def beat(self, env=None):
+        """Celery beat, sending the reconciler every second."""
+        log = self.folder / "beat.log"
+        argv = ["-m", "celery", "-A", "registry", "beat", "--loglevel", "INFO", "--schedule",
+                str(self.folder / "beat-schedule")]  # fmt: skip
+        env = {**(env or {}), "WHARF_RECONCILE_SECONDS": "1"}
+        return self.start("beat", argv, env=env, ready=lambda: "beat: Starting" in log.read_text())
+
+    def redis(self, name="redis", port=None):
+        """A redis-server of the test's own (``.port``); the tests' Redis is never stopped."""
+        port = port or _free_port()
+        argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no"]  # fmt: skip
+        process = self.start(name, argv, python=False, ready=lambda: _accepts_connections(port))
+        process.port = port
+        return process
+
+    free_port = staticmethod(_free_port)
+
+    def kill(self, process, sig=signal.SIGKILL, wait=30):
+        import contextlib
+
+        with contextlib.suppress(ProcessLookupError):  # the whole group has ended
+            os.killpg(process.pid, sig)
+        process.wait(timeout=wait)
+
+    def stop_all(self):
+        for process in reversed(self.started):
+            try:
+                self.kill(process, signal.SIGTERM, wait=15)
+            except subprocess.TimeoutExpired:
+                self.kill(process)
+
+
+@pytest.fixture
+def processes(tmp_path):
+    """Start processes for one test (:class:`Processes`); their logs are in tmp_path."""
+    started = Processes(tmp_path)
+    yield started
+    started.stop_all()
