@@ -12,6 +12,8 @@ changed since; only the shards of changed names are written. Archives are never 
 
 Publishing is atomic: the new files are written to a fresh storage folder first, then one
 row update switches what is served. Shards are named by their hash and never change.
+Work whose task was lost (broker down, worker killed) is found in the database and sent
+again by the reconciler (:mod:`.reconcile`).
 """
 
 import contextlib

@@ -1,15 +1,20 @@
 """A channel over HTTP, as conda clients and uploaders see it, for tests against live
-processes: uploads and deletes that report their status instead of raising, and reads of
-the published index that check it is whole and agrees with itself."""
+processes: uploads and deletes that report their status instead of raising, reads of the
+published index that check it is whole and agrees with itself, and a look at storage for
+package files that no row refers to."""
 
 import hashlib
 import io
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import msgpack
 import orjson
 import zstandard
+from django.core.files.storage import default_storage
+
+from packages_app.models import PackageFile
 
 from .packages import multipart_body
 
@@ -94,3 +99,15 @@ def served_filenames(base_url, channel, token, subdir):
     shard_index = get(base_url, channel, token, f"{subdir}/repodata_shards.msgpack.zst")
     assert shard_filenames(base_url, channel, token, subdir, shard_index) == filenames(document)
     return filenames(document)
+
+
+def files_below(folder):
+    return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*") if p.is_file())
+
+
+def orphan_package_files(channel):
+    """Package files in storage that no PackageFile row refers to."""
+    base = f"packages/{channel.pk}"
+    stored = {f"{base}/{path}" for path in files_below(default_storage.path(base))}
+    rows = PackageFile.objects.filter(channel=channel)
+    return stored - set(rows.values_list("storage_path", flat=True))

@@ -30,7 +30,18 @@ from packages_app import indexing, reconcile, repodata
 from packages_app.models import PackageFile, SubdirIndex
 
 from .packages import PackageFactory, eventually, upload, wait_for_index
-from .served import call, delete, fetch, filenames, get, served_filenames, shard, unzstd
+from .served import (
+    call,
+    delete,
+    fetch,
+    filenames,
+    files_below,
+    get,
+    orphan_package_files,
+    served_filenames,
+    shard,
+    unzstd,
+)
 from .served import upload as upload_over_http
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
@@ -41,18 +52,6 @@ SUBDIR = "linux-64"
 def stored_filenames(channel, subdir):
     rows = PackageFile.objects.filter(channel=channel, subdir=subdir)
     return set(rows.values_list("filename", flat=True))
-
-
-def files_below(folder):
-    return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*") if p.is_file())
-
-
-def orphan_package_files(channel):
-    """Package files in storage that no PackageFile row refers to."""
-    base = f"packages/{channel.pk}"
-    stored = {f"{base}/{path}" for path in files_below(default_storage.path(base))}
-    rows = PackageFile.objects.filter(channel=channel)
-    return stored - set(rows.values_list("storage_path", flat=True))
 
 
 def wait_until_idle(channel, subdir):
