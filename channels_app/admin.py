@@ -5,6 +5,7 @@ from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.forms import BaseInlineFormSet, ModelForm
 
+from accounts import audit
 from accounts.authentication import Caller
 from packages_app import indexing
 from packages_app.models import PackageFile
@@ -148,10 +149,12 @@ class ChannelAdmin(ChannelOwnedAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             super().save_model(request, obj, form, change)
+            audit.visibility_change(obj, form.initial.get("private", obj.private), request)
             return
         created = lifecycle.create_channel(
             request.user, obj.name, description=obj.description, private=obj.private
         )
+        audit.record("channel.created", channel=created, request=request, private=created.private)
         obj.pk = created.pk
         obj.created_by = created.created_by
         obj.created_at = created.created_at
@@ -164,10 +167,11 @@ class ChannelAdmin(ChannelOwnedAdmin):
 
     def delete_model(self, request, obj):
         lifecycle.delete_channel(obj)
+        audit.record("channel.deleted", channel=obj, request=request)
 
     def delete_queryset(self, request, queryset):
         for channel in queryset:
-            lifecycle.delete_channel(channel)
+            self.delete_model(request, channel)
 
 
 class MembershipForm(ModelForm):
@@ -213,9 +217,9 @@ class MembershipAdmin(ChannelOwnedAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            members.change_role(Membership.objects.get(pk=obj.pk), obj.role)
+            members.change_role(Membership.objects.get(pk=obj.pk), obj.role, request=request)
         else:
-            obj.pk = members.add(obj.channel, obj.user, obj.role).pk
+            obj.pk = members.add(obj.channel, obj.user, obj.role, request=request).pk
 
     def delete_model(self, request, obj):
-        members.remove(obj)
+        members.remove(obj, request=request)

@@ -16,7 +16,7 @@ class ChannelSerializer(serializers.ModelSerializer):
         fields = ["name", "description", "private", "created_at", "role", "url", "storage"]
         read_only_fields = ["created_at"]
 
-    def get_role(self, channel):
+    def get_role(self, channel) -> str | None:
         caller = self.context.get("caller")
         return channel.role_of(caller.user) if caller else None
 
@@ -37,7 +37,7 @@ class ChannelSerializer(serializers.ModelSerializer):
             return None
         return {"used": channel.storage_used(), "quota": channel.effective_quota}
 
-    def get_url(self, channel):
+    def get_url(self, channel) -> str:
         request = self.context.get("request")
         path = f"/{channel.name}/"
         return request.build_absolute_uri(path) if request else path

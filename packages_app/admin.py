@@ -39,12 +39,12 @@ class PackageFileAdmin(ChannelOwnedAdmin):
         return django_actions.delete_selected(self, request, queryset)
 
     def delete_model(self, request, obj):
-        uploads.delete_package_file(obj)
+        uploads.delete_package_file(obj, request=request)
 
     def delete_queryset(self, request, queryset):
         with transaction.atomic():
             for package_file in queryset:
-                uploads.delete_package_file(package_file)
+                uploads.delete_package_file(package_file, request=request)
 
 
 @admin.register(SubdirIndex)

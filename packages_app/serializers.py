@@ -36,7 +36,7 @@ class PackageFileSerializer(serializers.ModelSerializer):
             "url",
         ]
 
-    def get_url(self, package_file):
+    def get_url(self, package_file) -> str:
         path = f"/{package_file.channel.name}/{package_file.subdir}/{package_file.filename}"
         request = self.context.get("request")
         return request.build_absolute_uri(path) if request else path

@@ -22,6 +22,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from accounts import audit
 from channels_app.models import Channel
 
 from . import archives, catalog, indexing, repodata
@@ -217,7 +218,7 @@ def _check_filename(filename):
         raise UploadError(400, str(exc)) from exc
 
 
-def accept(channel, received, uploader, *, force=False):
+def accept(channel, received, uploader, *, force=False, request=None):
     """Validate a received file and publish it in ``channel``; return the PackageFile.
 
     An existing file of the same name answers 409 unless ``force`` is given (the caller
@@ -228,7 +229,18 @@ def accept(channel, received, uploader, *, force=False):
             metadata = archives.inspect_package(received.path, received.filename)
         except archives.InvalidPackage as exc:
             raise UploadError(422, str(exc)) from exc
-        return _store(channel, received, metadata, uploader, force)
+        package_file = _store(channel, received, metadata, uploader, force)
+        audit.record(
+            "package.uploaded",
+            actor=package_file.uploader,
+            channel=channel,
+            request=request,
+            subdir=package_file.subdir,
+            filename=package_file.filename,
+            sha256=package_file.sha256,
+            replaced=force,
+        )
+        return package_file
     finally:
         received.discard()
 
@@ -366,10 +378,18 @@ def release_storage(storage_path):
     indexing.remove_empty_local_folder(storage_path.rsplit("/", 1)[0])
 
 
-def delete_package_file(package_file):
+def delete_package_file(package_file, *, request=None):
     with transaction.atomic():
         path = package_file.storage_path
         package_file.delete()
+        audit.record(
+            "package.deleted",
+            channel=package_file.channel,
+            request=request,
+            subdir=package_file.subdir,
+            filename=package_file.filename,
+            sha256=package_file.sha256,
+        )
         indexing.request_rebuild(package_file.channel, package_file.subdir, [package_file.name])
         catalog.refresh(package_file.channel, [package_file.name])
         transaction.on_commit(lambda: release_storage(path))

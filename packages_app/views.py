@@ -74,7 +74,7 @@ def delete_file(request, channel, package_name, subdir, filename):
     package_file = get_object_or_404(
         PackageFile, channel=channel, name=package_name, subdir=subdir, filename=filename
     )
-    uploads.delete_package_file(package_file)
+    uploads.delete_package_file(package_file, request=request)
     messages.success(request, f"Deleted {subdir}/{filename}; the index is being rebuilt.")
     if PackageFile.objects.filter(channel=channel, name=package_name).exists():
         return redirect("package", channel=channel.name, package_name=package_name)

@@ -32,6 +32,12 @@ document.addEventListener("click", (event) => {
   }
 });
 
+// <form data-confirm="question"> asks before it is sent (no inline handlers: the CSP).
+document.addEventListener("submit", (event) => {
+  const form = event.target.closest("form[data-confirm]");
+  if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+});
+
 // Upload page: <div class="dropzone" data-upload-url=... data-files-url=...>.
 function setupUpload(zone) {
   const input = document.getElementById(zone.dataset.input);

@@ -286,3 +286,12 @@ def processes(tmp_path):
     started = Processes(tmp_path)
     yield started
     started.stop_all()
+
+
+@pytest.fixture(autouse=True)
+def no_failed_authentications_left():
+    """Tests that present bad credentials on purpose must not get later tests (or the next
+    run, with Redis) refused with 429 at the test client's address."""
+    from accounts.authentication import failure_limit
+
+    failure_limit.forget("127.0.0.1")

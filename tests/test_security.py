@@ -474,10 +474,6 @@ def test_the_admin_shows_events_to_superusers_only(client, django_user_model, us
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="packages_app/uploads.py records package.uploaded / package.deleted once wired",
-)
 def test_it_records_uploads_and_deletions(tokens, private_channel, packages):
     path = packages.make("logged", "1.0")
     maintainer = api(tokens["maintainer"])
@@ -640,17 +636,10 @@ INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>|\son[a-z]+=\"", re.I)
 
 
 def templates_of_pages():
-    blocked = pytest.mark.xfail(
-        strict=True,
-        reason="its delete form's onsubmit confirm is blocked by the CSP; to move into "
-        "static/wharf.js",
-    )
-    params = []
-    for path in sorted((ROOT / "templates").rglob("*.html")):
-        name = str(path.relative_to(ROOT / "templates"))
-        marks = [blocked] if name == "packages/package.html" else []
-        params.append(pytest.param(path, id=name, marks=marks))
-    return params
+    return [
+        pytest.param(path, id=str(path.relative_to(ROOT / "templates")))
+        for path in sorted((ROOT / "templates").rglob("*.html"))
+    ]
 
 
 @pytest.mark.parametrize("path", templates_of_pages())
@@ -754,11 +743,6 @@ def test_check_deploy_finds_no_security_problem_in_production_settings(deploy_ch
     assert "ERRORS" not in output, output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="drf-spectacular's schema warnings in channels_app/serializers.py (get_role, "
-    "get_url), packages_app/serializers.py (get_url) and packages_app/api.py (ChannelFiles)",
-)
 def test_check_deploy_is_clean_with_production_settings(deploy_check):
     code, output = deploy_check
 
@@ -821,8 +805,4 @@ def test_no_page_breaks_the_content_security_policy_in_a_browser(
         page.goto("/api/v1/docs/")
         expect(page.locator(".opblock").first).to_be_visible()  # the schema was loaded
 
-    # packages/package.html's delete form asks for confirmation in an inline onsubmit, which
-    # the policy blocks; until it moves into static/wharf.js (see the template test above,
-    # an expected failure) that one violation is known.
-    known = ("/open-tools/packages/shown/", "inline event handler")
-    assert [v for v in violations if not (v[0].endswith(known[0]) and known[1] in v[1])] == []
+    assert violations == []

@@ -1,6 +1,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts import audit
 from accounts.models import ApiToken
 from channels_app.models import Channel
 
@@ -31,7 +32,10 @@ class Command(BaseCommand):
             raise CommandError(f"No channel {', '.join(sorted(missing))}.")
         if expires is not None and expires < 1:
             raise CommandError("--expires takes a number of days, 1 or more.")
-        _, secret = ApiToken.create_for(
+        token, secret = ApiToken.create_for(
             user, name, read_only=read_only, channels=found, expires_in_days=expires
+        )
+        audit.record(
+            "token.created", actor=user, via="manage.py create_token", **audit.token_details(token)
         )
         self.stdout.write(secret)
