@@ -303,7 +303,10 @@ def check_quota(channel, subdir, received, *, lock=False):
     """
     channels = Channel.objects.filter(pk=channel.pk)
     if lock:
-        channels = channels.select_for_update()
+        # NO KEY UPDATE: it serializes uploads but not the foreign-key checks (FOR KEY
+        # SHARE) of rows that name the channel, which a delete takes while it holds the
+        # subdir's index row; FOR UPDATE would make them wait for each other (deadlock).
+        channels = channels.select_for_update(no_key=True)
     quota = channels.get().effective_quota
     if quota is None:
         return
