@@ -191,7 +191,8 @@ def test_the_reconciler_sends_what_is_behind_and_leaves_live_leases_alone(users,
     assert reconcile.reconcile() == (0, 0)
 
 
-def test_the_reconciler_resends_a_lost_bz2_refresh(client_for, public_channel, packages):
+@pytest.mark.parametrize("lost", ["due long ago", "never scheduled"])
+def test_the_reconciler_resends_a_lost_bz2_refresh(lost, client_for, public_channel, packages):
     from django.utils import timezone
 
     owner = client_for("owner")
@@ -202,8 +203,12 @@ def test_the_reconciler_resends_a_lost_bz2_refresh(client_for, public_channel, p
     files = dict(index.published_files)
     files[repodata.REPODATA_BZ2] = dict(files[repodata.REPODATA_BZ2], source="an older one")
     long_ago = timezone.now() - indexing.BZ2_LOST_AFTER * 2
-    # A refresh that was due long ago and never ran: its task was lost.
-    SubdirIndex.objects.filter(pk=index.pk).update(published_files=files, bz2_due_at=long_ago)
+    # A stale .bz2 whose refresh task was lost (its worker died), or never sent.
+    SubdirIndex.objects.filter(pk=index.pk).update(
+        published_files=files,
+        published_at=long_ago,
+        bz2_due_at=long_ago if lost == "due long ago" else None,
+    )
 
     assert reconcile.reconcile() == (0, 1)
 
@@ -214,6 +219,22 @@ def test_the_reconciler_resends_a_lost_bz2_refresh(client_for, public_channel, p
         assert index.bz2_due_at is None
 
     eventually(bz2_follows_repodata)
+
+
+def test_embedded_mode_reconciles_in_the_background_at_most_once_an_interval(
+    public_channel, monkeypatch
+):
+    monkeypatch.setattr(reconcile, "_last_run", None)  # as in a process just started
+    SubdirIndex.objects.filter(channel=public_channel).update(requested_revision=3)
+
+    reconcile.now_and_then()  # what each change calls in embedded mode
+    indexing.wait_for_background_work()
+    wait_for_index(public_channel, "noarch")
+    SubdirIndex.objects.filter(channel=public_channel).update(requested_revision=6)
+    reconcile.now_and_then()  # within WHARF_RECONCILE_SECONDS of the last: nothing
+    indexing.wait_for_background_work()
+
+    assert not SubdirIndex.objects.get(channel=public_channel, subdir="noarch").is_current
 
 
 def test_the_reconcile_indexes_command_catches_up(processes, public_channel):
