@@ -24,6 +24,7 @@ carries credentials or changes something is answered 429 until the window ends.
 import base64
 import binascii
 import ipaddress
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from rest_framework import authentication, exceptions
 from . import audit, tokens
 from .models import ApiToken, User
 
+log = logging.getLogger(__name__)
 REALM = 'Bearer realm="wharf"'
 
 
@@ -265,11 +267,15 @@ class FailureLimit:
         key, left, now = found
         timeout = math.ceil(left) + 1
         count = 1
-        if not cache.add(key, 1, timeout):
-            try:
-                count = cache.incr(key)
-            except ValueError:  # expired between add and incr
-                cache.set(key, 1, timeout)
+        try:
+            if not cache.add(key, 1, timeout):
+                try:
+                    count = cache.incr(key)
+                except ValueError:  # expired between add and incr
+                    cache.set(key, 1, timeout)
+        except Exception:  # an unreachable cache must not fail the request
+            log.warning("failed authentication from %s not counted: cache unreachable", key)
+            return
         if count >= settings.WHARF_AUTH_FAILURE_LIMIT:
             self._remember(key, now + left, True)
 
@@ -281,7 +287,14 @@ class FailureLimit:
         key, left, now = found
         until, refused = self._memo.get(key, (0, False))
         if not refused and (exact or until <= now):
-            refused = (cache.get(key) or 0) >= settings.WHARF_AUTH_FAILURE_LIMIT
+            try:
+                count = cache.get(key) or 0
+            except Exception:
+                # The limit fails open: while the cache (Redis) is down, uploads and
+                # downloads go on; only the counting of guesses pauses.
+                log.warning("failure limit not checked for %s: cache unreachable", key)
+                return 0
+            refused = count >= settings.WHARF_AUTH_FAILURE_LIMIT
             self._remember(key, now + self.MEMO_SECONDS, refused)
         return max(1, math.ceil(left)) if refused else 0
 

@@ -348,6 +348,8 @@ if WHARF_CACHE_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": WHARF_CACHE_URL,
             "KEY_PREFIX": "wharf",
+            # A Redis that hangs must not hold requests: fail within seconds.
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         }
     }
 else:

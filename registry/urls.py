@@ -95,3 +95,4 @@ urlpatterns = [
     re_path(rf"^{CHANNEL}/", include(channel_pages)),
     re_path(rf"^{CHANNEL}/(?P<path>.+)$", channel_file, name="channel-file"),
 ]
+handler500 = "registry.errors.server_error"
