@@ -148,6 +148,7 @@ def test_it_rewrites_a_shard_left_incomplete_by_a_killed_writer(
     assert default_storage.open(shard).read() == whole
 
 
+@pytest.mark.index_left_behind
 def test_it_publishes_nothing_once_its_lease_was_taken_over(public_channel, packages, client_for):
     owner = client_for("owner")
     assert upload(owner, public_channel.name, packages.make("kept", "1.0")).status_code == 201
@@ -168,6 +169,7 @@ def test_it_publishes_nothing_once_its_lease_was_taken_over(public_channel, pack
 # -- the reconciler -------------------------------------------------------------------------
 
 
+@pytest.mark.index_left_behind
 def test_the_reconciler_sends_what_is_behind_and_leaves_live_leases_alone(users, settings):
     from django.utils import timezone
 
@@ -221,6 +223,7 @@ def test_the_reconciler_resends_a_lost_bz2_refresh(lost, client_for, public_chan
     eventually(bz2_follows_repodata)
 
 
+@pytest.mark.index_left_behind
 def test_embedded_mode_reconciles_in_the_background_at_most_once_an_interval(
     public_channel, monkeypatch
 ):
