@@ -368,12 +368,12 @@ class CpuMeter:
                 seconds -= self.first[pid][2]
             part = _part(pid, self.last, self.database)
             parts[part] += seconds
-            if part == "other":
+            if part == "other" and argv:  # kernel threads have no command line
                 others[argv[:100]] += seconds
         machine = _machine_busy() - self.machine
         parts["unattributed"] = machine - sum(parts.values())
         parts["machine"] = machine
-        return parts, [(argv, round(t, 1)) for argv, t in others.most_common(3) if t >= 0.5]
+        return parts, [(argv, round(t, 1)) for argv, t in others.most_common(3) if t >= 1]
 
 
 # -- set-up, run, checks ---------------------------------------------------------------
@@ -494,8 +494,12 @@ def measure(clients, seconds, records):
     """The whole run in this process (database and Redis database of its own)."""
     common.setup_django(REDIS_URL="")
     import redis
+    from django.db.models import Sum
 
-    from packages_app.models import PackageFile
+    from packages_app.models import PackageFile, SubdirIndex
+
+    def rebuilds():
+        return SubdirIndex.objects.filter(subdir=SUBDIR).aggregate(n=Sum("rebuild_count"))["n"]
 
     common.reset_database()
     redis.Redis.from_url(REDIS).flushdb()
@@ -509,6 +513,7 @@ def measure(clients, seconds, records):
         celery_concurrency=1, logs=logs, REDIS_URL=REDIS,
     ) as (base, _server):  # fmt: skip
         prime(base, states)
+        rebuilds_before = rebuilds()
         meter = CpuMeter(common.database_url().rsplit("/", 1)[1])
         meter.start()
         samples, lags, retries, elapsed = asyncio.run(
@@ -531,6 +536,7 @@ def measure(clients, seconds, records):
         "uploads_missing": missing,
         "uploads_other": dict(collections.Counter(str(s) for s, _ in refused)),
         "settle_seconds": settle_seconds,
+        "rebuilds": rebuilds() - rebuilds_before,
         "cpu": cpu,
         "busiest_others": busiest_others,
         "loop_lag": _latency(lags),
@@ -600,16 +606,18 @@ def write_report(report, result):
         "Load: errors and uploads",
         ["5xx", "other answers not 2xx/304", "access log 5xx", "uploads answered 201",
          "stored", "in repodata.json after settling", "lost", "uploads answered otherwise",
-         "index settled after the load"],
+         "index settled after the load", "index rebuilds"],
         [[server_errors, ", ".join(f"{k}: {v}" for k, v in other.items()) or "none",
           result["access_log_5xx"], result["uploads_accepted"], result["uploads_stored"],
           result["uploads_accepted"] - lost, lost,
           ", ".join(f"{k}: {v}" for k, v in result["uploads_other"].items()) or "none",
-          common.seconds(result["settle_seconds"])]],
+          common.seconds(result["settle_seconds"]), result["rebuilds"]]],
         note=(
             "Targets: no 5xx, no lost upload (answered 201 but missing from repodata.json once "
             "the index has settled). Settling: from the end of the load until every accepted "
-            "upload is in its channel's repodata.json."
+            "upload is in its channel's repodata.json. Index rebuilds: publications of the two "
+            "linux-64 indexes during the load and the settling (each covers all uploads "
+            "committed before it started)."
         ),
     )  # fmt: skip
     cpu, elapsed = result["cpu"], result["elapsed"]
