@@ -466,7 +466,10 @@ def refresh_bz2(channel_id, subdir):
 def _collect_garbage(index):
     """Delete published folders that nothing serves any more; call under the lease.
 
-    The folder published just before is kept for requests that already looked it up.
+    The folder published just before is kept, and so is every folder replaced less than
+    ``WHARF_RETIRED_INDEX_SECONDS`` ago: a request (or nginx, after X-Accel-Redirect) may
+    have looked one up and not opened its file yet. Under a stream of uploads rebuilds
+    follow each other within milliseconds, so "the one before" alone is not enough.
     A .bz2 folder is written outside the lease, so one is deleted only when it is old
     enough not to be one that is still being written.
     """
@@ -478,15 +481,44 @@ def _collect_garbage(index):
         folders, _ = default_storage.listdir(base)
     except (FileNotFoundError, OSError):
         return
-    bz2_cutoff = time.time() - BZ2_GRACE_SECONDS
+    now = time.time()
+    bz2_cutoff = now - BZ2_GRACE_SECONDS
+    retired = _retired_since(base, [f for f in folders if f.startswith("r")], index)
     for folder in folders:
         path = f"{base}/{folder}"
         if path in keep:
             continue
-        if folder.startswith("r") or (
-            folder.startswith("bz2-") and int(folder.split("-")[1]) < bz2_cutoff
-        ):
+        if folder.startswith("r"):
+            if now - retired.get(folder, 0) >= settings.WHARF_RETIRED_INDEX_SECONDS:
+                delete_tree(path)
+        elif folder.startswith("bz2-") and int(folder.split("-")[1]) < bz2_cutoff:
             delete_tree(path)
+
+
+def _retired_since(base, folders, index):
+    """{folder: when it stopped being served} for revision folders ("r<revision>-...").
+
+    A folder stopped being served when the next newer one was published; that one's
+    repodata.json was written just before, so its modification time stands for it.
+    """
+    if settings.WHARF_RETIRED_INDEX_SECONDS <= 0:
+        return {}
+
+    def revision(folder):
+        try:
+            return int(folder[1:].split("-")[0])
+        except ValueError:
+            return -1
+
+    ordered = sorted(folders, key=revision)
+    retired = {}
+    for older, newer in zip(ordered, ordered[1:], strict=False):
+        try:
+            modified = default_storage.get_modified_time(f"{base}/{newer}/{repodata.REPODATA}")
+        except (FileNotFoundError, OSError):
+            continue  # being written or deleted: its predecessor waits for the next round
+        retired[older] = modified.timestamp()
+    return retired
 
 
 def delete_tree(folder):

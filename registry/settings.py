@@ -265,6 +265,10 @@ WHARF_TEST_PUBLISH_PAUSE_SECONDS = env_int("WHARF_TEST_PUBLISH_PAUSE_SECONDS", 0
 # zstd level of repodata.json.zst, rebuilt on every change: on 39 MB of repodata level 1
 # takes 0.05 s for 6.2 MB, level 16 7 s for 6.0 MB (measured, see docs/benchmarks.md).
 WHARF_ZSTD_LEVEL = env_int("WHARF_ZSTD_LEVEL", 1)
+# A replaced index folder stays in storage this long (seconds) for requests, and nginx
+# after X-Accel-Redirect, that looked it up just before; measured under load, two rebuilds
+# can pass between a request's lookup and its open().
+WHARF_RETIRED_INDEX_SECONDS = env_int("WHARF_RETIRED_INDEX_SECONDS", 60)
 # repodata.json.bz2 follows the other index files at most this often (seconds).
 WHARF_BZ2_DELAY_SECONDS = env_int("WHARF_BZ2_DELAY_SECONDS", 30)
 # Records of recently built subdirs kept in each worker process for incremental rebuilds.

@@ -2,6 +2,8 @@
 
 import bz2
 import io
+import os
+import time
 
 import msgpack
 import orjson
@@ -191,3 +193,34 @@ def test_it_compresses_bz2_in_the_background_after_the_delay(
         assert path.name.encode() in bz2.decompress(compressed)
 
     eventually(bz2_shows_later, timeout=60)
+
+
+def test_it_keeps_replaced_folders_for_requests_that_looked_them_up(public_channel, settings):
+    """A folder goes once it has been replaced for WHARF_RETIRED_INDEX_SECONDS: under a
+    stream of uploads a request may look up a folder, then wait while two more rebuilds
+    publish, before it opens the file."""
+    index = SubdirIndex.objects.get(channel=public_channel, subdir="noarch")
+    base = settings.STORAGE_DIR / indexing.index_folder(public_channel.pk, "noarch")
+    now = time.time()
+    # Folder name -> when its repodata.json was written (seconds ago).
+    written = {"r901-a": 3 * 3600, "r902-b": 2 * 3600, "r903-c": 30, "r904-d": 5}
+    for name, age in written.items():
+        (base / name).mkdir(parents=True)
+        (base / name / repodata.REPODATA).write_bytes(b"{}")
+        os.utime(base / name / repodata.REPODATA, (now - age, now - age))
+    prefix = indexing.index_folder(public_channel.pk, "noarch")
+    SubdirIndex.objects.filter(pk=index.pk).update(
+        published_path=f"{prefix}/r904-d", previous_path=f"{prefix}/r903-c", published_files={}
+    )
+
+    def left():
+        return {p.name for p in base.iterdir() if p.name.startswith("r")}
+
+    settings.WHARF_RETIRED_INDEX_SECONDS = 60
+    indexing._collect_garbage(index)
+    # r901 was replaced 2 h ago; r902 only 30 s ago (when r903 was written).
+    assert left() == {"r902-b", "r903-c", "r904-d"}
+
+    settings.WHARF_RETIRED_INDEX_SECONDS = 10
+    indexing._collect_garbage(index)
+    assert left() == {"r903-c", "r904-d"}  # the one served and the one before
