@@ -84,7 +84,12 @@ def test_it_completes_the_index_after_a_worker_is_killed_mid_rebuild(
     processes, public_channel, tokens, packages
 ):
     port = processes.redis().port
-    env = {"REDIS_URL": f"redis://127.0.0.1:{port}/0", "WHARF_INDEX_LEASE_SECONDS": "3"}
+    env = {
+        "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+        "WHARF_INDEX_LEASE_SECONDS": "3",
+        # The killed worker's folder must be gone at the end, not kept for readers.
+        "WHARF_RETIRED_INDEX_SECONDS": "0",
+    }
     server = processes.gunicorn(env)
     channel, token = public_channel.name, tokens["owner"]
     first = [packages.make(f"first{i}", "1.0", SUBDIR) for i in range(5)]

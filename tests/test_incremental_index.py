@@ -141,26 +141,6 @@ def test_it_keeps_bz2_in_step_once_the_queue_is_empty(client_for, public_channel
     eventually(bz2_matches_json)
 
 
-def test_it_keeps_only_the_current_and_previous_folders(
-    client_for, public_channel, packages, settings
-):
-    owner = client_for("owner")
-    for version in ("1", "2", "3", "4"):
-        path = packages.make("churn", version)
-        assert upload(owner, public_channel.name, path).status_code == 201
-        wait_for_index(public_channel, "noarch")
-    base = settings.STORAGE_DIR / indexing.index_folder(public_channel.pk, "noarch")
-
-    def two_folders_left():
-        folders = sorted(p.name for p in base.iterdir() if p.name.startswith("r"))
-        index = SubdirIndex.objects.get(channel=public_channel, subdir="noarch")
-        assert len(folders) == 2
-        assert index.published_path.rsplit("/", 1)[1] in folders
-        assert index.previous_path.rsplit("/", 1)[1] in folders
-
-    eventually(two_folders_left)
-
-
 def test_it_compresses_bz2_once_per_served_repodata(client_for, public_channel, packages):
     owner = client_for("owner")
     assert upload(owner, public_channel.name, packages.make("once", "1.0")).status_code == 201
