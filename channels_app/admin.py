@@ -152,9 +152,12 @@ class ChannelAdmin(ChannelOwnedAdmin):
             audit.visibility_change(obj, form.initial.get("private", obj.private), request)
             return
         created = lifecycle.create_channel(
-            request.user, obj.name, description=obj.description, private=obj.private
+            request.user,
+            obj.name,
+            description=obj.description,
+            private=obj.private,
+            request=request,
         )
-        audit.record("channel.created", channel=created, request=request, private=created.private)
         obj.pk = created.pk
         obj.created_by = created.created_by
         obj.created_at = created.created_at
@@ -166,8 +169,7 @@ class ChannelAdmin(ChannelOwnedAdmin):
         return deleted, counts, set(), protected
 
     def delete_model(self, request, obj):
-        lifecycle.delete_channel(obj)
-        audit.record("channel.deleted", channel=obj, request=request)
+        lifecycle.delete_channel(obj, request=request)
 
     def delete_queryset(self, request, queryset):
         for channel in queryset:

@@ -55,10 +55,10 @@ class ChannelViewSet(viewsets.GenericViewSet):
                 serializer.validated_data["name"],
                 description=serializer.validated_data.get("description", ""),
                 private=serializer.validated_data.get("private", False),
+                request=request,
             )
         except IntegrityError as exc:
             raise ValidationError({"name": ["A channel with this name already exists."]}) from exc
-        audit.record("channel.created", channel=channel, request=request, private=channel.private)
         return Response(
             ChannelSerializer(channel, context=self._context()).data,
             status=status.HTTP_201_CREATED,
@@ -81,8 +81,7 @@ class ChannelViewSet(viewsets.GenericViewSet):
 
     def destroy(self, request, name=None):
         channel = authorize(caller_of(request), name, Action.DELETE_CHANNEL)
-        lifecycle.delete_channel(channel)
-        audit.record("channel.deleted", channel=channel, request=request)
+        lifecycle.delete_channel(channel, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

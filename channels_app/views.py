@@ -57,13 +57,11 @@ def channel_new(request):
                 form.cleaned_data["name"],
                 description=form.cleaned_data["description"],
                 private=form.cleaned_data["private"],
+                request=request,
             )
         except IntegrityError:
             form.add_error("name", "A channel with this name already exists.")
         else:
-            audit.record(
-                "channel.created", channel=channel, request=request, private=channel.private
-            )
             messages.success(request, f"Channel '{channel.name}' created.")
             return redirect("channel", channel=channel.name)
     return render(request, "channels/new.html", {"form": form})
@@ -177,8 +175,7 @@ def channel_delete(request, channel):
         context.update(form=settings_form, delete_form=form)
         return render(request, "channels/settings.html", context, status=400)
     name = channel.name
-    lifecycle.delete_channel(channel)
-    audit.record("channel.deleted", channel=channel, request=request)
+    lifecycle.delete_channel(channel, request=request)
     messages.success(request, f"Channel '{name}' and all its packages were deleted.")
     return redirect(reverse("channel-list"))
 
