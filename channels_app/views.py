@@ -39,7 +39,7 @@ def channel_list(request):
     mine = []
     if request.user.is_authenticated:
         roles = dict(Membership.objects.filter(user=request.user).values_list("channel_id", "role"))
-        mine = [c for c in channels.order_by("name") if c.pk in roles]
+        mine = list(channels.filter(pk__in=roles).order_by("name"))
         for channel in mine:
             channel.role = roles[channel.pk]
     public = channels.filter(private=False).order_by("name")
