@@ -10,7 +10,8 @@ PORT ?= 8000
 WEB_WORKERS ?= 2
 export DJANGO_SETTINGS_MODULE := registry.settings
 
-.PHONY: run test lint format worker beat migrate install clean bench browser screenshots
+.PHONY: run test lint format worker beat migrate install clean bench browser screenshots \
+	compose-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +51,19 @@ test: $(STAMP) browser
 CHROMIUM ?= /usr/bin/chromium
 export WHARF_CHROMIUM := $(CHROMIUM)
 SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
+
+# docker-compose.yml (and the local-storage override) validated by `docker compose config`,
+# where a docker client is installed; without the compose plugin, Debian's docker-compose.
+COMPOSE_FILES := -f docker-compose.yml -f docker/compose.local-storage.yml --profile nginx
+compose-check:
+	@if docker compose version >/dev/null 2>&1; then \
+		docker compose config -q && docker compose $(COMPOSE_FILES) config -q; \
+	elif command -v docker >/dev/null; then \
+		command -v docker-compose >/dev/null || ($(SUDO) apt-get update && \
+			$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y docker-compose); \
+		docker-compose config -q && docker-compose $(COMPOSE_FILES) config -q; \
+	else echo "no docker client: docker-compose.yml not validated"; fi
+	@echo "docker-compose.yml: valid"
 
 browser:
 	test -x $(CHROMIUM) || ($(SUDO) apt-get update && \
