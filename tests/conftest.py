@@ -239,11 +239,11 @@ class Processes:
         self.folder = folder
         self.started = []
 
-    def start(self, name, argv, *, ready, env=None, python=True, timeout=60):
+    def start(self, name, argv, *, ready, env=None, python=True, timeout=60, cwd=ROOT):
         log = self.folder / f"{name}.log"
         with open(log, "a") as out:
             process = subprocess.Popen(
-                [sys.executable, *argv] if python else argv, cwd=ROOT,
+                [sys.executable, *argv] if python else argv, cwd=cwd,
                 env={**_subprocess_env(), **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
