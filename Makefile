@@ -11,7 +11,7 @@ WEB_WORKERS ?= 2
 export DJANGO_SETTINGS_MODULE := registry.settings
 
 .PHONY: run test lint format worker beat migrate install clean bench browser screenshots \
-	compose-check
+	compose-check nginx
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,7 +44,7 @@ beat: migrate
 	mkdir -p var
 	$(BIN)/celery -A registry beat --loglevel INFO --schedule $(CURDIR)/var/celerybeat-schedule
 
-test: $(STAMP) browser
+test: $(STAMP) browser nginx
 	WHARF_DATA_DIR=$${WHARF_DATA_DIR:-$(CURDIR)/var/test} $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The browser tests drive Debian's chromium; Playwright's own browser download is not used.
@@ -68,6 +68,11 @@ compose-check:
 browser:
 	test -x $(CHROMIUM) || ($(SUDO) apt-get update && \
 		$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+# tests/test_deploy_nginx.py runs docker/nginx.conf in Debian's nginx.
+nginx:
+	test -x /usr/sbin/nginx || ($(SUDO) apt-get update && \
+		$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y nginx-light)
 
 # docs/screenshots/*.png for the README, taken on the test database with made-up data.
 screenshots: $(STAMP) browser

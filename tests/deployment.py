@@ -35,12 +35,22 @@ def dockerfile():
     return steps
 
 
-def compose_services():
+def compose_services(*overrides):
     """docker-compose.yml's services, anchors merged and ``${VAR:-default}`` interpolated
-    with the defaults (no .env file)."""
-    text = (ROOT / "docker-compose.yml").read_text()
+    with the defaults (no .env file); then each override file's environment, as
+    ``docker compose -f docker-compose.yml -f OVERRIDE`` merges it."""
+    services = _compose_file("docker-compose.yml")["services"]
+    for override in overrides:
+        for name, service in _compose_file(override)["services"].items():
+            merged = services[name].setdefault("environment", {})
+            services[name]["environment"] = {**merged, **service.get("environment", {})}
+    return services
+
+
+def _compose_file(name):
+    text = (ROOT / name).read_text()
     text = INTERPOLATION.sub(lambda m: m.group(2) or "", text).replace("$$", "$")
-    return yaml.safe_load(text)["services"]
+    return yaml.safe_load(text)
 
 
 class Image:
