@@ -39,8 +39,6 @@ def record(action, *, actor=None, token=None, channel=None, request=None, **deta
     it unless given. ``channel`` may be a channel that
     was just deleted: its name is kept. ``details`` must be JSON values.
     """
-    if action not in AuditEvent.ACTIONS:
-        raise ValueError(f"Unknown audit action '{action}'.")
     address = None
     if request is not None:
         if actor is None:
@@ -52,7 +50,17 @@ def record(action, *, actor=None, token=None, channel=None, request=None, **deta
         address = client_address(request)
     if actor is None and token is not None:
         actor = token.user
-    return AuditEvent.objects.create(
+    event = build(action, actor=actor, token=token, channel=channel, **details)
+    event.address = address
+    event.save()
+    return event
+
+
+def build(action, *, actor=None, token=None, channel=None, **details):
+    """An unsaved event, for recording many at once (``AuditEvent.objects.bulk_create``)."""
+    if action not in AuditEvent.ACTIONS:
+        raise ValueError(f"Unknown audit action '{action}'.")
+    return AuditEvent(
         action=action,
         actor=actor,
         actor_name=actor.get_username() if actor is not None else "",
@@ -60,7 +68,6 @@ def record(action, *, actor=None, token=None, channel=None, request=None, **deta
         token_hint=token.hint if token is not None else "",
         channel=channel if channel is not None and channel.pk is not None else None,
         channel_name=channel.name if channel is not None else "",
-        address=address,
         details=details,
     )
 

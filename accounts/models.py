@@ -139,6 +139,8 @@ class AuditEvent(models.Model):
         "member.removed": "Member removed",
         "package.uploaded": "Package file uploaded",
         "package.deleted": "Package file deleted",
+        "package.imported": "Package file imported",
+        "channel.imported": "Channel directory imported",
     }
 
     action = models.CharField(max_length=40)

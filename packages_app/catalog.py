@@ -74,6 +74,49 @@ def _package(channel, name, entries):
     )
 
 
+def channeldata(channel):
+    """channeldata.json: the channel's packages with their latest version's description."""
+    packages = {}
+    subdirs = set()
+    rows = PackageFile.objects.filter(channel=channel).values_list(
+        "name",
+        "version",
+        "subdir",
+        "summary",
+        "description",
+        "license",
+        "home",
+        "dev_url",
+        "doc_url",
+        "uploaded_at",
+    )
+    latest = {}
+    for name, version, subdir, summary, description, license_, home, dev, doc, at in rows:
+        subdirs.add(subdir)
+        entry = packages.setdefault(name, {"subdirs": set()})
+        entry["subdirs"].add(subdir)
+        parsed = rattler.Version(version)
+        if name not in latest or parsed > latest[name]:
+            latest[name] = parsed
+            entry.update(
+                version=version,
+                summary=summary or None,
+                description=description or None,
+                license=license_ or None,
+                home=home or None,
+                dev_url=dev or None,
+                doc_url=doc or None,
+                timestamp=int(at.timestamp()),
+            )
+    for entry in packages.values():
+        entry["subdirs"] = sorted(entry["subdirs"])
+    return {
+        "channeldata_version": 1,
+        "packages": dict(sorted(packages.items())),
+        "subdirs": sorted(subdirs | {"noarch"}),
+    }
+
+
 def _lock(channel, names):
     """Serialize catalog refreshes of the same names across transactions.
 

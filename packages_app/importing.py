@@ -1,112 +1,390 @@
 """Importing many package files at once (existing channel directories, benchmarks).
 
-Every file is checked exactly as an upload is. Archives are inspected in parallel
-processes; files are stored and recorded in batches, one transaction per batch, and the
-index is rebuilt once at the end instead of once per file. Files that are already in the
-channel are skipped, so an interrupted import can simply be run again.
+Every file is checked exactly as an upload is: size, archive, ``info/index.json``, the
+channel's quota, and — for a channel directory — that it sits in the folder of its
+subdir. Archives are inspected in parallel processes; files are stored and recorded in
+batches, one transaction per batch, and the index is rebuilt once at the end instead of
+once per file. Files already in the channel are never changed: the same bytes are
+skipped, different bytes under the same name are refused as a conflict.
+
+An import can be killed at any moment and simply run again. Rows are committed per
+batch (the unique file name makes a second row impossible); the storage objects of a
+batch are recorded as :class:`StagedFile` rows before they are written and forgotten in
+the transaction that commits their package files, so what a killed import stored without
+committing is found and deleted by the next import into the channel. One import per
+channel runs at a time (:func:`exclusive`), so that one never deletes what another is
+about to commit.
 """
 
+import contextlib
+import fcntl
 import logging
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from django.db import transaction
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Sum
+
+from accounts import audit
+from accounts.models import AuditEvent
 
 from . import archives, catalog, indexing, uploads
-from .models import PackageFile
+from .models import PackageFile, StagedFile, SubdirIndex
 
 log = logging.getLogger(__name__)
 
 
+class ImportBusy(Exception):
+    """Another import into the same channel is running."""
+
+
 @dataclass
 class ImportResult:
+    total: int = 0
     imported: int = 0
     skipped: int = 0
+    imported_bytes: int = 0
     refused: dict = field(default_factory=dict)  # path -> reason
+    cleared: int = 0  # objects of an interrupted import that were deleted
 
 
-def _inspect(path):
-    """Runs in a worker process: hash and check one file."""
-    received = uploads.ReceivedFile.from_path(path)
-    try:
-        metadata = archives.inspect_package(received.path, received.filename)
-    except archives.InvalidPackage as exc:
-        return received, None, str(exc)
-    return received, metadata, None
+def channel_directory_files(directory, subdirs=None):
+    """The package files of a channel directory as ``(path, subdir)`` pairs, and the
+    package files that are not where a channel keeps them, as ``{path: reason}``.
+
+    A channel directory holds ``<subdir>/<file>.conda`` or ``.tar.bz2``, as conda-index
+    and rattler-index read and write it; everything else in it (repodata, shards, caches,
+    hidden files) is ignored. With ``subdirs``, only those folders are read.
+    """
+    directory = Path(directory)
+    found, misplaced = [], {}
+    for root, folders, names in os.walk(directory):
+        folders[:] = sorted(f for f in folders if not f.startswith("."))
+        relative = Path(root).relative_to(directory).parts
+        for name in sorted(names):
+            if name.startswith(".") or archives.package_extension(name) is None:
+                continue
+            path = os.path.join(root, name)
+            if len(relative) == 1 and relative[0] in archives.SUBDIRS:
+                if subdirs is None or relative[0] in subdirs:
+                    found.append((path, relative[0]))
+            elif subdirs is None:
+                misplaced[path] = (
+                    "Not in a subdir folder: a channel directory holds <subdir>/<package "
+                    "file>, with a subdir such as linux-64 or noarch."
+                )
+    return found, misplaced
 
 
-def import_files(channel, paths, uploader=None, *, batch_size=500, workers=None, progress=None):
-    """Import package files into ``channel``; ``progress(done, total)`` is called per batch."""
-    paths = [str(p) for p in paths]
-    result = ImportResult()
-    subdirs = set()
-    workers = workers or os.cpu_count() or 1
-    # Starting processes costs more than checking a handful of files.
-    pool = ProcessPoolExecutor(workers) if len(paths) > 4 * workers else None
-    try:
-        for start in range(0, len(paths), batch_size):
-            batch = paths[start : start + batch_size]
-            if pool is None:
-                inspected = [_inspect(path) for path in batch]
-            else:
-                chunk = max(1, batch_size // workers)
-                inspected = list(pool.map(_inspect, batch, chunksize=chunk))
-            subdirs |= _store_batch(channel, inspected, uploader, result)
-            if progress:
-                progress(min(start + batch_size, len(paths)), len(paths))
-    finally:
-        if pool is not None:
-            pool.shutdown()
-    with transaction.atomic():
-        for subdir in subdirs:
-            indexing.enqueue_rebuild(channel.pk, subdir)
+def import_files(
+    channel,
+    paths,
+    uploader=None,
+    *,
+    batch_size=500,
+    workers=None,
+    progress=None,
+    source="",
+    refused=None,
+):
+    """Import package files into ``channel``; return an :class:`ImportResult`.
+
+    ``paths`` holds paths, or ``(path, subdir)`` pairs for files that must be packages of
+    that subdir (the folder they were found in). ``refused`` (``{path: reason}``) are files
+    refused before, reported and recorded with the rest. ``progress(checked, result)`` is
+    called as files are checked and batches stored. ``source`` (the directory) goes into
+    the audit events. Raises :class:`ImportBusy` when another import into the channel is
+    running.
+    """
+    items = [_item(p) for p in paths]
+    result = ImportResult(total=len(items), refused=dict(refused or {}))
+    with exclusive(channel):
+        result.cleared = clear_staged(channel)
+        workers = workers or os.cpu_count() or 1
+        # Starting processes costs more than checking a handful of files.
+        pool = ProcessPoolExecutor(workers) if len(items) > 4 * workers else None
+        try:
+            for start in range(0, len(items), batch_size):
+                batch = items[start : start + batch_size]
+                if pool is None:
+                    inspected = map(_inspect, batch)
+                else:
+                    inspected = pool.map(_inspect, batch, chunksize=max(1, batch_size // workers))
+                checked = []
+                for item in inspected:
+                    checked.append(item)
+                    if progress:
+                        progress(start + len(checked), result)
+                _import_batch(channel, checked, uploader, result, source)
+                if progress:
+                    progress(start + len(checked), result)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+        audit.record(
+            "channel.imported",
+            actor=uploader,
+            channel=channel,
+            source=source,
+            imported=result.imported,
+            skipped=result.skipped,
+            refused=len(result.refused),
+            bytes=result.imported_bytes,
+        )
+        _rebuild_behind(channel)
     return result
 
 
-def _store_batch(channel, inspected, uploader, result):
+def _item(path):
+    if isinstance(path, str | os.PathLike):
+        return str(path), None
+    return str(path[0]), path[1]
+
+
+def _inspect(item):
+    """Runs in a worker process: hash and check one file; return (file, metadata, problem)."""
+    path, folder = item
+    try:
+        received = uploads.ReceivedFile.from_path(path)
+    except OSError as exc:
+        unread = uploads.ReceivedFile(path, os.path.basename(path), 0, "", "", temporary=False)
+        return unread, None, f"The file could not be read ({exc.strerror or exc})."
+    try:
+        uploads.check_size(received)
+        metadata = archives.inspect_package(received.path, received.filename)
+    except uploads.UploadError as exc:
+        return received, None, exc.message
+    except archives.InvalidPackage as exc:
+        return received, None, str(exc)
+    if folder is not None and metadata.subdir != folder:
+        problem = (
+            f"info/index.json says subdir '{metadata.subdir}' but the file is in the folder "
+            f"'{folder}/'; move it to '{metadata.subdir}/'."
+        )
+        return received, None, problem
+    return received, metadata, None
+
+
+def _import_batch(channel, inspected, uploader, result, source):
+    for attempt in range(3):
+        batch = ImportResult()
+        try:
+            _store_batch(channel, inspected, uploader, batch, source)
+        except IntegrityError:
+            # A file of the same name was uploaded meanwhile: check the batch again.
+            if attempt == 2:
+                raise
+            continue
+        result.imported += batch.imported
+        result.skipped += batch.skipped
+        result.imported_bytes += batch.imported_bytes
+        result.refused.update(batch.refused)
+        return
+
+
+def _store_batch(channel, inspected, uploader, result, source):
     accepted = []
     for received, metadata, problem in inspected:
         if problem:
             result.refused[received.path] = problem
         else:
             accepted.append((received, metadata))
-    existing = set(
-        PackageFile.objects.filter(
-            channel=channel, filename__in=[r.filename for r, _ in accepted]
-        ).values_list("subdir", "filename")
-    )
+    fresh = _within_quota(channel, _fresh(channel, accepted, result), result)
+    if not fresh:
+        return
+    planned = [
+        uploads.new_storage_path(channel, metadata.subdir, received.filename)
+        for received, metadata in fresh
+    ]
+    # Committed before any byte is written: a kill from here on leaves a record.
+    StagedFile.objects.bulk_create([StagedFile(channel=channel, storage_path=p) for p in planned])
+    try:
+        for (received, metadata), path in zip(fresh, planned, strict=True):
+            stored = uploads.store_bytes(channel, metadata.subdir, received, path)
+            if stored != path:  # a storage that renamed it would escape the record
+                uploads.release_storage(stored)
+                raise RuntimeError(f"storage wrote {stored} instead of {path}")
+        pause = settings.WHARF_TEST_IMPORT_PAUSE_SECONDS
+        if pause:
+            time.sleep(pause)  # tests only: a moment to kill an import between store and commit
+        over = _commit(channel, fresh, planned, uploader, source)
+    except BaseException:
+        _unstage(planned)
+        raise
+    _unstage([path for path, _ in over.values()])
+    for received, _ in fresh:
+        if received.path in over:
+            result.refused[received.path] = over[received.path][1]
+        else:
+            result.imported += 1
+            result.imported_bytes += received.size
+
+
+def _fresh(channel, accepted, result):
+    """The accepted files that are not in the channel yet; the same bytes are skipped,
+    other bytes under a name already taken are refused."""
+    rows = PackageFile.objects.filter(
+        channel=channel, filename__in=[r.filename for r, _ in accepted]
+    ).values_list("subdir", "filename", "sha256")
+    stored = {(subdir, filename): sha256 for subdir, filename, sha256 in rows}
     fresh = []
     for received, metadata in accepted:
         key = (metadata.subdir, received.filename)
-        if key not in existing:
-            existing.add(key)  # the same file twice in one import counts once
+        if key not in stored:
+            stored[key] = received.sha256  # the same file twice in one batch counts once
             fresh.append((received, metadata))
-    result.skipped += len(accepted) - len(fresh)
-    stored = []
-    try:
-        for received, metadata in fresh:
-            stored.append(uploads.store_bytes(channel, metadata.subdir, received))
-        rows = [
-            PackageFile(
-                channel=channel,
-                subdir=metadata.subdir,
-                filename=received.filename,
-                **uploads.package_file_fields(received, metadata, path, uploader),
+        elif stored[key] == received.sha256:
+            result.skipped += 1
+        else:
+            result.refused[received.path] = (
+                f"{channel.name}/{key[0]}/{key[1]} is already in the channel with other "
+                f"content (sha256 {stored[key]}, this file {received.sha256}); the stored "
+                "file was left as it is. Delete it first to replace it."
             )
-            for (received, metadata), path in zip(fresh, stored, strict=True)
-        ]
-        by_subdir = {}
-        for _, metadata in fresh:
-            by_subdir.setdefault(metadata.subdir, set()).add(metadata.name)
-        with transaction.atomic():
-            PackageFile.objects.bulk_create(rows, batch_size=1000)
-            for subdir, names in by_subdir.items():
-                indexing.request_rebuild(channel, subdir, names, enqueue=False)
-            catalog.refresh(channel, {metadata.name for _, metadata in fresh})
-    except BaseException:
-        for path in stored:
+    return fresh
+
+
+def _fit(channel, quota, files):
+    """Split ``files`` into those within the quota and ``{path: reason}`` for the rest."""
+    if quota is None:
+        return files, {}
+    used = PackageFile.objects.filter(channel=channel).aggregate(total=Sum("size"))["total"] or 0
+    kept, refused = [], {}
+    for received, metadata in files:
+        if used + received.size > quota:
+            refused[received.path] = uploads.over_quota(channel, quota, used, received.size).message
+        else:
+            used += received.size
+            kept.append((received, metadata))
+    return kept, refused
+
+
+def _within_quota(channel, fresh, result):
+    """Before copying bytes that would be refused (checked again when committing)."""
+    kept, refused = _fit(channel, uploads.quota_of(channel), fresh)
+    result.refused.update(refused)
+    return kept
+
+
+def _commit(channel, fresh, planned, uploader, source):
+    """Record the stored files in one transaction; return ``{path: (storage path, reason)}``
+    for those that no longer fit the quota (another upload took the room meanwhile)."""
+    with transaction.atomic():
+        kept, refused = _fit(channel, uploads.quota_of(channel, lock=True), fresh)
+        storage = dict(zip([r.path for r, _ in fresh], planned, strict=True))
+        rows, events, names = [], [], {}
+        for received, metadata in kept:
+            path = storage[received.path]
+            rows.append(
+                PackageFile(
+                    channel=channel,
+                    subdir=metadata.subdir,
+                    filename=received.filename,
+                    **uploads.package_file_fields(received, metadata, path, uploader),
+                )
+            )
+            events.append(
+                audit.build(
+                    "package.imported",
+                    actor=uploader if uploader and uploader.is_authenticated else None,
+                    channel=channel,
+                    subdir=metadata.subdir,
+                    filename=received.filename,
+                    sha256=received.sha256,
+                    source=source,
+                )
+            )
+            names.setdefault(metadata.subdir, set()).add(metadata.name)
+        PackageFile.objects.bulk_create(rows, batch_size=1000)
+        AuditEvent.objects.bulk_create(events, batch_size=1000)
+        for subdir, subdir_names in names.items():
+            indexing.request_rebuild(channel, subdir, subdir_names, enqueue=False)
+        catalog.refresh(channel, set().union(*names.values()))
+        StagedFile.objects.filter(storage_path__in=[row.storage_path for row in rows]).delete()
+    return {path: (storage[path], reason) for path, reason in refused.items()}
+
+
+def _unstage(paths):
+    """Delete stored objects that were not committed, then their staging records."""
+    released = []
+    for path in paths:
+        try:
             uploads.release_storage(path)
-        raise
-    result.imported += len(rows)
-    return set(by_subdir)
+        except Exception:
+            log.exception("could not delete %s; the next import into the channel will", path)
+        else:
+            released.append(path)
+    StagedFile.objects.filter(storage_path__in=released).delete()
+
+
+def clear_staged(channel):
+    """Delete what a killed import stored without committing; return how many objects.
+
+    Call while holding :func:`exclusive`: only then is no import writing them right now.
+    """
+    paths = list(StagedFile.objects.filter(channel=channel).values_list("storage_path", flat=True))
+    referenced = set(
+        PackageFile.objects.filter(channel=channel, storage_path__in=paths).values_list(
+            "storage_path", flat=True
+        )
+    )
+    StagedFile.objects.filter(storage_path__in=referenced).delete()
+    orphans = [path for path in paths if path not in referenced]
+    _unstage(orphans)
+    if orphans:
+        log.info("deleted %d objects an interrupted import left in %s", len(orphans), channel)
+    return len(orphans)
+
+
+@contextlib.contextmanager
+def exclusive(channel):
+    """Hold the channel's import lock; raise :class:`ImportBusy` if another import has it.
+
+    The lock belongs to the database session (PostgreSQL) or to an open file next to the
+    database (SQLite), so it is let go however the process ends, SIGKILL included.
+    """
+    busy = ImportBusy(f"Another import into channel '{channel.name}' is running.")
+    if connection.vendor == "postgresql":
+        key = f"wharf-import:{channel.pk}"
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [key])
+            if not cursor.fetchone()[0]:
+                raise busy
+        try:
+            yield
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [key])
+        return
+    database = Path(str(connection.settings_dict["NAME"]))
+    if not database.is_file():  # an in-memory database: no other process can see it
+        yield
+        return
+    with open(f"{database}.import-{channel.pk}.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise busy from None
+        yield
+
+
+def _rebuild_behind(channel):
+    """Rebuild every subdir of the channel whose index is behind its files, once.
+
+    This includes subdirs that an interrupted import committed files to and never got
+    to rebuild. With workers, they do it; in embedded mode it is done here.
+    """
+    from .tasks import rebuild_subdir_index
+
+    behind = SubdirIndex.objects.filter(
+        channel=channel, built_revision__lt=F("requested_revision")
+    ).values_list("subdir", flat=True)
+    for subdir in behind:
+        if rebuild_subdir_index.app.conf.task_always_eager:
+            indexing.rebuild_now(channel.pk, subdir)
+        else:
+            indexing.send(rebuild_subdir_index, channel.pk, subdir)

@@ -427,6 +427,16 @@ def _in_background(delay, function, *args):
         background_threads.remove(threading.current_thread())
 
 
+def rebuild_now(channel_id, subdir):
+    """Bring the subdir's index, .bz2 included, up to date here and now.
+
+    For commands in embedded mode: they end before a .bz2 compression delayed to a
+    thread would run.
+    """
+    rebuild_until_current(channel_id, subdir)
+    refresh_bz2(channel_id, subdir)
+
+
 def wait_for_background_work(timeout=60):
     """Embedded mode: wait for work started in threads (tests, orderly shutdown)."""
     for thread in list(background_threads):

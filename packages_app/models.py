@@ -147,3 +147,20 @@ class Package(models.Model):
 
     def __str__(self):
         return f"{self.channel.name}/{self.name}"
+
+
+class StagedFile(models.Model):
+    """Bytes an import is copying into storage whose PackageFile row is not committed yet.
+
+    Recorded (and committed) before the bytes are written and deleted in the transaction
+    that commits the file's row, so a row left here names an object of an import that
+    was killed: the next import into the channel deletes it, and no stored file is left
+    that nothing refers to.
+    """
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+")
+    storage_path = models.CharField(max_length=500, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return self.storage_path

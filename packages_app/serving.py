@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 import orjson
-import rattler
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import connection
@@ -30,7 +29,7 @@ from accounts.authentication import REALM, InvalidCredentials, identify
 from channels_app.access import AccessError, Action, authorize, check, prime_role
 from channels_app.models import RESERVED_NAMES, Channel, Membership
 
-from . import archives, indexing, repodata
+from . import archives, catalog, indexing, repodata
 from .models import PackageFile, SubdirIndex
 
 SHARD_NAME = re.compile(r"^shards/([0-9a-f]{64})\.msgpack\.zst$")
@@ -401,45 +400,7 @@ def _limited(handle, length, chunk=64 * 1024):
 
 def _channeldata(channel):
     """A summary of the channel's packages, for tools and people (no client needs it)."""
-    packages = {}
-    subdirs = set()
-    rows = PackageFile.objects.filter(channel=channel).values_list(
-        "name",
-        "version",
-        "subdir",
-        "summary",
-        "description",
-        "license",
-        "home",
-        "dev_url",
-        "doc_url",
-        "uploaded_at",
-    )
-    latest = {}
-    for name, version, subdir, summary, description, license_, home, dev, doc, at in rows:
-        subdirs.add(subdir)
-        entry = packages.setdefault(name, {"subdirs": set()})
-        entry["subdirs"].add(subdir)
-        parsed = rattler.Version(version)
-        if name not in latest or parsed > latest[name]:
-            latest[name] = parsed
-            entry.update(
-                version=version,
-                summary=summary or None,
-                description=description or None,
-                license=license_ or None,
-                home=home or None,
-                dev_url=dev or None,
-                doc_url=doc or None,
-                timestamp=int(at.timestamp()),
-            )
-    for entry in packages.values():
-        entry["subdirs"] = sorted(entry["subdirs"])
-    body = {
-        "channeldata_version": 1,
-        "packages": dict(sorted(packages.items())),
-        "subdirs": sorted(subdirs | {"noarch"}),
-    }
-    response = HttpResponse(orjson.dumps(body), content_type="application/json")
+    body = orjson.dumps(catalog.channeldata(channel))
+    response = HttpResponse(body, content_type="application/json")
     response["Cache-Control"] = f"{'private' if channel.private else 'public'}, max-age=60"
     return response

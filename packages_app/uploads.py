@@ -301,13 +301,7 @@ def check_quota(channel, subdir, received, *, lock=False):
     the channel row is locked first, so that concurrent uploads to one channel are
     counted one after the other and cannot together pass the quota.
     """
-    channels = Channel.objects.filter(pk=channel.pk)
-    if lock:
-        # NO KEY UPDATE: it serializes uploads but not the foreign-key checks (FOR KEY
-        # SHARE) of rows that name the channel, which a delete takes while it holds the
-        # subdir's index row; FOR UPDATE would make them wait for each other (deadlock).
-        channels = channels.select_for_update(no_key=True)
-    quota = channels.get().effective_quota
+    quota = quota_of(channel, lock=lock)
     if quota is None:
         return
     used = (
@@ -317,21 +311,52 @@ def check_quota(channel, subdir, received, *, lock=False):
         or 0
     )
     if used + received.size > quota:
-        raise UploadError(
-            413,
-            f"Channel '{channel.name}' would exceed its storage quota of {quota} bytes: it "
-            f"holds {used} bytes and this package has {received.size}. Delete files or ask "
-            "a site administrator for a larger quota.",
-        )
+        raise over_quota(channel, quota, used, received.size)
 
 
-def store_bytes(channel, subdir, received):
-    """Copy a received package into storage; return its storage path.
+def quota_of(channel, *, lock=False):
+    """The channel's quota in bytes (None: no limit), read afresh.
+
+    With ``lock`` the channel row is locked for the rest of the transaction.
+    """
+    channels = Channel.objects.filter(pk=channel.pk)
+    if lock:
+        # NO KEY UPDATE: it serializes uploads but not the foreign-key checks (FOR KEY
+        # SHARE) of rows that name the channel, which a delete takes while it holds the
+        # subdir's index row; FOR UPDATE would make them wait for each other (deadlock).
+        channels = channels.select_for_update(no_key=True)
+    return channels.get().effective_quota
+
+
+def over_quota(channel, quota, used, size):
+    return UploadError(
+        413,
+        f"Channel '{channel.name}' would exceed its storage quota of {quota} bytes: it "
+        f"holds {used} bytes and this package has {size}. Delete files or ask "
+        "a site administrator for a larger quota.",
+    )
+
+
+def check_size(received):
+    """Refuse what an upload's body checks refuse: an empty or too large file."""
+    if received.size == 0:
+        raise UploadError(400, "The uploaded file is empty.")
+    if received.size > settings.WHARF_MAX_UPLOAD_SIZE:
+        raise too_large(received.size)
+
+
+def new_storage_path(channel, subdir, filename):
+    """Where a newly accepted package file goes.
 
     Every accepted upload gets its own object, so deleting or replacing one file can
     never take bytes from under another upload that happens at the same moment.
     """
-    path = f"packages/{channel.pk}/{subdir}/{uuid.uuid4().hex}/{received.filename}"
+    return f"packages/{channel.pk}/{subdir}/{uuid.uuid4().hex}/{filename}"
+
+
+def store_bytes(channel, subdir, received, path=None):
+    """Copy a received package into storage (at ``path``, or a new one); return its path."""
+    path = path or new_storage_path(channel, subdir, received.filename)
     try:
         with open(received.path, "rb") as fh:
             return default_storage.save(path, File(fh))

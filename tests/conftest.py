@@ -298,6 +298,7 @@ class Processes:
         return process
 
     free_port = staticmethod(_free_port)
+    accepts_connections = staticmethod(_accepts_connections)
 
     def kill(self, process, sig=signal.SIGKILL, wait=30):
         import contextlib
