@@ -24,6 +24,8 @@ install: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 
+# gunicorn reads gunicorn.conf.py from here: its workers share a metrics folder, and Wharf
+# logs one line per request itself (with tokens masked), so gunicorn's access log stays off.
 run: migrate
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	@echo
@@ -32,11 +34,13 @@ run: migrate
 	@echo "then a token with:              $(BIN)/python manage.py create_token USERNAME --name laptop"
 	@echo
 	$(BIN)/gunicorn registry.wsgi --bind $(HOST):$(PORT) --workers $(WEB_WORKERS) \
-		--threads 4 --timeout 600 --access-logfile -
+		--threads 4 --timeout 600
 
-# Services mode only (REDIS_URL set): a Celery worker that builds channel indexes.
+# Services mode only (REDIS_URL set): a Celery worker that builds channel indexes. Its pool
+# processes count metrics in a folder of its own (served on WHARF_WORKER_METRICS_PORT).
 worker: migrate
-	$(BIN)/celery -A registry worker --loglevel INFO --concurrency 2
+	PROMETHEUS_MULTIPROC_DIR=$${PROMETHEUS_MULTIPROC_DIR:-$$(mktemp -d -t wharf-worker-metrics.XXXXXX)} \
+		$(BIN)/celery -A registry worker --loglevel INFO --concurrency 2
 
 # Services mode only, one per deployment: every WHARF_RECONCILE_SECONDS (60) it sends the
 # reconciler, which sends again index work whose task was lost (broker down, worker killed).

@@ -183,10 +183,12 @@ def identify(request, url_token=None, *, use_session=True, cached=False):
     secret = presented_secret(request, url_token)
     if secret is not None:
         try:
-            return token_caller(secret, cached=cached, request=request)
+            caller = token_caller(secret, cached=cached, request=request)
         except UnknownToken:
             failure_limit.failed(request)
             raise
+        request.caller = caller  # for the request's log line (registry/operations.py)
+        return caller
     user = getattr(request, "user", None)
     if use_session and user is not None and user.is_authenticated:
         return Caller(user)

@@ -33,6 +33,9 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from channels_app.models import Channel
+from registry import metrics
+
 from . import repodata
 from .models import PackageFile, SubdirIndex, SubdirPackage
 
@@ -96,13 +99,14 @@ def enqueue_rebuild(channel_id, subdir):
     A broker that cannot be reached does not fail the change: it is committed with its
     revision, so the reconciler (:mod:`.reconcile`) sends the rebuild later.
     """
-    from . import reconcile
+    from . import cleanup, reconcile
     from .tasks import rebuild_subdir_index
 
     def enqueue():
         send(rebuild_subdir_index, channel_id, subdir)
         if rebuild_subdir_index.app.conf.task_always_eager:
             reconcile.now_and_then()
+            cleanup.now_and_then()
 
     transaction.on_commit(enqueue)
 
@@ -305,9 +309,15 @@ def publish(index, revision, owner=None):
         return None
     record_sets.put(index.pk, revision, records)
     seconds = time.perf_counter() - started
+    metrics.INDEX_REBUILD_SECONDS.observe(seconds)
+    channel = Channel.objects.filter(pk=index.channel_id).values_list("name", flat=True).first()
     log.info(
         "published %s/%s revision %s: %d records, %d pending indexed, %.3f s",
-        index.channel_id, index.subdir, revision, len(records), len(pending), seconds,
+        channel, index.subdir, revision, len(records), len(pending), seconds,
+        extra={
+            "channel": channel, "channel_id": index.channel_id, "subdir": index.subdir,
+            "revision": revision, "records": len(records), "duration_ms": round(seconds * 1000, 1),
+        },
     )  # fmt: skip
 
     _collect_garbage(index)
@@ -435,6 +445,28 @@ def rebuild_now(channel_id, subdir):
     """
     rebuild_until_current(channel_id, subdir)
     refresh_bz2(channel_id, subdir)
+
+
+class NowAndThen:
+    """Embedded mode: ``function`` in a background thread, unless this process started it
+    in the last ``seconds_setting`` seconds (0: never)."""
+
+    def __init__(self, function, seconds_setting):
+        self.function = function
+        self.seconds_setting = seconds_setting
+        self.last_run = None
+        self._lock = threading.Lock()
+
+    def __call__(self):
+        seconds = getattr(settings, self.seconds_setting)
+        if seconds <= 0:
+            return
+        with self._lock:
+            now = time.monotonic()
+            if self.last_run is not None and now - self.last_run < seconds:
+                return
+            self.last_run = now
+        in_background(self.function)
 
 
 def wait_for_background_work(timeout=60):

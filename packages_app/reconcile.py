@@ -10,14 +10,11 @@ already, so sending one too many costs a query.
 
 Services mode: Celery beat runs it every ``WHARF_RECONCILE_SECONDS`` (``make beat``).
 Embedded mode: a process runs it in a background thread after a change, at most that
-often (:func:`now_and_then`). ``manage.py reconcile_indexes`` runs it once, in any mode.
+often (``now_and_then``). ``manage.py reconcile_indexes`` runs it once, in any mode.
 """
 
 import logging
-import threading
-import time
 
-from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -74,24 +71,6 @@ def _bz2_stale(files):
     return compressed is None or compressed.get("source") != served["etag"]
 
 
-_last_run = None
-_lock = threading.Lock()
-
-
-def now_and_then():
-    """Embedded mode: reconcile in a background thread, unless this process started one
-    in the last ``WHARF_RECONCILE_SECONDS`` (0: never).
-
-    Called after every change, so a subdir left behind by a failed or killed rebuild is
-    caught up by the next change anywhere, once its lease has expired.
-    """
-    global _last_run
-    seconds = settings.WHARF_RECONCILE_SECONDS
-    if seconds <= 0:
-        return
-    with _lock:
-        now = time.monotonic()
-        if _last_run is not None and now - _last_run < seconds:
-            return
-        _last_run = now
-    indexing.in_background(reconcile)
+# Called after every change in embedded mode, so a subdir left behind by a failed or
+# killed rebuild is caught up by the next change anywhere, once its lease has expired.
+now_and_then = indexing.NowAndThen(reconcile, "WHARF_RECONCILE_SECONDS")

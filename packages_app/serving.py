@@ -153,6 +153,7 @@ class ChannelFileMiddleware:
         if arguments is None:
             return self.get_response(request)
         request.get_host()  # raises DisallowedHost (400), as in CommonMiddleware
+        request.route_name = "token-channel-file" if "token" in arguments else "channel-file"
         response = channel_file(request, **arguments)
         if not response.streaming and not response.has_header("Content-Length"):
             response["Content-Length"] = str(len(response.content))

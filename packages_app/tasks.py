@@ -5,7 +5,7 @@ import logging
 
 from celery import shared_task
 
-from . import indexing, reconcile
+from . import cleanup, indexing, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -36,3 +36,9 @@ def refresh_bz2_task(channel_id, subdir):
 def reconcile_indexes():
     """Send again the index work that was requested but never done (Celery beat)."""
     return reconcile.reconcile()
+
+
+@shared_task(ignore_result=True)
+def clean_uploads():
+    """Delete upload temporary files that killed processes left behind (Celery beat)."""
+    return cleanup.remove_stale_uploads()

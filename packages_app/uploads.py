@@ -24,12 +24,15 @@ from django.utils import timezone
 
 from accounts import audit
 from channels_app.models import Channel
+from registry import metrics
 
 from . import archives, catalog, indexing, repodata
 from .models import PackageFile
 
 log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
+# Every upload's temporary file is named so; packages_app/cleanup.py deletes left-overs.
+TEMP_PREFIX = "wharf-upload-"
 
 
 class UploadError(Exception):
@@ -113,7 +116,7 @@ class _Sink:
     """A temporary file that hashes and measures what is written to it."""
 
     def __init__(self, filename):
-        fd, self.path = tempfile.mkstemp(prefix="wharf-upload-", dir=settings.FILE_UPLOAD_TEMP_DIR)
+        fd, self.path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=settings.FILE_UPLOAD_TEMP_DIR)
         self.file = os.fdopen(fd, "wb")
         self.filename = filename
         self.size = 0
@@ -290,6 +293,7 @@ def _store(channel, received, metadata, uploader, force):
     except BaseException:
         release_storage(storage_path)
         raise
+    metrics.UPLOAD_BYTES.inc(received.size)
     log.info("accepted %s/%s/%s", channel.name, subdir, received.filename)
     return package_file
 

@@ -1,6 +1,7 @@
+import functools
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry.settings")
 
@@ -8,19 +9,92 @@ app = Celery("registry")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+# kombu's Redis transport keeps a queue's messages of priority 3, 6 and 9 in lists of their
+# own, named "<queue>\x06\x16<priority>".
+_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
+
 
 @app.on_after_configure.connect
-def schedule_reconciler(sender, **kwargs):
+def schedule_periodic_tasks(sender, **kwargs):
     """Celery beat (``make beat``, one per deployment) sends the reconciler, which finds
-    index work whose task was lost (packages_app/reconcile.py)."""
+    index work whose task was lost (packages_app/reconcile.py), and the cleanup of
+    temporary files that killed uploads left behind (packages_app/cleanup.py)."""
     from django.conf import settings
 
-    seconds = settings.WHARF_RECONCILE_SECONDS
-    if seconds > 0:
-        # A round that waited longer than the next one is pointless: it expires.
-        sender.add_periodic_task(
-            seconds,
-            sender.signature("packages_app.tasks.reconcile_indexes"),
-            name="reconcile indexes",
-            expires=seconds,
-        )
+    for seconds, task, name in (
+        (settings.WHARF_RECONCILE_SECONDS, "reconcile_indexes", "reconcile indexes"),
+        (settings.WHARF_UPLOAD_CLEANUP_SECONDS, "clean_uploads", "clean upload files"),
+    ):
+        if seconds > 0:
+            # A round that waited longer than the next one is pointless: it expires.
+            sender.add_periodic_task(
+                seconds, sender.signature(f"packages_app.tasks.{task}"), name=name, expires=seconds
+            )
+
+
+@functools.cache
+def _broker():
+    import redis
+    from django.conf import settings
+
+    return redis.Redis.from_url(
+        settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2, health_check_interval=30
+    )
+
+
+def broker_ping():
+    """Raise unless the Redis broker answers."""
+    _broker().ping()
+
+
+def queued_tasks():
+    """{queue name: messages waiting} for the default queue, read from Redis."""
+    queue = app.conf.task_default_queue
+    pipeline = _broker().pipeline(transaction=False)
+    for suffix in _PRIORITY_SUFFIXES:
+        pipeline.llen(queue + suffix)
+    return {queue: sum(pipeline.execute())}
+
+
+@signals.setup_logging.connect
+def configure_logging(loglevel=None, **kwargs):
+    """Workers and beat log through Wharf's LOGGING (WHARF_LOG_FORMAT), not Celery's
+    own format; ``--loglevel`` still sets the level."""
+    from django.conf import settings
+
+    from registry import logs
+
+    logs.configure(settings.LOGGING)
+    if loglevel:
+        import logging
+
+        logging.getLogger().setLevel(loglevel)
+
+
+@signals.celeryd_init.connect
+def prepare_worker(instance, **kwargs):
+    """Before the pool starts: no banner among JSON lines, and a clean metrics folder."""
+    from django.conf import settings
+
+    if settings.WHARF_LOG_FORMAT == "json":
+        instance.quiet = True
+    if settings.WHARF_WORKER_METRICS_PORT:
+        from registry import metrics
+
+        if not metrics.MULTIPROCESS_DIR:
+            # The pool's processes would count where no scrape can see it.
+            raise SystemExit(
+                "WHARF_WORKER_METRICS_PORT is set but PROMETHEUS_MULTIPROC_DIR is not: give "
+                "the worker an empty folder of its own there (e.g. /tmp/wharf-metrics)."
+            )
+        metrics.clear_multiprocess_dir()
+
+
+@signals.worker_ready.connect
+def serve_worker_metrics(**kwargs):
+    from django.conf import settings
+
+    if settings.WHARF_WORKER_METRICS_PORT:
+        from registry import metrics
+
+        metrics.serve_worker_metrics(settings.WHARF_WORKER_METRICS_PORT)

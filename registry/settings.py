@@ -12,7 +12,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from registry import security
+from registry import logs, security
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -89,6 +89,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz, /readyz and /metrics, answered before the HTTPS redirect and ALLOWED_HOSTS;
+    # every other request is counted and logged here.
+    "registry.operations.OperationsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "registry.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -242,6 +245,11 @@ STORAGES = {
 # are styled without a collectstatic step (make run still collects them).
 WHITENOISE_USE_FINDERS = True
 FILE_UPLOAD_TEMP_DIR = env_str("WHARF_UPLOAD_TEMP_DIR") or None
+# Upload temporary files (wharf-upload-*) older than this were left by a killed process:
+# the cleanup deletes them, every WHARF_UPLOAD_CLEANUP_SECONDS (0: never). An upload in
+# progress keeps writing to its file, so it stays young; the largest takes minutes.
+WHARF_UPLOAD_TEMP_MAX_AGE_SECONDS = env_int("WHARF_UPLOAD_TEMP_MAX_AGE_SECONDS", 6 * 3600)
+WHARF_UPLOAD_CLEANUP_SECONDS = env_int("WHARF_UPLOAD_CLEANUP_SECONDS", 3600)
 
 # Wharf's own settings.
 WHARF_MAX_UPLOAD_SIZE = env_int("WHARF_MAX_UPLOAD_SIZE", 2 * 1024**3)
@@ -385,9 +393,18 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-}
+# Operations ----------------------------------------------------------------------------
+
+# "text" for people, "json" (one object per line) for log collectors; on stdout either way.
+try:
+    WHARF_LOG_FORMAT = logs.log_format(env_str("WHARF_LOG_FORMAT"))
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from exc
+LOGGING_CONFIG = "registry.logs.configure"
+LOGGING = logs.config(WHARF_LOG_FORMAT, env_str("LOG_LEVEL", "INFO"))
+# /metrics (and a worker's metrics port) for those who send this bearer token; empty: for
+# clients on loopback and private addresses only, and never through a proxy.
+WHARF_METRICS_TOKEN = env_str("WHARF_METRICS_TOKEN")
+# A Celery worker serves its metrics on this port (0: it does not); it needs
+# PROMETHEUS_MULTIPROC_DIR, a folder of its own, to add up its pool processes.
+WHARF_WORKER_METRICS_PORT = env_int("WHARF_WORKER_METRICS_PORT", 0)

@@ -91,8 +91,13 @@ urlpatterns = [
         packages_api.QuetzUpload.as_view(),
         name="upload-quetz",
     ),
-    re_path(rf"^t/(?P<token>[A-Za-z0-9-]+)/{CHANNEL}/(?P<path>.+)$", channel_file),
+    re_path(
+        rf"^t/(?P<token>[A-Za-z0-9-]+)/{CHANNEL}/(?P<path>.+)$",
+        channel_file,
+        name="token-channel-file",
+    ),
     re_path(rf"^{CHANNEL}/", include(channel_pages)),
     re_path(rf"^{CHANNEL}/(?P<path>.+)$", channel_file, name="channel-file"),
 ]
+# /healthz, /readyz and /metrics are answered by registry.operations.OperationsMiddleware.
 handler500 = "registry.errors.server_error"

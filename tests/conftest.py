@@ -272,11 +272,11 @@ class Processes:
         log = self.folder / f"{name}.log"
         return self.start(name, argv, env=env, ready=lambda: " ready." in log.read_text())
 
-    def gunicorn(self, env=None):
-        """Wharf in gunicorn; returns its base URL."""
+    def gunicorn(self, env=None, args=()):
+        """Wharf in gunicorn (``args`` added to its command line); returns its base URL."""
         port = _free_port()
         argv = ["-m", "gunicorn", "registry.wsgi", "--bind", f"127.0.0.1:{port}", "--workers",
-                "2", "--threads", "4", "--timeout", "120"]  # fmt: skip
+                "2", "--threads", "4", "--timeout", "120", *args]  # fmt: skip
         self.start("gunicorn", argv, env=env, ready=lambda: _accepts_connections(port))
         return f"http://127.0.0.1:{port}"
 

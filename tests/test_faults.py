@@ -232,7 +232,7 @@ def test_the_reconciler_resends_a_lost_bz2_refresh(lost, client_for, public_chan
 def test_embedded_mode_reconciles_in_the_background_at_most_once_an_interval(
     public_channel, monkeypatch
 ):
-    monkeypatch.setattr(reconcile, "_last_run", None)  # as in a process just started
+    monkeypatch.setattr(reconcile.now_and_then, "last_run", None)  # as in a process just started
     SubdirIndex.objects.filter(channel=public_channel).update(requested_revision=3)
 
     reconcile.now_and_then()  # what each change calls in embedded mode

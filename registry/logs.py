@@ -1,0 +1,121 @@
+"""Log lines: plain text for people or one JSON object per line for collectors, on stdout.
+
+``WHARF_LOG_FORMAT`` chooses (``text`` or ``json``); web processes, gunicorn's own
+messages and Celery workers all write through :func:`formatter`. Whatever a line carries,
+token secrets never leave: every line is passed through :func:`redact` as its last step,
+so a token in a URL (``/t/<token>/``), in a message or in a traceback is masked wherever
+it came from.
+"""
+
+import logging
+import logging.config
+import os
+import re
+
+from pythonjsonlogger.orjson import OrjsonFormatter
+
+FORMATS = ("text", "json")
+MASK = "***"
+
+# Token secrets (wharf- and 40 characters), any /t/<token>/ URL segment, credentials after
+# an authorization scheme, and passwords in URLs such as a DATABASE_URL.
+_SECRETS = re.compile(
+    r"(?P<secret>wharf-[A-Za-z0-9]{16,})"
+    r"|(?P<url_token>/t/)[^/\s\"'?#]+"
+    r"|(?i:(?P<scheme>\b(?:bearer|basic|token)\s+))[A-Za-z0-9+/=._~-]{16,}"
+    r"|(?P<userinfo>://[^/\s:@\"']*:)[^/\s@\"']+@"
+)
+
+
+def _mask(match):
+    if match["secret"]:
+        return "wharf-" + MASK
+    if match["url_token"]:
+        return "/t/" + MASK
+    if match["scheme"]:
+        return match["scheme"] + MASK
+    return match["userinfo"] + MASK + "@"
+
+
+def redact(text):
+    """``text`` with token secrets and other credentials replaced by ``***``."""
+    return _SECRETS.sub(_mask, text)
+
+
+def log_format(value=None):
+    """The configured format (``WHARF_LOG_FORMAT``), checked."""
+    value = (value if value is not None else os.environ.get("WHARF_LOG_FORMAT", "")) or "text"
+    value = value.strip().lower()
+    if value not in FORMATS:
+        raise ValueError(f"WHARF_LOG_FORMAT is '{value}'; use 'text' or 'json'.")
+    return value
+
+
+class TextFormatter(logging.Formatter):
+    """``time level logger message``; extra fields are for JSON."""
+
+    def __init__(self):
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record):
+        return redact(super().format(record))
+
+
+class JsonFormatter(OrjsonFormatter):
+    """``{"time", "level", "logger", "message", ...extra fields}``; in a Celery task also
+    ``task`` and ``task_id``."""
+
+    def __init__(self):
+        super().__init__(
+            ["levelname", "name", "message"],
+            rename_fields={"levelname": "level", "name": "logger"},
+            timestamp="time",
+        )
+
+    def add_fields(self, log_data, record, message_dict):
+        super().add_fields(log_data, record, message_dict)
+        task = _current_task()
+        if task is not None:
+            log_data["task"] = task.name
+            log_data["task_id"] = task.request.id
+
+    def format(self, record):
+        return redact(super().format(record))
+
+
+def _current_task():
+    from celery import current_task
+
+    task = current_task._get_current_object()
+    if task is None or task.request.id is None:
+        return None
+    return task
+
+
+def formatter(name=None):
+    return JsonFormatter() if log_format(name) == "json" else TextFormatter()
+
+
+def config(format_name, level):
+    """The ``logging.dictConfig`` of a Wharf process: one handler, stdout, at ``level``."""
+    formatter_class = JsonFormatter if log_format(format_name) == "json" else TextFormatter
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"wharf": {"()": formatter_class}},
+        "handlers": {
+            "stdout": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stdout",
+                "formatter": "wharf",
+            }
+        },
+        "root": {"handlers": ["stdout"], "level": level},
+    }
+
+
+def configure(logging_settings):
+    """Django's LOGGING_CONFIG: apply LOGGING, and send Python's warnings through it too,
+    so that nothing but log lines reaches the output."""
+    logging.config.dictConfig(logging_settings)
+    logging.captureWarnings(True)
