@@ -33,7 +33,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import repodata
+from . import repodata, storage
 from .models import PackageFile, SubdirIndex, SubdirPackage
 
 log = logging.getLogger(__name__)
@@ -353,10 +353,11 @@ def _stored_whole(path, size):
     Shards are named by their hash and never change, but a worker killed while writing
     one leaves it short; no published index refers to it yet, so it is written again.
     """
-    if not default_storage.exists(path):
+    try:
+        if default_storage.size(path) == size:
+            return True
+    except FileNotFoundError:
         return False
-    if default_storage.size(path) == size:
-        return True
     log.warning("shard %s is incomplete (its writer was interrupted); writing it again", path)
     default_storage.delete(path)
     return False
@@ -479,7 +480,7 @@ def _collect_garbage(index):
     base = index_folder(index.channel_id, index.subdir)
     try:
         folders, _ = default_storage.listdir(base)
-    except (FileNotFoundError, OSError):
+    except storage.ERRORS:
         return
     now = time.time()
     bz2_cutoff = now - BZ2_GRACE_SECONDS
@@ -515,7 +516,7 @@ def _retired_since(base, folders, index):
     for older, newer in zip(ordered, ordered[1:], strict=False):
         try:
             modified = default_storage.get_modified_time(f"{base}/{newer}/{repodata.REPODATA}")
-        except (FileNotFoundError, OSError):
+        except storage.ERRORS:
             continue  # being written or deleted: its predecessor waits for the next round
         retired[older] = modified.timestamp()
     return retired
@@ -523,6 +524,9 @@ def _retired_since(base, folders, index):
 
 def delete_tree(folder):
     """Delete every stored file below ``folder``."""
+    if storage.in_bucket():
+        storage.delete_bucket_folder(folder)
+        return
     try:
         folders, names = default_storage.listdir(folder)
     except (FileNotFoundError, OSError):
