@@ -36,7 +36,7 @@ from django.utils import timezone
 from channels_app.models import Channel
 from registry import metrics
 
-from . import repodata
+from . import repodata, storage
 from .models import PackageFile, SubdirIndex, SubdirPackage
 
 log = logging.getLogger(__name__)
@@ -363,10 +363,11 @@ def _stored_whole(path, size):
     Shards are named by their hash and never change, but a worker killed while writing
     one leaves it short; no published index refers to it yet, so it is written again.
     """
-    if not default_storage.exists(path):
+    try:
+        if default_storage.size(path) == size:
+            return True
+    except FileNotFoundError:
         return False
-    if default_storage.size(path) == size:
-        return True
     log.warning("shard %s is incomplete (its writer was interrupted); writing it again", path)
     default_storage.delete(path)
     return False
@@ -521,7 +522,7 @@ def _collect_garbage(index):
     base = index_folder(index.channel_id, index.subdir)
     try:
         folders, _ = default_storage.listdir(base)
-    except (FileNotFoundError, OSError):
+    except storage.ERRORS:
         return
     now = time.time()
     bz2_cutoff = now - BZ2_GRACE_SECONDS
@@ -557,7 +558,7 @@ def _retired_since(base, folders, index):
     for older, newer in zip(ordered, ordered[1:], strict=False):
         try:
             modified = default_storage.get_modified_time(f"{base}/{newer}/{repodata.REPODATA}")
-        except (FileNotFoundError, OSError):
+        except storage.ERRORS:
             continue  # being written or deleted: its predecessor waits for the next round
         retired[older] = modified.timestamp()
     return retired
@@ -565,6 +566,9 @@ def _retired_since(base, folders, index):
 
 def delete_tree(folder):
     """Delete every stored file below ``folder``."""
+    if storage.in_bucket():
+        storage.delete_bucket_folder(folder)
+        return
     try:
         folders, names = default_storage.listdir(folder)
     except (FileNotFoundError, OSError):

@@ -1,8 +1,10 @@
 """Channel files for conda clients: ``/<channel>/<subdir>/<file>`` and ``/t/<token>/...``.
 
 Index files come from the folder the last rebuild published, package files from storage;
-both are streamed, never read whole into memory (with gunicorn, by sendfile). ETag and
-Last-Modified let clients revalidate with a 304.
+both are streamed, never read whole into memory (from a directory with gunicorn, by
+sendfile). ETag and Last-Modified let clients revalidate with a 304. From an S3 bucket,
+package files are by default answered with a redirect to a short-lived presigned URL
+(``WHARF_DOWNLOAD_MODE``), once the caller is authorized as for every other answer.
 
 These are the requests conda clients send most, so they are kept cheap: the token may
 come from the short in-process cache (``WHARF_TOKEN_CACHE_SECONDS``), and one query reads
@@ -20,7 +22,13 @@ import orjson
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import connection
-from django.http import FileResponse, HttpResponse, HttpResponseNotAllowed, JsonResponse
+from django.http import (
+    FileResponse,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.utils.cache import get_conditional_response
 from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
@@ -29,7 +37,7 @@ from accounts.authentication import REALM, InvalidCredentials, identify
 from channels_app.access import AccessError, Action, authorize, check, prime_role
 from channels_app.models import RESERVED_NAMES, Channel, Membership
 
-from . import archives, catalog, indexing, repodata
+from . import archives, catalog, indexing, repodata, storage
 from .models import PackageFile, SubdirIndex
 
 SHARD_NAME = re.compile(r"^shards/([0-9a-f]{64})\.msgpack\.zst$")
@@ -255,14 +263,16 @@ def _index_file(request, channel, subdir, name, scope, published_files, publishe
 
 def _shard(request, channel, subdir, digest_hex, scope):
     path = indexing.shard_path(channel.pk, subdir, digest_hex)
-    if not default_storage.exists(path):
+    try:
+        size = default_storage.size(path)
+    except FileNotFoundError:
         return error_response(404, "No such shard.")
     return _stream(
         request,
         path,
         etag=f'"{digest_hex[:32]}"',
         last_modified=None,
-        size=default_storage.size(path),
+        size=size,
         content_type="application/zstd",
         cache_control=f"{scope}, {IMMUTABLE}",
     )
@@ -281,6 +291,7 @@ def _package_file(request, channel, subdir, filename, scope, storage_path, sha25
         cache_control=f"{scope}, max-age={PACKAGE_MAX_AGE}",
         ranges=True,
         download_name=filename,
+        redirect=settings.WHARF_DOWNLOAD_MODE == "redirect",
     )
 
 
@@ -295,6 +306,7 @@ def _stream(
     cache_control,
     ranges=False,
     download_name=None,
+    redirect=False,
 ):
     def finish(response):
         response["ETag"] = etag
@@ -324,6 +336,13 @@ def _stream(
         response["Content-Length"] = str(size)
         return finish(response)
 
+    if redirect:
+        # The bytes come from the bucket. The URL is valid for anyone who holds it, so no
+        # cache may keep it, least of all a shared one.
+        response = HttpResponseRedirect(storage.download_url(path, download_name))
+        response["Cache-Control"] = "private, no-store"
+        return response
+
     if settings.WHARF_ACCEL_REDIRECT_PREFIX:
         # nginx sends the file from its internal location, byte ranges included; it keeps
         # these headers, takes ETag and Last-Modified as its configuration says
@@ -344,16 +363,13 @@ def _stream(
             del response["Accept-Ranges"]
         return response
 
-    handle = default_storage.open(path, "rb")
+    body = storage.stream(path, byte_range)
     if byte_range is None:
-        response = _FileResponse(handle, content_type=content_type)
+        response = _FileResponse(body, content_type=content_type)
         response["Content-Length"] = str(size)
     else:
         start, end = byte_range
-        handle.seek(start)
-        response = FileResponse(
-            _limited(handle, end - start + 1), content_type=content_type, status=206
-        )
+        response = _FileResponse(body, content_type=content_type, status=206)
         response["Content-Length"] = str(end - start + 1)
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
     if download_name:
@@ -362,9 +378,9 @@ def _stream(
 
 
 class _FileResponse(FileResponse):
-    # gunicorn sends the file with sendfile(); servers without wsgi.file_wrapper (granian)
-    # and the test client read it in these blocks rather than Django's 4 KiB.
-    block_size = 256 * 1024
+    # gunicorn sends a local file with sendfile(); servers without wsgi.file_wrapper
+    # (granian) and the test client read it in these blocks rather than Django's 4 KiB.
+    block_size = storage.BLOCK
 
 
 def _parse_range(request, size):
@@ -385,18 +401,6 @@ def _parse_range(request, size):
     if start >= size or start > end:
         return "unsatisfiable"
     return start, end
-
-
-def _limited(handle, length, chunk=64 * 1024):
-    try:
-        while length > 0:
-            data = handle.read(min(chunk, length))
-            if not data:
-                break
-            length -= len(data)
-            yield data
-    finally:
-        handle.close()
 
 
 def _channeldata(channel):

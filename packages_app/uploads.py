@@ -6,7 +6,6 @@ stored, so a refused upload leaves the channel exactly as it was.
 """
 
 import contextlib
-import errno
 import hashlib
 import logging
 import os
@@ -26,7 +25,7 @@ from accounts import audit
 from channels_app.models import Channel
 from registry import metrics
 
-from . import archives, catalog, indexing, repodata
+from . import archives, catalog, indexing, repodata, storage
 from .models import PackageFile
 
 log = logging.getLogger(__name__)
@@ -364,13 +363,14 @@ def store_bytes(channel, subdir, received, path=None):
     try:
         with open(received.path, "rb") as fh:
             return default_storage.save(path, File(fh))
-    except OSError as exc:
-        with contextlib.suppress(OSError):
+    except storage.ERRORS as exc:
+        with contextlib.suppress(*storage.ERRORS):
             release_storage(path)  # the part written before the failure
-        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        full = storage.is_full(exc)
         raise UploadError(
             507 if full else 503,
-            f"The package could not be stored ({exc.strerror or exc}); nothing was kept. "
+            f"The package could not be stored ({getattr(exc, 'strerror', None) or exc}); "
+            "nothing was kept. "
             + ("The server's storage is full." if full else "Try again later."),
         ) from exc
 

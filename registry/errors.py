@@ -1,12 +1,15 @@
 """The answer to an unhandled error: 503 when a service Wharf needs is unreachable.
 
 Django calls the 500 handler while the exception is being handled, so it can tell a
-database or Redis outage (the client should retry: 503 with Retry-After) from a bug
-(500). Clients such as rattler-build retry 503s; nothing was stored in either case.
+database, Redis or object storage outage (the client should retry: 503 with Retry-After)
+from a bug (500). Clients such as rattler-build retry 503s; nothing was stored in either
+case.
 """
 
 import sys
 
+from botocore.exceptions import ConnectionError as ObjectStoreConnectionError
+from botocore.exceptions import HTTPClientError as ObjectStoreHTTPError
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.template import loader
@@ -17,7 +20,14 @@ try:
 except ImportError:  # pragma: no cover - redis comes with celery[redis]
     RedisConnectionError = RedisTimeoutError = ()
 
-OUTAGES = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
+OUTAGES = (
+    OperationalError,
+    InterfaceError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    ObjectStoreConnectionError,
+    ObjectStoreHTTPError,
+)
 RETRY_AFTER_SECONDS = 5
 
 
@@ -32,7 +42,7 @@ def server_error(request):
     exc = sys.exc_info()[1]
     wants_json = not request.accepts("text/html") or request.path.startswith("/api/")
     if exc is not None and is_outage(exc):
-        message = "Wharf cannot reach its database or queue right now; try again shortly."
+        message = "Wharf cannot reach its database, queue or storage right now; try again shortly."
         if wants_json:
             response = JsonResponse({"detail": message}, status=503)
         else:

@@ -227,11 +227,71 @@ STATIC_ROOT = Path(env_str("WHARF_STATIC_ROOT", str(DATA_DIR / "static"))).resol
 STATICFILES_DIRS = [BASE_DIR / "static"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Package files and published index files go through Django's storage API only, so that
-# an S3 bucket can replace the directory without code changes.
+# Package files and published index files go through Django's storage API only: a
+# directory, or with S3_BUCKET an S3-compatible bucket (AWS, MinIO, SeaweedFS, ...).
 STORAGE_DIR = Path(env_str("WHARF_STORAGE_DIR", str(DATA_DIR / "storage"))).resolve()
+S3_BUCKET = env_str("S3_BUCKET")
+S3_ENDPOINT_URL = env_str("S3_ENDPOINT_URL")
+# Where clients reach the bucket when that is another address than Wharf's (a container
+# network inside, a public name outside): download URLs are signed for this host.
+S3_PUBLIC_ENDPOINT_URL = env_str("S3_PUBLIC_ENDPOINT_URL")
+# How package downloads are answered: "redirect" to a presigned URL of the bucket, so the
+# bytes do not pass through Wharf, or "stream" them through Wharf. Index files are always
+# streamed (their ETag and Cache-Control come from Wharf).
+WHARF_DOWNLOAD_MODE = env_str("WHARF_DOWNLOAD_MODE", "redirect" if S3_BUCKET else "stream")
+# A presigned URL is checked when its request arrives; a client that retries later asks
+# Wharf again, which checks its credentials again.
+WHARF_PRESIGNED_URL_SECONDS = env_int("WHARF_PRESIGNED_URL_SECONDS", 300)
+if WHARF_DOWNLOAD_MODE not in ("redirect", "stream"):
+    raise ImproperlyConfigured(
+        f"WHARF_DOWNLOAD_MODE is '{WHARF_DOWNLOAD_MODE}': use 'redirect' or 'stream'."
+    )
+if WHARF_DOWNLOAD_MODE == "redirect" and not S3_BUCKET:
+    raise ImproperlyConfigured(
+        "WHARF_DOWNLOAD_MODE=redirect needs S3_BUCKET: files in a directory have no URL to "
+        "redirect to. Use 'stream', or WHARF_ACCEL_REDIRECT_PREFIX behind nginx."
+    )
+
+
+def s3_storage(endpoint_url):
+    """django-storages' S3 backend on S3_BUCKET, reached at ``endpoint_url``."""
+    from botocore.config import Config
+
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": S3_BUCKET,
+            "endpoint_url": endpoint_url or None,
+            "access_key": env_str("S3_ACCESS_KEY_ID") or None,
+            "secret_key": env_str("S3_SECRET_ACCESS_KEY") or None,
+            "region_name": env_str("S3_REGION") or None,
+            "client_config": Config(
+                # Path-style (endpoint/bucket/key): MinIO and SeaweedFS need no DNS per bucket.
+                s3={"addressing_style": "path"},
+                signature_version="s3v4",
+                # Checksums only where S3 requires them: not every S3-compatible store
+                # takes the ones newer boto3 sends by default.
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                # A store that hangs fails the request within seconds, not minutes.
+                connect_timeout=5,
+                retries={"mode": "standard", "max_attempts": 3},
+            ),
+            # Objects are private: clients get them through Wharf or a presigned URL.
+            "default_acl": None,
+            "querystring_auth": True,
+            # save() never replaces an object: it picks another name, as in a directory.
+            "file_overwrite": False,
+            # Not guessed from the name: a .tar.bz2 would get Content-Encoding: bzip2.
+            "object_parameters": {"ContentType": "application/octet-stream"},
+        },
+    }
+
+
 STORAGES = {
-    "default": {
+    "default": s3_storage(S3_ENDPOINT_URL)
+    if S3_BUCKET
+    else {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": STORAGE_DIR},
     },
@@ -241,6 +301,9 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage",
     },
 }
+if S3_BUCKET:
+    # The same bucket as clients reach it; used only to sign download URLs.
+    STORAGES["downloads"] = s3_storage(S3_PUBLIC_ENDPOINT_URL or S3_ENDPOINT_URL)
 # WhiteNoise serves static files straight from the apps and static/ as well, so that pages
 # are styled without a collectstatic step (make run still collects them).
 WHITENOISE_USE_FINDERS = True
@@ -296,6 +359,12 @@ WHARF_ACCEL_REDIRECT_PREFIX = env_str("WHARF_ACCEL_REDIRECT_PREFIX")
 # seconds per credential and URL, if its configuration says so (docs/deploy-serving.md):
 # a revocation or a lost membership then takes effect within that bound. 0: never.
 WHARF_ACCEL_CACHE_SECONDS = env_int("WHARF_ACCEL_CACHE_SECONDS", 0)
+if WHARF_ACCEL_REDIRECT_PREFIX and S3_BUCKET:
+    raise ImproperlyConfigured(
+        "WHARF_ACCEL_REDIRECT_PREFIX has nginx send files from WHARF_STORAGE_DIR, but with "
+        "S3_BUCKET they are in the bucket: unset one (WHARF_DOWNLOAD_MODE chooses how "
+        "package files leave the bucket)."
+    )
 
 # Security ------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from channels_app.lifecycle import create_channel
 from channels_app.models import Membership, Role
 
 from .packages import PackageFactory
+from .s3 import s3_server  # noqa: F401 - a fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 

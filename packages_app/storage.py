@@ -1,0 +1,95 @@
+"""Stored files where Django's storage API is not enough for a bucket.
+
+Package and index files live in Django's default storage: a directory, or with
+``S3_BUCKET`` an S3-compatible bucket (django-storages). For a bucket this module adds
+reads that stream (django-storages' ``open()`` downloads the whole object before the
+first byte), download URLs presigned for the address clients use, and deleting a folder
+with one request per thousand objects.
+"""
+
+import errno
+import logging
+
+from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
+from django.core.files.storage import default_storage, storages
+from storages.backends.s3 import S3Storage
+
+log = logging.getLogger(__name__)
+# What a store that fails raises: OSError from a directory, these from a bucket.
+ERRORS = (OSError, BotoCoreError, ClientError)
+BLOCK = 256 * 1024
+
+
+def in_bucket():
+    return isinstance(default_storage, S3Storage)
+
+
+def is_full(exc):
+    """Whether a failed store ran out of space (answered 507) rather than failing (503)."""
+    if isinstance(exc, ClientError):
+        return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 507
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def stream(path, byte_range=None):
+    """The stored file ``path``, or its bytes ``(first, last)``, for a streaming response.
+
+    A whole file in a directory is its open handle, which gunicorn sends with sendfile();
+    anything else is an iterator of blocks read as they are sent.
+    """
+    if in_bucket():
+        request = {"Bucket": default_storage.bucket_name, "Key": path}
+        if byte_range is not None:
+            request["Range"] = "bytes={}-{}".format(*byte_range)
+        body = default_storage.connection.meta.client.get_object(**request)["Body"]
+        return _blocks(body)
+    handle = default_storage.open(path, "rb")
+    if byte_range is None:
+        return handle
+    first, last = byte_range
+    handle.seek(first)
+    return _blocks(handle, last - first + 1)
+
+
+def _blocks(handle, length=None):
+    try:
+        while length is None or length > 0:
+            data = handle.read(BLOCK if length is None else min(BLOCK, length))
+            if not data:
+                break
+            if length is not None:
+                length -= len(data)
+            yield data
+    finally:
+        handle.close()
+
+
+def download_url(path, filename):
+    """A presigned GET of a stored package file, valid ``WHARF_PRESIGNED_URL_SECONDS``.
+
+    Signed for ``S3_PUBLIC_ENDPOINT_URL`` when set: a signature covers the host name, so
+    it must be the one clients connect to. The bucket names the download ``filename``.
+    """
+    return storages["downloads"].url(
+        path,
+        parameters={"ResponseContentDisposition": f'attachment; filename="{filename}"'},
+        expire=settings.WHARF_PRESIGNED_URL_SECONDS,
+    )
+
+
+def delete_bucket_folder(folder):
+    """Delete every object below ``folder`` in the bucket, a thousand per request."""
+    client = default_storage.connection.meta.client
+    pages = client.get_paginator("list_objects_v2").paginate(
+        Bucket=default_storage.bucket_name, Prefix=folder.rstrip("/") + "/"
+    )
+    for page in pages:
+        keys = [{"Key": entry["Key"]} for entry in page.get("Contents", ())]
+        if not keys:
+            continue
+        answer = client.delete_objects(
+            Bucket=default_storage.bucket_name, Delete={"Objects": keys, "Quiet": True}
+        )
+        for error in answer.get("Errors", ()):
+            log.warning("could not delete %s: %s", error.get("Key"), error.get("Message"))
