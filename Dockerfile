@@ -16,7 +16,7 @@ WORKDIR /app
 COPY pyproject.toml ./
 RUN pip install .
 
-COPY manage.py ./
+COPY manage.py gunicorn.conf.py ./
 COPY registry ./registry
 COPY accounts ./accounts
 COPY channels_app ./channels_app

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from . import indexing, repodata
+from . import indexing, repodata, storage
 from .models import PackageFile, SubdirIndex
 from .tasks import refresh_bz2_task
 
@@ -111,8 +111,8 @@ def check_storage(*, channel=None, delete_orphans=False, orphan_grace=3600):
 
 def stored_objects(prefix):
     """{path: (size, modified epoch seconds)} for every stored object below ``prefix``."""
-    bucket = getattr(default_storage, "bucket", None)
-    if bucket is not None:  # S3: one paginated listing, not one request per folder
+    if storage.in_bucket():  # one paginated listing, not one request per folder
+        bucket = default_storage.bucket
         location = default_storage.location.strip("/")
         full = f"{location}/{prefix}/" if location else f"{prefix}/"
         skip = len(location) + 1 if location else 0
