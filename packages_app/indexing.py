@@ -50,6 +50,10 @@ BZ2_GRACE_SECONDS = 600
 BZ2_LOST_AFTER = timedelta(minutes=10)
 
 
+# SubdirPackage.shard_sha256 of a name whose files are all gone: it has no shard.
+NO_FILES = "-"
+
+
 def index_folder(channel_id, subdir):
     return f"index/{channel_id}/{subdir}"
 
@@ -352,9 +356,14 @@ def _write_changed_shards(index, records, revision):
         updated.append(SubdirPackage(pk=pk, shard_sha256=digest))
     SubdirPackage.objects.bulk_update(updated, ["shard_sha256"], batch_size=2000)
     for name, changed_revision in emptied:
-        # Only if it did not change again meanwhile: that change must stay marked.
-        packages.filter(name=name, changed_revision=changed_revision).delete()
-    return dict(packages.exclude(shard_sha256="").values_list("name", "shard_sha256"))
+        # The row stays, as a tombstone: another worker's cached records may still hold
+        # the name, and only its changed revision tells that worker to reload it. Only if
+        # it did not change again meanwhile: that change must stay marked.
+        packages.filter(name=name, changed_revision=changed_revision).update(
+            shard_sha256=NO_FILES
+        )
+    live = packages.exclude(shard_sha256__in=("", NO_FILES))
+    return dict(live.values_list("name", "shard_sha256"))
 
 
 def _stored_whole(path, size):

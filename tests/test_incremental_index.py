@@ -9,6 +9,7 @@ import msgpack
 import orjson
 import pytest
 import zstandard
+from django.db import transaction
 
 from packages_app import indexing, repodata
 from packages_app.models import PackageFile, SubdirIndex, SubdirPackage
@@ -70,7 +71,43 @@ def test_it_matches_a_rebuild_from_scratch_after_uploads_deletes_and_replacement
     )
     shards = shard_index(owner, public_channel, "linux-64")["shards"]
     assert sorted(shards) == ["alpha", "beta"]
-    assert not SubdirPackage.objects.filter(name="gamma").exists()
+    assert SubdirPackage.objects.get(name="gamma").shard_sha256 == indexing.NO_FILES
+
+
+def test_a_worker_with_older_cached_records_drops_a_name_another_worker_emptied(
+    client_for, public_channel, packages
+):
+    owner = client_for("owner")
+    doomed = packages.make("beta", "1.0")
+    for path in (packages.make("alpha", "1.0"), doomed):
+        assert upload(owner, public_channel.name, path).status_code == 201
+    wait_for_index(public_channel, "noarch")
+    # This process is a worker that built the index with beta in it, and keeps its records.
+    with transaction.atomic():
+        indexing.request_rebuild(public_channel, "noarch", full=True, enqueue=False)
+    indexing.record_sets.clear()
+    indexing.rebuild_until_current(public_channel.pk, "noarch")
+    kept = indexing.record_sets.take(SubdirIndex.objects.get(channel=public_channel).pk)
+    # Another worker rebuilds after beta's only file is deleted.
+    url = f"/api/v1/delete/{public_channel.name}/noarch/{doomed.name}"
+    assert owner.delete(url).status_code == 204
+    wait_for_index(public_channel, "noarch")
+    assert upload(owner, public_channel.name, packages.make("gamma", "1.0")).status_code == 201
+    wait_for_index(public_channel, "noarch")
+
+    # The first worker builds the next revision from its older records.
+    indexing.record_sets.put(SubdirIndex.objects.get(channel=public_channel).pk, *kept)
+    with transaction.atomic():
+        indexing.request_rebuild(public_channel, "noarch", ["gamma"], enqueue=False)
+    indexing.rebuild_until_current(public_channel.pk, "noarch")
+
+    served = body(owner.get(f"/{public_channel.name}/noarch/repodata.json"))
+    assert sorted(orjson.loads(served)["packages.conda"]) == [
+        "alpha-1.0-0.conda",
+        "gamma-1.0-0.conda",
+    ]
+    assert served == from_scratch(public_channel, "noarch")
+    assert sorted(shard_index(owner, public_channel, "noarch")["shards"]) == ["alpha", "gamma"]
 
 
 def test_it_rewrites_only_the_shards_of_changed_names(client_for, public_channel, packages):
