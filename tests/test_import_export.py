@@ -268,6 +268,24 @@ def test_it_refuses_an_uploader_without_the_right_to_upload(tmp_path, packages, 
     assert not PackageFile.objects.exists()
 
 
+def test_it_imports_only_the_subdirs_asked_for(channel_dir, public_channel):
+    out, err, error = run(
+        "import_channel", str(channel_dir), "--channel", public_channel.name,
+        "--subdir", "noarch", "--subdir", "win-64",
+    )  # fmt: skip
+    _, _, unknown = run(
+        "import_channel", str(channel_dir), "--channel", public_channel.name, "--subdir", "beos"
+    )
+
+    assert error is None and err == ""
+    assert sorted(PackageFile.objects.values_list("subdir", "filename")) == [
+        ("noarch", "lib-2.0-0.conda"),
+        ("noarch", "lib-2.1-0.tar.bz2"),
+        ("win-64", "app-1.0-h1234_0.conda"),
+    ]
+    assert "Unknown subdir beos." in str(unknown)
+
+
 @pytest.fixture
 def many_files(tmp_path, packages):
     root = tmp_path / "many"

@@ -141,9 +141,10 @@ class Command(BaseCommand):
             except ValidationError as exc:
                 messages = "; ".join(m for ms in exc.message_dict.values() for m in ms)
                 raise CommandError(f"Channel '{name}' cannot be created: {messages}") from exc
-            self.stdout.write(
-                f"Created {'private' if channel.private else 'public'} channel '{name}'."
-            )
+            if options["verbosity"]:
+                self.stdout.write(
+                    f"Created {'private' if channel.private else 'public'} channel '{name}'."
+                )
             return channel
         if options["private"] and not channel.private:
             raise CommandError(
