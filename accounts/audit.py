@@ -4,6 +4,7 @@ Channel owners read their channel's events (web page and REST); superusers read 
 them in the admin. Events without a channel (token events) are for superusers only.
 """
 
+import functools
 import ipaddress
 
 from django.conf import settings
@@ -25,6 +26,12 @@ def client_address(request):
         entries = [entry.strip() for entry in forwarded.split(",")]
         if len(entries) >= proxies:
             address = entries[-proxies]
+    return _normalized(address)
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalized(address):
+    """The address in its standard form, or None (cached: every request logs its own)."""
     try:
         return str(ipaddress.ip_address(address.strip("[]")))
     except ValueError:

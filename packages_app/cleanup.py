@@ -7,9 +7,10 @@ age: an upload in progress writes to its file all along, and the longest takes m
 far less than ``WHARF_UPLOAD_TEMP_MAX_AGE_SECONDS``. Nothing else in the folder is
 touched.
 
-Services mode: Celery beat sends it every ``WHARF_UPLOAD_CLEANUP_SECONDS``. Embedded mode:
-a process runs it in a background thread after a change, at most that often.
-``manage.py clean_uploads`` runs it once, in any mode.
+A web process runs it in a background thread after an upload, at most every
+``WHARF_UPLOAD_CLEANUP_SECONDS``: its temporary folder is its own when web processes run
+in containers of their own. Celery beat sends it as often, for a folder that workers share
+(one host, or a shared volume). ``manage.py clean_uploads`` runs it once, in any mode.
 """
 
 import logging
@@ -20,9 +21,10 @@ import time
 from django.conf import settings
 
 from . import indexing
-from .uploads import TEMP_PREFIX
 
 log = logging.getLogger(__name__)
+# Every upload's temporary file is named so (packages_app/uploads.py).
+TEMP_PREFIX = "wharf-upload-"
 
 
 def temp_dir():

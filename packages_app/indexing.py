@@ -103,14 +103,13 @@ def enqueue_rebuild(channel_id, subdir):
     A broker that cannot be reached does not fail the change: it is committed with its
     revision, so the reconciler (:mod:`.reconcile`) sends the rebuild later.
     """
-    from . import cleanup, reconcile
+    from . import reconcile
     from .tasks import rebuild_subdir_index
 
     def enqueue():
         send(rebuild_subdir_index, channel_id, subdir)
         if rebuild_subdir_index.app.conf.task_always_eager:
             reconcile.now_and_then()
-            cleanup.now_and_then()
 
     transaction.on_commit(enqueue)
 
@@ -427,7 +426,8 @@ background_threads = []
 
 
 def in_background(function, *args, delay=0):
-    """Embedded mode: run ``function(*args)`` in a thread after ``delay`` seconds."""
+    """Run ``function(*args)`` in a thread after ``delay`` seconds (embedded mode's index
+    work, a web process's upload cleanup)."""
     thread = threading.Thread(target=_in_background, args=(delay, function, *args))
     thread.daemon = True
     background_threads.append(thread)
@@ -458,8 +458,8 @@ def rebuild_now(channel_id, subdir):
 
 
 class NowAndThen:
-    """Embedded mode: ``function`` in a background thread, unless this process started it
-    in the last ``seconds_setting`` seconds (0: never)."""
+    """Call to run ``function`` in a background thread, unless this process started it in
+    the last ``seconds_setting`` seconds (0: never)."""
 
     def __init__(self, function, seconds_setting):
         self.function = function

@@ -25,13 +25,11 @@ from accounts import audit
 from channels_app.models import Channel
 from registry import metrics
 
-from . import archives, catalog, indexing, repodata, storage
+from . import archives, catalog, cleanup, indexing, repodata, storage
 from .models import PackageFile
 
 log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
-# Every upload's temporary file is named so; packages_app/cleanup.py deletes left-overs.
-TEMP_PREFIX = "wharf-upload-"
 
 
 class UploadError(Exception):
@@ -115,7 +113,9 @@ class _Sink:
     """A temporary file that hashes and measures what is written to it."""
 
     def __init__(self, filename):
-        fd, self.path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=settings.FILE_UPLOAD_TEMP_DIR)
+        fd, self.path = tempfile.mkstemp(
+            prefix=cleanup.TEMP_PREFIX, dir=settings.FILE_UPLOAD_TEMP_DIR
+        )
         self.file = os.fdopen(fd, "wb")
         self.filename = filename
         self.size = 0
@@ -245,6 +245,9 @@ def accept(channel, received, uploader, *, force=False, request=None):
         return package_file
     finally:
         received.discard()
+        # Each web process deletes what killed uploads left in its own temporary folder,
+        # which Celery workers in other containers cannot see.
+        cleanup.now_and_then()
 
 
 def _store(channel, received, metadata, uploader, force):

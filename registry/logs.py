@@ -18,28 +18,26 @@ FORMATS = ("text", "json")
 MASK = "***"
 
 # Token secrets (wharf- and 40 characters), any /t/<token>/ URL segment, credentials after
-# an authorization scheme, and passwords in URLs such as a DATABASE_URL.
-_SECRETS = re.compile(
-    r"(?P<secret>wharf-[A-Za-z0-9]{16,})"
-    r"|(?P<url_token>/t/)[^/\s\"'?#]+"
-    r"|(?i:(?P<scheme>\b(?:bearer|basic|token)\s+))[A-Za-z0-9+/=._~-]{16,}"
-    r"|(?P<userinfo>://[^/\s:@\"']*:)[^/\s@\"']+@"
-)
-
-
-def _mask(match):
-    if match["secret"]:
-        return "wharf-" + MASK
-    if match["url_token"]:
-        return "/t/" + MASK
-    if match["scheme"]:
-        return match["scheme"] + MASK
-    return match["userinfo"] + MASK + "@"
+# an authorization scheme, and passwords in URLs such as a DATABASE_URL. Each pattern runs
+# only on lines that contain its cue: most lines contain none, and are left at once.
+_PATTERNS = [
+    ("wharf-", re.compile(r"wharf-[A-Za-z0-9]{16,}"), "wharf-" + MASK),
+    ("/t/", re.compile(r"/t/[^/\s\"'?#]+"), "/t/" + MASK),
+    ("@", re.compile(r"(://[^/\s:@\"']*:)[^/\s@\"']+@"), r"\1" + MASK + "@"),
+]
+_SCHEME = re.compile(r"\b(bearer|basic|token)(\s+)[A-Za-z0-9+/=._~-]{16,}", re.IGNORECASE)
+_SCHEME_CUES = ("bearer ", "basic ", "token ")
 
 
 def redact(text):
     """``text`` with token secrets and other credentials replaced by ``***``."""
-    return _SECRETS.sub(_mask, text)
+    for cue, pattern, replacement in _PATTERNS:
+        if cue in text:
+            text = pattern.sub(replacement, text)
+    lowered = text.lower()
+    if any(cue in lowered for cue in _SCHEME_CUES):
+        text = _SCHEME.sub(r"\1\2" + MASK, text)
+    return text
 
 
 def log_format(value=None):

@@ -27,7 +27,8 @@ def record(message, *args):
     [
         (f"GET /t/{SECRET}/robotics/noarch/repodata.json", "GET /t/***/robotics/noarch/"),
         ("GET /t/not-even-a-token/x/noarch/repodata.json", "GET /t/***/x/noarch/"),
-        (f"Authorization: Bearer {SECRET}", "Authorization: Bearer ***"),
+        (f"Authorization: Bearer {SECRET}", "Authorization: Bearer wharf-***"),
+        ("Authorization: Bearer " + "x" * 40, "Authorization: Bearer ***"),
         ("Authorization: Basic " + base64.b64encode(b"u:" + SECRET.encode()).decode(), "Basic ***"),
         (f"found {SECRET} in a message", "found wharf-*** in"),
         ("postgres://wharf:hunter2-password@db:5432/wharf", "postgres://wharf:***@db:5432/wharf"),
