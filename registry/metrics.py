@@ -159,6 +159,7 @@ def clear_multiprocess_dir():
     """Delete the value files of an earlier run (a server starting on its folder)."""
     if not MULTIPROCESS_DIR:
         return
+    os.makedirs(MULTIPROCESS_DIR, exist_ok=True)  # e.g. under /tmp of a fresh container
     for entry in os.scandir(MULTIPROCESS_DIR):
         if entry.name.endswith(".db") and entry.is_file(follow_symlinks=False):
             os.unlink(entry.path)

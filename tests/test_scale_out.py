@@ -82,13 +82,20 @@ text=True,
         return f"http://127.0.0.1:{port}"
 
     def start_worker(self, number):
-        # In containers each worker has a host name of its own; here the node name differs.
+        """A worker; in containers each has a host name, a /tmp and a port of its own."""
         argv = [*self.argv("worker"), "-n", f"worker{number}@%h"]
+        env = self.env("worker")
+        assert env["WHARF_WORKER_METRICS_PORT"] and env["PROMETHEUS_MULTIPROC_DIR"]
+        port = self.processes.free_port()
+        env["WHARF_WORKER_METRICS_PORT"] = str(port)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(self.processes.folder / f"metrics{number}")
         log = self.processes.folder / f"worker{number}.log"
-        return self.processes.start(
-            f"worker{number}", argv, python=False, cwd=self.image.app, env=self.env("worker"),
-            ready=lambda: " ready." in log.read_text(),
+        process = self.processes.start(
+            f"worker{number}", argv, python=False, cwd=self.image.app, env=env,
+            ready=lambda: " ready." in log.read_text() and _accepts_connections(port),
         )  # fmt: skip
+        process.metrics = f"http://127.0.0.1:{port}/metrics"
+        return process
 
     def start_beat(self):
         log = self.processes.folder / "beat.log"
@@ -170,6 +177,23 @@ def test_two_web_processes_and_two_workers_serve_real_clients_and_concurrent_upl
     assert f"{len(rows)} package files checked, 0 missing, 0 orphans" in report
     beat_log = (processes.folder / "beat.log").read_text()
     assert re.search(r"Sending due task reconcile indexes", beat_log)
+
+    # Metrics: each web process counts the uploads of all its gunicorn workers, each
+    # worker the rebuilds of its pool.
+    uploads = [_sample(base + "/metrics", 'wharf_uploads_total{status="201"}') for base in web]
+    rebuilds = [_sample(w.metrics, "wharf_index_rebuild_duration_seconds_count") for w in workers]
+    assert sum(uploads) == len(accepted) + 2
+    assert all(count > 0 for count in uploads)
+    assert all(count > 0 for count in rebuilds)
+
+
+def _sample(url, name):
+    status, body = call("GET", url)
+    assert status == 200, (url, status)
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{name} not in {url}")
 
 
 def _fetch_no_redirect(url, token):
