@@ -358,9 +358,7 @@ def _write_changed_shards(index, records, revision):
         # The row stays, as a tombstone: another worker's cached records may still hold
         # the name, and only its changed revision tells that worker to reload it. Only if
         # it did not change again meanwhile: that change must stay marked.
-        packages.filter(name=name, changed_revision=changed_revision).update(
-            shard_sha256=NO_FILES
-        )
+        packages.filter(name=name, changed_revision=changed_revision).update(shard_sha256=NO_FILES)
     live = packages.exclude(shard_sha256__in=("", NO_FILES))
     return dict(live.values_list("name", "shard_sha256"))
 
@@ -490,11 +488,14 @@ def refresh_bz2(channel_id, subdir):
 
     Returns the seconds spent compressing, or None when nothing was done.
     """
-    index = SubdirIndex.objects.filter(channel_id=channel_id, subdir=subdir).first()
+    found = SubdirIndex.objects.filter(channel_id=channel_id, subdir=subdir)
+    # From here on a new publication schedules a new compression; one published before
+    # is read below. (Read first, a publication in between would find a compression due,
+    # schedule none, and stay without its .bz2 until the reconciler noticed.)
+    found.update(bz2_due_at=None)
+    index = found.first()
     if index is None:
         return None
-    # From here on a new publication schedules a new compression.
-    SubdirIndex.objects.filter(pk=index.pk).update(bz2_due_at=None)
     if repodata.REPODATA not in index.published_files:
         return None
     source = index.published_files[repodata.REPODATA]

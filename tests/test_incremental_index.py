@@ -10,6 +10,7 @@ import orjson
 import pytest
 import zstandard
 from django.db import transaction
+from django.utils import timezone
 
 from packages_app import indexing, repodata
 from packages_app.models import PackageFile, SubdirIndex, SubdirPackage
@@ -241,3 +242,39 @@ def test_it_keeps_replaced_folders_for_requests_that_looked_them_up(public_chann
     settings.WHARF_RETIRED_INDEX_SECONDS = 10
     indexing._collect_garbage(index)
     assert left() == {"r903-c", "r904-d"}  # the one served and the one before
+
+
+def test_a_publication_while_bz2_is_refreshed_gets_its_own_bz2(
+    client_for, public_channel, packages, monkeypatch
+):
+    owner = client_for("owner")
+    assert upload(owner, public_channel.name, packages.make("first", "1.0")).status_code == 201
+    wait_for_index(public_channel, "noarch")
+    index = SubdirIndex.objects.get(channel=public_channel, subdir="noarch")
+    SubdirIndex.objects.filter(pk=index.pk).update(bz2_due_at=timezone.now())  # one is due
+    from django.db.models.query import QuerySet
+
+    original_first = QuerySet.first
+    publications = []
+
+    def first_then_publish(queryset):
+        found = original_first(queryset)
+        if queryset.model is SubdirIndex and not publications:
+            # Another worker publishes right after the refresh read the index.
+            publications.append(True)
+            second = packages.make("second", "1.0")
+            assert upload(owner, public_channel.name, second).status_code == 201
+            wait_for_index(public_channel, "noarch")
+        return found
+
+    monkeypatch.setattr(QuerySet, "first", first_then_publish)
+    indexing.refresh_bz2(public_channel.pk, "noarch")
+    monkeypatch.setattr(QuerySet, "first", original_first)
+
+    index.refresh_from_db()
+    files = index.published_files
+    assert publications
+    # Either the .bz2 is the served document's, or another compression is due.
+    assert files["repodata.json.bz2"]["source"] == files["repodata.json"]["etag"] or (
+        index.bz2_due_at is not None
+    )
