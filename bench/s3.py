@@ -51,6 +51,9 @@ CLIENTS, SECONDS = 16, 15
 SMALL_UPLOADS, LARGE_UPLOADS, FRESHNESS_UPLOADS = 100, 4, 15
 WEB_WORKERS, WEB_THREADS = 2, 8
 REQUEST_TIMEOUT = 60
+# Not counted: with S3, each gunicorn thread's first request makes its boto3 session
+# (django-storages keeps one per thread), which put p99 near 1 s in runs without it.
+WARM_UP_SECONDS = 2
 RUNS = {"local": ("stream",), "s3": ("redirect", "stream")}
 LABELS = {("local", "stream"): "local", ("s3", "redirect"): "S3 redirect",
           ("s3", "stream"): "S3 stream"}  # fmt: skip
@@ -242,6 +245,7 @@ def _summary(samples, elapsed, expected):
 
 
 def measure_case(base, meter, target, headers, clients, seconds, expected):
+    asyncio.run(_load(base, target, headers, clients, WARM_UP_SECONDS))
     meter.start()
     samples, elapsed = asyncio.run(_load(base, target, headers, clients, seconds))
     return {**_summary(samples, elapsed, expected), "cpu": meter.stop()}
@@ -414,7 +418,8 @@ def write_report(report, results, clients, seconds, load):
     sizes = local["packages"]
     report.text(
         f"S3 storage against a directory (issue 6). Load average (1, 5, 15 min) before the "
-        f"run: {load[0]}; after it: {load[1]}. Services mode on loopback: gunicorn "
+        f"run: {load[0]}; after it, the benchmark's own processes included: {load[1]}. "
+        f"Services mode on loopback: gunicorn "
         f"{WEB_WORKERS} workers x {WEB_THREADS} threads (gthread), one Celery worker, "
         "PostgreSQL, Redis and SeaweedFS (`weed server -s3`: master, volume, filer and S3 "
         "gateway in one process) share the machine's 2 cores with the clients and with "
@@ -446,7 +451,9 @@ def write_report(report, results, clients, seconds, load):
             "stream: Wharf reads the object from the bucket and sends it. Latency: from the "
             "first request to the last byte of the package; the Wharf answer is the first "
             "leg alone (the whole download unless redirected). Every download is read "
-            "whole; before each case one is checked against the package's SHA-256. Bytes "
+            "whole; before each case one is checked against the package's SHA-256, and "
+            f"{WARM_UP_SECONDS} s of the same load, not counted, warm the server up (with "
+            "S3, each gunicorn thread makes its boto3 session on its first request). Bytes "
             "through Wharf: the bodies of Wharf's answers (a 302 has none)."
         ),
     )  # fmt: skip
@@ -458,10 +465,10 @@ def write_report(report, results, clients, seconds, load):
           common.ms(c["p99"]), _other(c["other"])] for c in index],
         note=(
             f"The channel's repodata.json.zst ({local['index_size']:,} bytes) with the "
-            "token, by the same clients; 304: with the current ETag in If-None-Match. "
-            "Index files are always streamed by Wharf (from the bucket with S3, whatever "
-            "the download mode), so their ETag and Cache-Control stay Wharf's; a 304 is "
-            "answered from the database alone."
+            "token, by the same clients after the same warm-up; 304: with the current ETag "
+            "in If-None-Match. Index files are always streamed by Wharf (from the bucket "
+            "with S3, whatever the download mode), so their ETag and Cache-Control stay "
+            "Wharf's; a 304 is answered from the database alone."
         ),
     )  # fmt: skip
     rows = []
@@ -505,7 +512,8 @@ def write_report(report, results, clients, seconds, load):
             f"at most {2 * seconds} and {seconds} CPU seconds. gunicorn counts its master "
             "and workers, SeaweedFS its one process; the rest of the machine is what all "
             "other processes (Redis, PostgreSQL's background writers, other people's tests, "
-            "the kernel) used meanwhile."
+            "the kernel) used meanwhile. Reading 16 MiB answers costs the clients "
+            "themselves much CPU: where their share is large, they limit the rate too."
         ),
     )  # fmt: skip
 
