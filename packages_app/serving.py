@@ -20,7 +20,6 @@ from urllib.parse import quote
 
 import orjson
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import connection
 from django.http import (
     FileResponse,
@@ -264,7 +263,7 @@ def _index_file(request, channel, subdir, name, scope, published_files, publishe
 def _shard(request, channel, subdir, digest_hex, scope):
     path = indexing.shard_path(channel.pk, subdir, digest_hex)
     try:
-        size = default_storage.size(path)
+        size = storage.size(path)
     except FileNotFoundError:
         return error_response(404, "No such shard.")
     return _stream(

@@ -192,6 +192,8 @@ def test_index_files_stay_with_wharf_and_are_streamed_from_the_bucket(
     shard_key = f"index/{robots.pk}/linux-64/shards/{digest}.msgpack.zst"
     status, _, body = request("GET", f"{base}/shards/{digest}.msgpack.zst", member)
     assert status == 200 and body == s3_server.read(shard_key)
+    missing = request("GET", f"{base}/shards/{'0' * 64}.msgpack.zst", member)
+    assert (missing[0], b"No such shard" in missing[2]) == (404, True)
 
     # Package files: revalidation and HEAD are answered by Wharf, never redirected.
     etag = f'"{sha256_of(tool)}"'
