@@ -23,6 +23,8 @@ RESERVED_NAMES = frozenset(
         "signup",
         "settings",
         "health",
+        "healthz",
+        "readyz",
         "metrics",
         "docs",
         "about",

@@ -79,7 +79,7 @@ def test_it_refuses_an_invalid_channel_name(name, words, client_for, users):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("name", ["api", "admin", "accounts", "static", "t"])
+@pytest.mark.parametrize("name", ["api", "admin", "accounts", "static", "t", "healthz", "readyz"])
 def test_it_refuses_a_reserved_channel_name(name, client_for, users):
     response = create(client_for("owner"), name)
 
