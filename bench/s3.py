@@ -53,7 +53,7 @@ WEB_WORKERS, WEB_THREADS = 2, 8
 REQUEST_TIMEOUT = 60
 # Not counted: with S3, each gunicorn thread's first request makes its boto3 session
 # (django-storages keeps one per thread), which put p99 near 1 s in runs without it.
-WARM_UP_SECONDS = 2
+WARM_UP_SECONDS = float(os.environ.get("BENCH_WARM_UP_SECONDS", "2"))  # 0: measure cold
 RUNS = {"local": ("stream",), "s3": ("redirect", "stream")}
 LABELS = {("local", "stream"): "local", ("s3", "redirect"): "S3 redirect",
           ("s3", "stream"): "S3 stream"}  # fmt: skip
@@ -453,7 +453,7 @@ def write_report(report, results, clients, seconds, load):
             "leg alone (the whole download unless redirected). Every download is read "
             "whole; before each case one is checked against the package's SHA-256, and "
             f"{WARM_UP_SECONDS} s of the same load, not counted, warm the server up (with "
-            "S3, each gunicorn thread makes its boto3 session on its first request). Bytes "
+            "S3, a process's first requests set up its boto3 client and connections). Bytes "
             "through Wharf: the bodies of Wharf's answers (a 302 has none)."
         ),
     )  # fmt: skip
