@@ -2,7 +2,7 @@ from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, ParseError, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from accounts.authentication import TokenAuthentication, caller_of
 from channels_app.access import Action, authorize, readable_channels
 
-from . import archives, catalog, indexing, uploads
+from . import archives, catalog, indexing, install_channels, uploads
 from .models import Package, PackageFile
 from .serializers import PackageFileSerializer, PackageSummarySerializer
 
@@ -203,3 +203,34 @@ class Search(generics.GenericAPIView):
         results = catalog.search(readable_channels(caller_of(request)), query)
         page = self.paginate_queryset(results)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+class PackageInstall(APIView):
+    """The channels needed to install a package, by solving its dependencies.
+
+    ``?platform=`` (default: that of its newest file) and ``?version=`` choose what to
+    solve for. Only the channel and the related channels the caller may read are used.
+    """
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("platform", str, description="A conda subdir, e.g. linux-64."),
+            OpenApiParameter("version", str, description="A version of the package."),
+        ]
+    )
+    def get(self, request, channel_name, package_name):
+        caller = caller_of(request)
+        channel = authorize(caller, channel_name, Action.READ)
+        try:
+            found = install_channels.for_package(
+                channel,
+                package_name,
+                caller,
+                platform=request.query_params.get("platform", ""),
+                version=request.query_params.get("version", ""),
+            )
+        except PackageFile.DoesNotExist as exc:
+            raise NotFound(str(exc)) from None
+        except install_channels.BadRequest as exc:
+            raise ParseError(str(exc)) from None
+        return Response(install_channels.as_data(request, channel, package_name, found))

@@ -38,6 +38,11 @@ api_v1 = [
         name="channel-package",
     ),
     path(
+        "channels/<str:channel_name>/packages/<str:package_name>/install/",
+        packages_api.PackageInstall.as_view(),
+        name="channel-package-install",
+    ),
+    path(
         "channels/<str:channel_name>/files/",
         packages_api.ChannelFiles.as_view(),
         name="channel-files",

@@ -87,6 +87,16 @@ def multipart_body(path, *, filename=None, sha256=None, field="file"):
     return body, f"multipart/form-data; boundary={boundary}"
 
 
+def publish(client_for, channel, *paths):
+    """Upload ``paths`` as the channel's owner and wait until they are indexed."""
+    owner = client_for("owner")
+    for path in paths:
+        response = upload(owner, channel.name, path)
+        assert response.status_code == 201, response.content
+    for subdir in {path.parent.name for path in paths}:
+        wait_for_index(channel, subdir)
+
+
 def upload(client, channel_name, path, *, force=False, **kwargs):
     body, content_type = multipart_body(path, **kwargs)
     url = f"/api/v1/upload/{channel_name}" + ("?force=true" if force else "")

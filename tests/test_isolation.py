@@ -48,6 +48,7 @@ REST_ROUTES = {
     "channel": "/api/v1/channels/{channel}/",
     "packages": "/api/v1/channels/{channel}/packages/",
     "package": "/api/v1/channels/{channel}/packages/secret-tool/",
+    "package install": "/api/v1/channels/{channel}/packages/secret-tool/install/",
     "files": "/api/v1/channels/{channel}/files/",
     "members": "/api/v1/channels/{channel}/members/",
     "audit log": "/api/v1/channels/{channel}/audit/",

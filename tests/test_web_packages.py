@@ -12,18 +12,9 @@ from channels_app.lifecycle import create_channel
 from packages_app import dependencies
 from packages_app.models import PackageFile
 
-from .packages import upload, wait_for_index
+from .packages import publish, wait_for_index
 
 uploads_and_indexes = pytest.mark.django_db(transaction=True)
-
-
-def publish(client_for, channel, *paths):
-    owner = client_for("owner")
-    for path in paths:
-        response = upload(owner, channel.name, path)
-        assert response.status_code == 201, response.content
-    for subdir in {path.parent.name for path in paths}:
-        wait_for_index(channel, subdir)
 
 
 def page_of(client, channel, name):

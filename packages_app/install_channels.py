@@ -1,0 +1,347 @@
+"""Which channels a package needs, found by solving its dependencies with py-rattler.
+
+The solve reads Wharf channels from their published repodata.json (copied once per etag
+from storage into a local folder, as SparseRepoData needs a file), never over HTTP to
+this server. Only the package's channel and the related channels the caller may read
+take part. External related channels take part when they answer within
+:data:`PROBE_SECONDS`; when one does not and the solve fails without it, the answer falls
+back to what the dependencies declare (:func:`packages_app.dependencies.resolve`),
+marked not checked.
+
+Results are cached per (channel, package, version, platform) and the etags of every
+published index used, so a new upload to any of them asks again.
+"""
+
+import asyncio
+import hashlib
+import logging
+import re
+import shutil
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import rattler
+from django.conf import settings
+from django.core.cache import cache
+from rattler.exceptions import (
+    FetchRepoDataError,
+    GatewayError,
+    InvalidMatchSpecError,
+    IoError,
+    SolverError,
+)
+
+from channels_app import install, related
+
+from . import archives, dependencies, pages, repodata, storage
+from .models import PackageFile, SubdirIndex
+
+log = logging.getLogger(__name__)
+
+PROBE_SECONDS = 2
+PROBE_CACHE_SECONDS = 300
+RESULT_CACHE_SECONDS = 3600
+SOLVE_SECONDS = 20
+INTERNAL_HOST = "https://wharf.internal"
+MISSING = re.compile(r"([^\s└─│├][^\n]*?), for which no candidates were found")
+
+# What a typical machine of each platform offers, so packages needing __glibc and the
+# like solve as they would there.
+VIRTUAL_PACKAGES = {
+    "linux": [("__unix", "0"), ("__linux", "5.10"), ("__glibc", "2.28")],
+    "osx": [("__unix", "0"), ("__osx", "13.0")],
+    "win": [("__win", "0")],
+}
+
+
+@dataclass
+class Provided:
+    """One package of the solution and the source it comes from."""
+
+    name: str
+    version: str
+    build: str
+    source: dependencies.Source
+
+
+@dataclass
+class InstallChannels:
+    platform: str
+    sources: list  # the channels needed, the package's own first, in related order
+    checked: bool  # False: a fallback to the declared dependencies
+    provided: list = field(default_factory=list)
+    problem: str = ""
+    seconds: float = 0.0
+
+    @property
+    def related_needed(self):
+        """The RelatedChannel entries among :attr:`sources`, for install.snippets."""
+        return [source.entry for source in self.sources if source.entry is not None]
+
+
+def reachable(url):
+    """Whether an external channel answers within :data:`PROBE_SECONDS` (cached)."""
+    key = "install-channels:probe:" + hashlib.sha256(url.encode()).hexdigest()
+    known = cache.get(key)
+    if known is not None:
+        return known
+    # http(s) only: related.parse accepts no other scheme.
+    request = urllib.request.Request(f"{url}/noarch/repodata.json", method="HEAD")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=PROBE_SECONDS) as response:  # noqa: S310
+            answer = response.status < 400
+    except (OSError, ValueError):
+        answer = False
+    cache.set(key, answer, PROBE_CACHE_SECONDS)
+    return answer
+
+
+def _published(channel_ids, subdirs):
+    """{(channel id, subdir): published repodata.json entry} of those channels."""
+    indexes = SubdirIndex.objects.filter(channel_id__in=channel_ids, subdir__in=subdirs)
+    return {
+        (index.channel_id, index.subdir): index.published_files[repodata.REPODATA]
+        for index in indexes
+        if repodata.REPODATA in index.published_files
+    }
+
+
+def _local_copy(entry):
+    """A local file with the published repodata.json of ``entry``, copied once per etag."""
+    folder = settings.DATA_DIR / "solve-cache"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{entry['etag']}.json"
+    if not path.exists():
+        partial = folder / f"{entry['etag']}.{uuid.uuid4().hex}.part"
+        handle = storage.stream(entry["path"])
+        try:
+            with open(partial, "wb") as out:
+                if hasattr(handle, "read"):
+                    shutil.copyfileobj(handle, out)
+                else:
+                    for block in handle:
+                        out.write(block)
+        finally:
+            if hasattr(handle, "close"):
+                handle.close()
+        partial.replace(path)
+        _forget_old_copies(folder)
+    return path
+
+
+def _forget_old_copies(folder, keep_seconds=RESULT_CACHE_SECONDS):
+    cutoff = time.time() - keep_seconds
+    for path in folder.glob("*.json"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _virtual_packages(platform):
+    family = platform.split("-")[0]
+    return [
+        rattler.GenericVirtualPackage(
+            rattler.PackageName(name), rattler.Version(version), rattler.BuildString("0")
+        )
+        for name, version in VIRTUAL_PACKAGES.get(family, [])
+    ]
+
+
+def _source_url(source):
+    return f"{INTERNAL_HOST}/{source.channel.name}" if source.checked else source.url
+
+
+class BadRequest(ValueError):
+    """A platform or version the package does not have; the message says which."""
+
+
+def for_package(channel, package_name, caller, platform="", version=""):
+    """:func:`compute` for a package of the channel, on ``platform`` (default: that of
+    its newest file; linux-64 for a noarch package), of ``version`` (default: any).
+
+    Raises PackageFile.DoesNotExist when the channel has no such package, BadRequest for
+    a platform or version it does not have.
+    """
+    files = list(PackageFile.objects.filter(channel=channel, name=package_name))
+    if not files:
+        raise PackageFile.DoesNotExist(f"No package '{package_name}' in channel '{channel.name}'.")
+    if platform and platform not in archives.SUBDIRS:
+        raise BadRequest(f"Unknown platform '{platform}'; use one of {sorted(archives.SUBDIRS)}.")
+    if version:
+        files = [f for f in files if f.version == version]
+        if not files:
+            raise BadRequest(f"'{package_name}' has no version '{version}' here.")
+    if platform:
+        files = [f for f in files if f.subdir in (platform, "noarch")]
+        if not files:
+            raise BadRequest(f"'{package_name}' has no file for {platform} or noarch.")
+    newest = pages.newest_first(files)[0]
+    platform = platform or (newest.subdir if newest.subdir != "noarch" else "linux-64")
+    return compute(channel, package_name, caller, platform, version=version, record=newest.record)
+
+
+def compute(channel, package_name, caller, platform, *, version=None, record=None):
+    """The channels needed to install ``package_name`` (of ``version``) on ``platform``.
+
+    ``record`` (the package's record for that platform) is what the fallback reads when
+    the solve cannot be checked.
+    """
+    own = dependencies.Source(channel)
+    sources = [own] + [dependencies.Source(e.target, e) for e in related.visible(channel, caller)]
+    subdirs = [platform, "noarch"] if platform != "noarch" else ["noarch"]
+    published = _published([s.channel.pk for s in sources if s.checked], subdirs)
+    external = [s for s in sources if not s.checked]
+    reachable_external = {s.url for s in external if reachable(s.url)}
+    spec = f"{package_name} =={version}" if version else package_name
+
+    state = [
+        (s.channel.pk, [published.get((s.channel.pk, d), {}).get("etag") for d in subdirs])
+        if s.checked
+        else (s.url, s.url in reachable_external)
+        for s in sources
+    ]
+    key = "install-channels:" + hashlib.sha256(repr((spec, platform, state)).encode()).hexdigest()
+    stored = cache.get(key)
+    if stored is None:
+        stored = _solve(sources, published, subdirs, reachable_external, spec, platform)
+        if not stored.get("transient"):
+            cache.set(key, stored, RESULT_CACHE_SECONDS)
+
+    if stored["problem"] and any(s.url not in reachable_external for s in external):
+        return _declared(channel, caller, platform, record, stored["problem"])
+    return InstallChannels(
+        platform=platform,
+        sources=[sources[i] for i in stored["sources"]],
+        checked=True,
+        provided=[Provided(n, v, b, sources[i]) for n, v, b, i in stored["provided"]],
+        problem=stored["problem"],
+        seconds=stored["seconds"],
+    )
+
+
+def _solve(sources, published, subdirs, reachable_external, spec, platform):
+    """A solve as plain data: indexes into ``sources`` (for the cache)."""
+    started = time.perf_counter()
+    by_url, repos = {}, []
+    for i, source in enumerate(sources):
+        if source.checked:
+            for subdir in subdirs:
+                entry = published.get((source.channel.pk, subdir))
+                if entry is not None:
+                    url = _source_url(source)
+                    repos.append(
+                        rattler.SparseRepoData(rattler.Channel(url), subdir, _local_copy(entry))
+                    )
+                    by_url[url.rstrip("/")] = i
+        elif source.url in reachable_external:
+            repos.append(rattler.Channel(source.url))
+            by_url[source.url.rstrip("/")] = i
+    answer = {"sources": [0], "provided": [], "problem": "", "seconds": 0.0}
+    try:
+        records = asyncio.run(
+            rattler.solve(
+                repos,
+                [spec],
+                gateway=rattler.Gateway(cache_dir=settings.DATA_DIR / "solve-cache" / "gateway"),
+                platforms=subdirs,
+                virtual_packages=_virtual_packages(platform),
+                timeout=timedelta(seconds=SOLVE_SECONDS),
+            )
+        )
+    except (SolverError, InvalidMatchSpecError) as exc:
+        answer["problem"] = _problem(str(exc))
+    except (GatewayError, FetchRepoDataError, IoError) as exc:
+        # An external channel that answered the probe failed while read: not cached.
+        answer["problem"] = f"A channel could not be read: {exc}"
+        answer["transient"] = True
+    else:
+        provided = sorted(
+            (r.name.normalized, str(r.version), str(r.build), by_url[r.channel.rstrip("/")])
+            for r in records
+        )
+        used = {i for *_, i in provided}
+        answer["provided"] = provided
+        answer["sources"] = [i for i in range(len(sources)) if i == 0 or i in used]
+    answer["seconds"] = time.perf_counter() - started
+    log.info("solved %s for %s in %.3f s", spec, platform, answer["seconds"])
+    return answer
+
+
+def _problem(message):
+    """The solver's explanation without its internal URLs, led by what no channel has."""
+    text = "\n".join(line.rstrip() for line in message.splitlines() if line.strip())
+    text = text.replace(INTERNAL_HOST + "/", "") or "The dependencies cannot be satisfied."
+    missing = list(dict.fromkeys(MISSING.findall(text)))
+    if missing:
+        return f"No channel provides {', '.join(missing)}.\n\n{text}"
+    return text
+
+
+def _declared(channel, caller, platform, record, problem):
+    """Fallback: the channels of the declared dependencies, not checked by a solve."""
+    declared = dependencies.resolve(channel, record or {}, caller)
+    return InstallChannels(
+        platform=platform,
+        sources=declared.channels,
+        checked=False,
+        provided=[
+            Provided(item.name, item.spec, "", item.source)
+            for item in declared.depends
+            if item.source is not None
+        ],
+        problem=problem,
+    )
+
+
+def source_label(request, source):
+    """(name, URL) of a source as clients give it: a Wharf channel's name and address, or
+    an external channel's URL twice."""
+    if source.checked:
+        return source.channel.name, request.build_absolute_uri(f"/{source.channel.name}")
+    return source.url, source.url
+
+
+def snippets(request, channel, package_name, found):
+    return install.snippets(request, channel, found.related_needed, package=package_name)
+
+
+def as_data(request, channel, package_name, found):
+    """The API's answer for ``found``."""
+
+    def name_of(source):
+        return source_label(request, source)[0]
+
+    return {
+        "platform": found.platform,
+        "checked": found.checked,
+        "channels": [
+            {
+                "name": name_of(source),
+                "url": source_label(request, source)[1],
+                "checked": source.checked,
+            }
+            for source in found.sources
+        ],
+        "install": {s.client: s.text for s in snippets(request, channel, package_name, found)},
+        "provided": [
+            {
+                "name": item.name,
+                "version": item.version,
+                "build": item.build,
+                "channel": name_of(item.source),
+            }
+            for item in found.provided
+        ],
+        "problem": found.problem,
+    }
+
+
+def page_context(request, channel, package_name, caller):
+    """What templates/packages/_install_channels.html shows."""
+    found = for_package(channel, package_name, caller)
+    return {"found": found, "snippets": snippets(request, channel, package_name, found)}
