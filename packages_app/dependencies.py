@@ -86,11 +86,6 @@ class Dependencies:
     # The package's channel, then each related channel that provides a dependency.
     channels: list
 
-    @property
-    def related_needed(self):
-        """The RelatedChannel entries among :attr:`channels`, for install instructions."""
-        return [source.entry for source in self.channels if source.entry is not None]
-
 
 def requirement(spec):
     try:

@@ -7,7 +7,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.authentication import Caller
-from channels_app import install
 from channels_app.access import Action, allowed_actions, page_channel, readable_channels
 
 from . import archives, catalog, dependencies, install_channels, pages, uploads
@@ -60,9 +59,6 @@ def package_page(request, channel, package_name):
         "matrix": pages.version_matrix(files),
         "files": pages.newest_first(files),
         "dependencies": requirements,
-        "snippets": install.snippets(
-            request, channel, requirements.related_needed, package=package.name
-        ),
         "may_delete": Action.DELETE_PACKAGE in allowed_actions(caller, channel),
         "solved": install_channels.page_context(request, channel, package.name, caller),
     }
