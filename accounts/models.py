@@ -139,6 +139,8 @@ class AuditEvent(models.Model):
         "member.removed": "Member removed",
         "package.uploaded": "Package file uploaded",
         "package.deleted": "Package file deleted",
+        "package.yanked": "Package file yanked",
+        "package.unyanked": "Package file un-yanked",
         "package.imported": "Package file imported",
         "channel.imported": "Channel directory imported",
     }

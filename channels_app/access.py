@@ -27,6 +27,7 @@ class Action(enum.Enum):
     READ = "read"
     UPLOAD = "upload"
     DELETE_PACKAGE = "delete packages"
+    YANK_PACKAGE = "yank packages"
     REPLACE_PACKAGE = "replace packages"
     MANAGE = "manage"
     DELETE_CHANNEL = "delete the channel"
@@ -34,7 +35,9 @@ class Action(enum.Enum):
 
 ROLE_ACTIONS = {
     Role.OWNER: frozenset(Action),
-    Role.MAINTAINER: frozenset({Action.READ, Action.UPLOAD, Action.DELETE_PACKAGE}),
+    Role.MAINTAINER: frozenset(
+        {Action.READ, Action.UPLOAD, Action.DELETE_PACKAGE, Action.YANK_PACKAGE}
+    ),
     Role.MEMBER: frozenset({Action.READ}),
 }
 

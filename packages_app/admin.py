@@ -1,10 +1,12 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin import actions as django_actions
+from django.contrib.admin import helpers
 from django.db import transaction
+from django.template.response import TemplateResponse
 
 from registry.adminsite import ChannelOwnedAdmin
 
-from . import uploads
+from . import uploads, yanking
 from .models import PackageFile, SubdirIndex
 
 
@@ -19,12 +21,13 @@ class PackageFileAdmin(ChannelOwnedAdmin):
         "state",
         "uploader",
         "uploaded_at",
+        "yanked_at",
     ]
     list_filter = ["state", "subdir", ("channel", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["channel", "uploader"]
     search_fields = ["filename", "name", "version", "channel__name", "sha256"]
     readonly_fields = [f.name for f in PackageFile._meta.fields]
-    actions = ["delete_selected"]
+    actions = ["delete_selected", "yank_selected", "unyank_selected"]
 
     def has_add_permission(self, request):
         return False
@@ -37,6 +40,37 @@ class PackageFileAdmin(ChannelOwnedAdmin):
     @admin.action(permissions=["delete"], description="Delete selected package files and reindex")
     def delete_selected(self, request, queryset):
         return django_actions.delete_selected(self, request, queryset)
+
+    @admin.action(permissions=["delete"], description="Yank selected package files")
+    def yank_selected(self, request, queryset):
+        """Asks for the reason on a page of its own, then yanks every file with it."""
+        if "apply" in request.POST:
+            try:
+                reason = yanking.clean_reason(request.POST.get("reason"))
+            except yanking.YankError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                with transaction.atomic():
+                    for package_file in queryset:
+                        yanking.yank(package_file, reason, request=request)
+                self.message_user(request, f"Yanked {len(queryset)} package files.")
+                return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Yank package files",
+            "files": queryset,
+            "opts": self.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "max_length": yanking.REASON_MAX_LENGTH,
+        }
+        return TemplateResponse(request, "admin/packages_app/packagefile/yank.html", context)
+
+    @admin.action(permissions=["delete"], description="Un-yank selected package files")
+    def unyank_selected(self, request, queryset):
+        with transaction.atomic():
+            for package_file in queryset:
+                yanking.unyank(package_file, request=request)
+        self.message_user(request, f"Un-yanked {len(queryset)} package files.")
 
     def delete_model(self, request, obj):
         uploads.delete_package_file(obj, request=request)

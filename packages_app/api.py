@@ -11,9 +11,9 @@ from rest_framework.views import APIView
 from accounts.authentication import TokenAuthentication, caller_of
 from channels_app.access import Action, authorize, readable_channels
 
-from . import archives, catalog, indexing, install_channels, uploads
+from . import archives, catalog, indexing, install_channels, uploads, yanking
 from .models import Package, PackageFile
-from .serializers import PackageFileSerializer, PackageSummarySerializer
+from .serializers import PackageFileSerializer, PackageSummarySerializer, YankSerializer
 
 
 def _flag(request, name):
@@ -98,19 +98,54 @@ class QuetzUpload(UploadErrorMixin, APIView):
         return _upload_response(request, package_file)
 
 
+def _package_file(request, channel, subdir, filename, action):
+    """The named file of the channel if the caller may do ``action`` to it; else 4xx."""
+    target = authorize(caller_of(request), channel, action)
+    package_file = PackageFile.objects.filter(
+        channel=target, subdir=subdir, filename=filename
+    ).first()
+    if package_file is None:
+        raise NotFound(f"No file '{subdir}/{filename}' in channel '{target.name}'.")
+    return package_file
+
+
+def _file_response(request, package_file):
+    return Response(PackageFileSerializer(package_file, context={"request": request}).data)
+
+
 class DeletePackageFile(APIView):
     """``DELETE /api/v1/delete/<channel>/<subdir>/<filename>``: remove a file and reindex."""
 
     @extend_schema(request=None, responses={204: None})
     def delete(self, request, channel, subdir, filename):
-        target = authorize(caller_of(request), channel, Action.DELETE_PACKAGE)
-        package_file = PackageFile.objects.filter(
-            channel=target, subdir=subdir, filename=filename
-        ).first()
-        if package_file is None:
-            raise NotFound(f"No file '{subdir}/{filename}' in channel '{target.name}'.")
+        package_file = _package_file(request, channel, subdir, filename, Action.DELETE_PACKAGE)
         uploads.delete_package_file(package_file, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class YankPackageFile(APIView):
+    """``POST /api/v1/yank/<channel>/<subdir>/<filename>`` with ``{"reason": ...}``: take
+    the file out of the index (listed as removed) while its URL keeps working."""
+
+    @extend_schema(request=YankSerializer, responses={200: PackageFileSerializer})
+    def post(self, request, channel, subdir, filename):
+        package_file = _package_file(request, channel, subdir, filename, Action.YANK_PACKAGE)
+        reason = request.data.get("reason") if isinstance(request.data, dict) else None
+        try:
+            yanking.yank(package_file, reason, request=request)
+        except yanking.YankError as exc:
+            raise ValidationError({"reason": [exc.message]}) from None
+        return _file_response(request, package_file)
+
+
+class UnyankPackageFile(APIView):
+    """``POST /api/v1/unyank/<channel>/<subdir>/<filename>``: put a yanked file back."""
+
+    @extend_schema(request=None, responses={200: PackageFileSerializer})
+    def post(self, request, channel, subdir, filename):
+        package_file = _package_file(request, channel, subdir, filename, Action.YANK_PACKAGE)
+        yanking.unyank(package_file, request=request)
+        return _file_response(request, package_file)
 
 
 class Reindex(APIView):

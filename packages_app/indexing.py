@@ -227,14 +227,14 @@ def _load(index, records, names):
     live = PackageFile.objects.filter(
         channel_id=index.channel_id, subdir=index.subdir, state__in=LIVE_STATES
     )
-    fields = ("pk", "filename", "name", "record_json", "state")
+    fields = ("pk", "filename", "name", "record_json", "yanked_at", "state")
     pending = []
 
     def rows(queryset):
-        for pk, filename, name, record_json, state in queryset:
+        for pk, filename, name, record_json, yanked_at, state in queryset:
             if state == PackageFile.State.PENDING:
                 pending.append(pk)
-            yield filename, name, record_json
+            yield filename, name, record_json, yanked_at
 
     if names is None:
         all_rows = live.values_list(*fields).iterator(chunk_size=5000)
@@ -344,10 +344,11 @@ def _write_changed_shards(index, records, revision):
     compressor = repodata.shard_compressor()
     for pk, name, changed_revision in stale.iterator(chunk_size=2000):
         name_records = records.records_of(name)
-        if not name_records:
+        removed = records.removed_of(name)
+        if not name_records and not removed:
             emptied.append((name, changed_revision))
             continue
-        data = repodata.shard(name_records, compressor)
+        data = repodata.shard(name_records, compressor, removed)
         digest = repodata.shard_digest(data)
         path = shard_path(index.channel_id, index.subdir, digest)
         if not _stored_whole(path, len(data)):

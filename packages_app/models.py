@@ -41,6 +41,10 @@ class PackageFile(models.Model):
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
     failure_reason = models.TextField(blank=True)
     indexed_at = models.DateTimeField(null=True, blank=True)
+    # A yanked file stays downloadable by its URL but is listed in repodata's "removed"
+    # instead of its packages, so solvers no longer choose it.
+    yanked_at = models.DateTimeField(null=True, blank=True)
+    yank_reason = models.TextField(blank=True)
 
     class Meta:
         constraints = [
@@ -58,6 +62,10 @@ class PackageFile(models.Model):
     @property
     def record(self):
         return orjson.loads(self.record_json)
+
+    @property
+    def yanked(self):
+        return self.yanked_at is not None
 
 
 class SubdirIndex(models.Model):

@@ -61,15 +61,15 @@ def latest_file(files, version):
 @dataclass
 class VersionMatrix:
     platforms: list
-    rows: list  # (version, [sorted build strings of each platform])
+    rows: list  # (version, [sorted (build string, yanked) of each platform])
 
 
 def version_matrix(files):
-    """Versions (newest first) × platforms, each cell the builds there."""
+    """Versions (newest first) × platforms, each cell the builds there and if yanked."""
     platforms = sorted({f.subdir for f in files})
     builds = {}
     for f in files:
-        builds.setdefault((f.version, f.subdir), []).append(f.build)
+        builds.setdefault((f.version, f.subdir), []).append((f.build, f.yanked))
     versions = sorted({f.version for f in files}, key=rattler.Version, reverse=True)
     rows = [(v, [sorted(builds.get((v, p), [])) for p in platforms]) for v in versions]
     return VersionMatrix(platforms, rows)

@@ -52,46 +52,63 @@ class RecordSet:
     """The records of one subdir, ready to be joined into repodata.json.
 
     Each file is kept as its JSON fragment ``"<filename>":<record>``; files are grouped by
-    package name so that a change to one name replaces just that name's files.
+    package name so that a change to one name replaces just that name's files. A yanked
+    file is kept by name only: it is listed in ``removed``, not among the packages.
     """
 
     def __init__(self, subdir):
         self.subdir = subdir
         self.fragments = {}  # filename -> b'"filename":{record}'
-        self.names = {}  # package name -> set of filenames
+        self.names = {}  # package name -> set of filenames, yanked ones included
         self.sorted = {TAR_BZ2_KEY: [], CONDA_KEY: []}
+        self.removed = []  # sorted filenames of yanked files
         self.size = 0  # bytes held, to bound a cache of record sets
 
     def __len__(self):
         return len(self.fragments)
 
     def replace_names(self, names, rows):
-        """Forget every file of ``names``, then add ``rows`` of (filename, name, record_json)."""
+        """Forget every file of ``names``, then add ``rows`` of
+        (filename, name, record_json, yanked) where ``yanked`` is anything true or false."""
         for name in names:
             for filename in self.names.pop(name, ()):
                 self._discard(filename)
-        for filename, name, record_json in rows:
-            if filename in self.fragments:
-                self._discard(filename)
+        for filename, name, record_json, yanked in rows:
+            self._discard(filename)
+            self.names.setdefault(name, set()).add(filename)
+            if yanked:
+                bisect.insort(self.removed, filename)
+                self.size += len(filename)
+                continue
             fragment = orjson.dumps(filename) + b":" + record_json.encode()
             self.fragments[filename] = fragment
             self.size += len(fragment)
-            self.names.setdefault(name, set()).add(filename)
             bisect.insort(self.sorted[record_key(filename)], filename)
 
     def _discard(self, filename):
-        fragment = self.fragments.pop(filename)
+        fragment = self.fragments.pop(filename, None)
+        if fragment is None:
+            position = bisect.bisect_left(self.removed, filename)
+            if position < len(self.removed) and self.removed[position] == filename:
+                del self.removed[position]
+                self.size -= len(filename)
+            return
         self.size -= len(fragment)
         keys = self.sorted[record_key(filename)]
         del keys[bisect.bisect_left(keys, filename)]
 
     def records_of(self, name):
-        """``{filename: record dict}`` of one package name."""
+        """``{filename: record dict}`` of one package name's files that are not yanked."""
         result = {}
         for filename in self.names.get(name, ()):
-            fragment = self.fragments[filename]
-            result[filename] = orjson.loads(fragment[len(orjson.dumps(filename)) + 1 :])
+            fragment = self.fragments.get(filename)
+            if fragment is not None:
+                result[filename] = orjson.loads(fragment[len(orjson.dumps(filename)) + 1 :])
         return result
+
+    def removed_of(self, name):
+        """The sorted filenames of one package name's yanked files."""
+        return sorted(f for f in self.names.get(name, ()) if f not in self.fragments)
 
     def repodata_json(self):
         def members(key):
@@ -105,7 +122,9 @@ class RecordSet:
                 members(TAR_BZ2_KEY),
                 b'},"packages.conda":{',
                 members(CONDA_KEY),
-                b'},"removed":[],"repodata_version":1}',
+                b'},"removed":',
+                orjson.dumps(self.removed),
+                b',"repodata_version":1}',
             ]
         )
 
@@ -136,9 +155,10 @@ def shard_compressor():
     return zstandard.ZstdCompressor(level=SHARD_ZSTD_LEVEL)
 
 
-def shard(records, compressor):
-    """The compressed CEP-16 shard of one package name from ``{filename: record}``."""
-    document = {TAR_BZ2_KEY: {}, CONDA_KEY: {}, "removed": []}
+def shard(records, compressor, removed=()):
+    """The compressed CEP-16 shard of one package name from ``{filename: record}`` and
+    the sorted filenames of its yanked files."""
+    document = {TAR_BZ2_KEY: {}, CONDA_KEY: {}, "removed": list(removed)}
     for filename in sorted(records):
         document[record_key(filename)][filename] = _shard_record(records[filename])
     return compressor.compress(msgpack.packb(document, use_bin_type=True))

@@ -8,6 +8,7 @@ class PackageFileSerializer(serializers.ModelSerializer):
     uploader = serializers.CharField(source="uploader.username", default=None, read_only=True)
     url = serializers.SerializerMethodField()
     record = serializers.JSONField(read_only=True)
+    yanked = serializers.BooleanField(read_only=True)
 
     class Meta:
         model = PackageFile
@@ -33,6 +34,9 @@ class PackageFileSerializer(serializers.ModelSerializer):
             "state",
             "failure_reason",
             "indexed_at",
+            "yanked",
+            "yanked_at",
+            "yank_reason",
             "url",
         ]
 
@@ -52,3 +56,9 @@ class PackageSummarySerializer(serializers.ModelSerializer):
         model = Package
         fields = ["channel", "name", "latest_version", "summary", "platforms", "updated_at"]
         read_only_fields = fields
+
+
+class YankSerializer(serializers.Serializer):
+    """The body of a yank request (for the API schema; the view checks the reason)."""
+
+    reason = serializers.CharField(max_length=500)

@@ -403,6 +403,8 @@ def package_file_fields(received, metadata, storage_path, uploader):
         "state": PackageFile.State.PENDING,
         "failure_reason": "",
         "indexed_at": None,
+        "yanked_at": None,  # a replacement is new bytes: the old file's yank is not its own
+        "yank_reason": "",
         **archives.about_fields(metadata.about),
     }
 

@@ -1,4 +1,4 @@
-"""Web pages about packages: search, a package's page, deleting a file."""
+"""Web pages about packages: search, a package's page, deleting and yanking a file."""
 
 from django.contrib import messages
 from django.core.paginator import InvalidPage
@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 from accounts.authentication import Caller
 from channels_app.access import Action, allowed_actions, page_channel, readable_channels
 
-from . import archives, catalog, dependencies, install_channels, pages, uploads
+from . import archives, catalog, dependencies, install_channels, pages, uploads, yanking
 from .models import Package, PackageFile
 
 RESULTS_PER_PAGE = 25
@@ -61,6 +61,7 @@ def package_page(request, channel, package_name):
         "dependencies": requirements,
         "may_delete": Action.DELETE_PACKAGE in allowed_actions(caller, channel),
         "solved": install_channels.page_context(request, channel, package.name, caller),
+        "may_yank": Action.YANK_PACKAGE in allowed_actions(caller, channel),
     }
     return render(request, "packages/package.html", context)
 
@@ -76,3 +77,22 @@ def delete_file(request, channel, package_name, subdir, filename):
     if PackageFile.objects.filter(channel=channel, name=package_name).exists():
         return redirect("package", channel=channel.name, package_name=package_name)
     return redirect("channel", channel=channel.name)
+
+
+@require_POST
+def yank_file(request, channel, package_name, subdir, filename):
+    channel = page_channel(request, channel, Action.YANK_PACKAGE)
+    package_file = get_object_or_404(
+        PackageFile, channel=channel, name=package_name, subdir=subdir, filename=filename
+    )
+    if request.POST.get("unyank"):
+        yanking.unyank(package_file, request=request)
+        messages.success(request, f"Un-yanked {subdir}/{filename}; the index is being rebuilt.")
+    else:
+        try:
+            yanking.yank(package_file, request.POST.get("reason"), request=request)
+        except yanking.YankError as exc:
+            messages.error(request, f"{subdir}/{filename} was not yanked: {exc.message}")
+        else:
+            messages.success(request, f"Yanked {subdir}/{filename}; the index is being rebuilt.")
+    return redirect("package", channel=channel.name, package_name=package_name)

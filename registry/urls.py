@@ -26,6 +26,16 @@ api_v1 = [
         packages_api.DeletePackageFile.as_view(),
         name="delete-file",
     ),
+    path(
+        "yank/<str:channel>/<str:subdir>/<str:filename>",
+        packages_api.YankPackageFile.as_view(),
+        name="yank-file",
+    ),
+    path(
+        "unyank/<str:channel>/<str:subdir>/<str:filename>",
+        packages_api.UnyankPackageFile.as_view(),
+        name="unyank-file",
+    ),
     path("reindex/<str:channel>/<str:subdir>", packages_api.Reindex.as_view(), name="reindex"),
     path(
         "channels/<str:channel_name>/packages/",
@@ -76,6 +86,11 @@ channel_pages = [
         "packages/<str:package_name>/files/<str:subdir>/<str:filename>/delete/",
         package_views.delete_file,
         name="package-file-delete",
+    ),
+    path(
+        "packages/<str:package_name>/files/<str:subdir>/<str:filename>/yank/",
+        package_views.yank_file,
+        name="package-file-yank",
     ),
 ]
 

@@ -142,6 +142,8 @@ def background_work_finishes(request):
     from packages_app import indexing
 
     indexing.wait_for_background_work()
+    # Cached records are keyed by SubdirIndex id, and the flush lets SQLite reuse ids.
+    indexing.record_sets.clear()
     if (
         transactional
         and settings.REDIS_URL

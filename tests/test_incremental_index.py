@@ -29,7 +29,7 @@ def from_scratch(channel, subdir):
     records = repodata.RecordSet(subdir)
     rows = PackageFile.objects.filter(
         channel=channel, subdir=subdir, state__in=indexing.LIVE_STATES
-    ).values_list("filename", "name", "record_json")
+    ).values_list("filename", "name", "record_json", "yanked_at")
     records.replace_names([], rows)
     return records.repodata_json()
 
