@@ -10,7 +10,7 @@ from accounts.authentication import Caller
 from channels_app import install
 from channels_app.access import Action, allowed_actions, page_channel, readable_channels
 
-from . import archives, catalog, dependencies, pages, uploads
+from . import archives, catalog, dependencies, pages, statistics, uploads
 from .models import Package, PackageFile
 
 RESULTS_PER_PAGE = 25
@@ -64,6 +64,7 @@ def package_page(request, channel, package_name):
             request, channel, requirements.related_needed, package=package.name
         ),
         "may_delete": Action.DELETE_PACKAGE in allowed_actions(caller, channel),
+        "statistics": statistics.for_page(statistics.package_statistics(channel, package.name)),
     }
     return render(request, "packages/package.html", context)
 
