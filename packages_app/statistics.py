@@ -200,6 +200,16 @@ def _per_day(rows, days):
     ]
 
 
+def _per_day_by(rows, field, days):
+    """{value of ``field``: downloads of each day of the last ``days``}, largest first."""
+    first = timezone.now().date() - timedelta(days=days - 1)
+    series = {}
+    found = rows.filter(day__gte=first).values_list(field, "day").annotate(Sum("downloads"))
+    for key, day, downloads in found:
+        series.setdefault(key, [0] * days)[(day - first).days] += downloads
+    return dict(sorted(series.items(), key=lambda item: (-sum(item[1]), item[0])))
+
+
 def _grouped(rows, field):
     totals = rows.values_list(field).annotate(total=Sum("downloads")).order_by("-total", field)
     return [{field: key, "downloads": total} for key, total in totals]
@@ -218,6 +228,9 @@ def package_statistics(channel, name, days=DEFAULT_DAYS):
         "per_version": _grouped(rows, "version"),
         "per_platform": _grouped(rows, "subdir"),
         "per_day": _per_day(rows, days),
+        # Each list has one number per day of per_day.
+        "per_version_per_day": _per_day_by(rows, "version", days),
+        "per_platform_per_day": _per_day_by(rows, "subdir", days),
     }
 
 
@@ -259,6 +272,38 @@ def bars(series, key="downloads", height=120):
     ]
 
 
+# Series colours of the stacked charts (the style sheet's accent, ok, warn, danger, ...).
+PALETTE = ("#0b5cad", "#1e7a3c", "#8a5a00", "#b3261e", "#6b3fa0", "#00838f", "#5b6776")
+
+
+def stacked(per_day, series, top=6, height=120):
+    """Bars of ``per_day`` split by ``series`` (the largest ``top``, then the rest as
+    "others"): a legend and, per day, its segments' positions, for the chart."""
+    keys = list(series)
+    lines = {key: series[key] for key in keys[:top]}
+    if keys[top:]:
+        lines["others"] = [sum(series[key][i] for key in keys[top:]) for i in range(len(per_day))]
+    colors = dict(zip(lines, PALETTE, strict=False))
+    most = max((day["downloads"] for day in per_day), default=0) or 1
+    width = 100 / max(len(per_day), 1)
+    columns = []
+    for i, day in enumerate(per_day):
+        y, segments = height, []
+        for key, line in lines.items():
+            if line[i]:
+                size = line[i] / most * height
+                y -= size
+                segments.append(
+                    {"key": key, "downloads": line[i], "y": round(y, 2),
+                     "height": round(size, 2), "color": colors[key]}
+                )  # fmt: skip
+        columns.append(
+            {**day, "x": round(i * width, 3), "width": round(width * 0.8, 3), "segments": segments}
+        )
+    legend = [{"key": key, "color": colors[key], "downloads": sum(lines[key])} for key in lines]
+    return {"legend": legend, "columns": columns}
+
+
 def for_page(numbers):
     """The numbers with bar sizes added for the server-rendered charts (no script)."""
     charted = dict(numbers)
@@ -266,5 +311,8 @@ def for_page(numbers):
     for key in ("per_version", "per_platform", "top_packages"):
         if key in numbers:
             charted[key] = bars(numbers[key])
+    for key in ("per_version_per_day", "per_platform_per_day"):
+        if key in numbers:
+            charted[key] = stacked(numbers["per_day"], numbers[key])
     charted["busiest_day"] = max((d["downloads"] for d in numbers["per_day"]), default=0)
     return charted

@@ -3,6 +3,7 @@ gunicorn, a Celery worker and beat), parallel downloads, Redis down, the API and
 """
 
 import datetime
+import re
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -241,6 +242,11 @@ def test_the_api_gives_channel_and_package_numbers(history, public_channel, clie
         {"subdir": "noarch", "downloads": 5},
     ]
     assert len(package["per_day"]) == 30 and package["per_day"][-1]["downloads"] == 8
+    assert package["per_version_per_day"] == {"2.0": [0] * 29 + [7], "1.0": [0] * 28 + [4, 1]}
+    assert package["per_platform_per_day"] == {
+        "linux-64": [0] * 29 + [7],
+        "noarch": [0] * 28 + [4, 1],
+    }
 
     listed = member.get(f"{base}/packages/").json()["results"]
     assert {p["name"]: p["downloads"] for p in listed} == {"other": 2, "tool": 12}
@@ -260,9 +266,13 @@ def test_the_package_page_charts_downloads_per_day_version_and_platform(
     client.force_login(users["member"])
     page = client.get(f"/{public_channel.name}/packages/tool/").content.decode()
     assert "<strong data-downloads-total>12</strong>" in page
-    assert '<svg class="download-chart"' in page
+    assert page.count('<svg class="download-chart stacked"') == 2
     assert f"<title>{yesterday.isoformat()}: 4</title>" in page
     assert f"<title>{today.isoformat()}: 8</title>" in page
+    assert f"<title>{today.isoformat()}, 2.0: 7</title>" in page
+    assert f"<title>{today.isoformat()}, 1.0: 1</title>" in page
+    assert f"<title>{today.isoformat()}, linux-64: 7</title>" in page
+    assert "</svg> 2.0 (7)</span>" in page and "</svg> noarch (5)</span>" in page
     assert '<th scope="row">2.0</th>\n      <td class="num">7</td>' in page
     assert '<th scope="row">linux-64</th>\n      <td class="num">7</td>' in page
     assert "<script" not in page.split('id="downloads"')[1].split("</section>")[0]
@@ -292,3 +302,21 @@ def test_private_statistics_are_hidden_from_outsiders(private_channel, client_fo
         client_for("member").get(f"/api/v1/channels/{private_channel.name}/statistics/").status_code
         == 200
     )
+
+
+def test_the_version_chart_groups_the_least_downloaded_versions_as_others(
+    public_channel, packages, client_for, users
+):
+    owner = client_for("owner")
+    today = timezone.now().date()
+    for minor in range(8):
+        path = packages.make("many", f"1.{minor}")
+        assert upload(owner, public_channel.name, path).status_code == 201
+        statistics._add(today, {(public_channel.pk, "noarch", path.name): 10 + minor})
+    client = Client()
+    client.force_login(users["member"])
+    page = client.get(f"/{public_channel.name}/packages/many/").content.decode()
+    chart = page.split('id="downloads-by-version-title"')[1].split("</p>")[0]
+    shown = re.findall(r"</svg> ([^ ]+) \((\d+)\)</span>", chart)
+    assert shown == [("1.7", "17"), ("1.6", "16"), ("1.5", "15"), ("1.4", "14"),
+                     ("1.3", "13"), ("1.2", "12"), ("others", "21")]  # fmt: skip
