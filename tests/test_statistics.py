@@ -109,12 +109,15 @@ def test_parallel_downloads_are_counted_exactly_through_beat_flushes(
     server = processes.gunicorn(env)
     processes.worker("worker", env)
     processes.beat(env)
-    downloads = 200
+    rounds, per_round, downloads = 5, 100, 500
+    statuses = []
     started = time.monotonic()
     with ThreadPoolExecutor(16) as pool:
-        statuses = list(pool.map(lambda _: fetch(server + uploaded)[0], range(downloads)))
+        for _ in range(rounds):  # spread over several flushes
+            statuses += pool.map(lambda _: fetch(server + uploaded)[0], range(per_round))
+            time.sleep(0.7)
     seconds = time.monotonic() - started
-    print(f"{downloads} parallel downloads in {seconds:.2f} s")
+    print(f"{downloads} parallel downloads in {rounds} rounds over {seconds:.2f} s")
     assert statuses == [200] * downloads
     assert fetch(server + uploaded, "HEAD")[0] == 200
 
@@ -124,7 +127,7 @@ def test_parallel_downloads_are_counted_exactly_through_beat_flushes(
         assert statistics.total(rows) == downloads
 
     eventually(all_flushed, timeout=60)
-    assert DownloadBatch.objects.exists()  # beat's flushes moved them
+    assert DownloadBatch.objects.count() >= 2  # beat's flushes moved them, in batches
     time.sleep(2.5)  # more flushes find nothing new: nothing is counted twice
     assert statistics.total(rows) == downloads
     assert not redis.Redis(port=port).keys("wharf:downloads:*")
