@@ -75,7 +75,7 @@ def is_download(request, response):
         return True  # Wharf sends the whole file
     # The bucket or nginx answers the Range header, if any.
     header = request.META.get("HTTP_RANGE", "").replace(" ", "")
-    return not header or header.startswith("bytes=0-") or bool(request.META.get("HTTP_IF_RANGE"))
+    return not header or header.startswith("bytes=0-")
 
 
 def count(channel_id, subdir, filename):

@@ -75,6 +75,15 @@ def test_it_counts_whole_downloads_and_ranges_from_the_first_byte_only(uploaded,
     )
 
 
+def test_behind_nginx_a_range_that_starts_later_does_not_count(uploaded, public_channel, settings):
+    settings.WHARF_ACCEL_REDIRECT_PREFIX = "/_stored/"
+    client = Client()
+    for headers in ({}, {"Range": "bytes=0-10"}, {"Range": "bytes=100-"}, {"Range": "bytes=-5"}):
+        response = client.get(uploaded, headers=headers)
+        assert response.status_code == 200 and response["X-Accel-Redirect"]
+    assert counted(public_channel) == 2
+
+
 def test_a_deleted_file_keeps_its_counts_and_a_deleted_channel_drops_them(
     uploaded, public_channel, client_for
 ):
