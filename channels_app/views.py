@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from accounts import audit
 from accounts.authentication import Caller
+from packages_app import statistics
 from packages_app.models import Package
 
 from . import install, lifecycle, members, related
@@ -190,3 +191,11 @@ def channel_audit(request, channel):
     context = _context(request, channel, "audit")
     context.update(page=Paginator(events, AUDIT_EVENTS_PER_PAGE).get_page(request.GET.get("page")))
     return render(request, "channels/audit.html", context)
+
+
+def channel_statistics(request, channel):
+    """Downloads, top packages, storage and files of the channel, for those who may read it."""
+    channel = page_channel(request, channel)
+    context = _context(request, channel, "statistics")
+    context["statistics"] = statistics.for_page(statistics.channel_statistics(channel))
+    return render(request, "channels/statistics.html", context)

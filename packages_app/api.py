@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from accounts.authentication import TokenAuthentication, caller_of
 from channels_app.access import Action, authorize, readable_channels
 
-from . import archives, catalog, indexing, install_channels, uploads, yanking
+from . import archives, catalog, indexing, install_channels, statistics, uploads, yanking
 from .models import Package, PackageFile
 from .serializers import PackageFileSerializer, PackageSummarySerializer, YankSerializer
 
@@ -173,7 +173,11 @@ class ChannelPackages(generics.GenericAPIView):
         channel = authorize(caller_of(request), channel_name, Action.READ)
         packages = Package.objects.filter(channel=channel).select_related("channel")
         page = self.paginate_queryset(packages.order_by("name"))
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        data = self.get_serializer(page, many=True).data
+        totals = statistics.package_totals(channel, [package.name for package in page])
+        for item in data:
+            item["downloads"] = totals.get(item["name"], 0)
+        return self.get_paginated_response(data)
 
 
 class ChannelPackage(APIView):
@@ -196,6 +200,9 @@ class ChannelPackage(APIView):
         )
         context = {"request": request}
         summary = PackageSummarySerializer(package).data
+        summary["downloads"] = statistics.package_totals(channel, [package.name]).get(
+            package.name, 0
+        )
         summary["files"] = PackageFileSerializer(files, many=True, context=context).data
         return Response(summary)
 
@@ -269,3 +276,33 @@ class PackageInstall(APIView):
         except install_channels.BadRequest as exc:
             raise ParseError(str(exc)) from None
         return Response(install_channels.as_data(request, channel, package_name, found))
+
+
+def _days(request):
+    try:
+        return statistics.days_of(request.query_params.get("days"))
+    except ValueError as exc:
+        raise ValidationError({"days": [str(exc)]}) from None
+
+
+class ChannelStatistics(APIView):
+    """A channel's downloads (in total, per day, top packages), storage used and file count.
+
+    ``?days=`` (1 to 366, default 30) sets how far back ``per_day`` reaches.
+    """
+
+    @extend_schema(parameters=[OpenApiParameter("days", int)], responses={200: dict})
+    def get(self, request, channel_name):
+        channel = authorize(caller_of(request), channel_name, Action.READ)
+        return Response(statistics.channel_statistics(channel, _days(request)))
+
+
+class PackageStatistics(APIView):
+    """A package's downloads: in total, per version, per platform and per day (``?days=``)."""
+
+    @extend_schema(parameters=[OpenApiParameter("days", int)], responses={200: dict})
+    def get(self, request, channel_name, package_name):
+        channel = authorize(caller_of(request), channel_name, Action.READ)
+        if not Package.objects.filter(channel=channel, name=package_name).exists():
+            raise NotFound(f"No package '{package_name}' in channel '{channel.name}'.")
+        return Response(statistics.package_statistics(channel, package_name, _days(request)))

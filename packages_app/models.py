@@ -172,3 +172,44 @@ class StagedFile(models.Model):
 
     def __str__(self):
         return self.storage_path
+
+
+class DailyDownloads(models.Model):
+    """Downloads of one package file on one day (UTC).
+
+    Keyed by the file's name rather than its row: deleting a file keeps its history, so a
+    channel's totals never shrink; deleting the channel deletes them. Name and version are
+    kept too, so that totals per package, version and platform need no join.
+    """
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+")
+    subdir = models.CharField(max_length=32)
+    filename = models.CharField(max_length=255)
+    name = models.CharField(max_length=255)
+    version = models.CharField(max_length=100)
+    day = models.DateField()
+    downloads = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "subdir", "filename", "day"], name="one_count_per_file_day"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["channel", "day"]),
+            models.Index(fields=["channel", "name", "day"]),
+        ]
+
+    def __str__(self):
+        return f"{self.channel_id}/{self.subdir}/{self.filename} {self.day}: {self.downloads}"
+
+
+class DownloadBatch(models.Model):
+    """The Redis key of a batch of counts already added, so that it is never added twice."""
+
+    key = models.CharField(max_length=200, unique=True)
+    applied_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self):
+        return self.key

@@ -36,7 +36,7 @@ from accounts.authentication import REALM, InvalidCredentials, identify
 from channels_app.access import AccessError, Action, authorize, check, prime_role
 from channels_app.models import RESERVED_NAMES, Channel, Membership
 
-from . import archives, catalog, indexing, repodata, storage
+from . import archives, catalog, indexing, repodata, statistics, storage
 from .models import PackageFile, SubdirIndex
 
 SHARD_NAME = re.compile(r"^shards/([0-9a-f]{64})\.msgpack\.zst$")
@@ -280,7 +280,7 @@ def _shard(request, channel, subdir, digest_hex, scope):
 def _package_file(request, channel, subdir, filename, scope, storage_path, sha256, size, at):
     if storage_path is None:
         return error_response(404, f"No file '{subdir}/{filename}' in channel '{channel.name}'.")
-    return _stream(
+    response = _stream(
         request,
         storage_path,
         etag=f'"{sha256}"',
@@ -292,6 +292,9 @@ def _package_file(request, channel, subdir, filename, scope, storage_path, sha25
         download_name=filename,
         redirect=settings.WHARF_DOWNLOAD_MODE == "redirect",
     )
+    if statistics.is_download(request, response):
+        statistics.count(channel.pk, subdir, filename)
+    return response
 
 
 def _stream(

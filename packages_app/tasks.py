@@ -5,7 +5,7 @@ import logging
 
 from celery import shared_task
 
-from . import cleanup, indexing, reconcile
+from . import cleanup, indexing, reconcile, statistics
 
 log = logging.getLogger(__name__)
 
@@ -42,3 +42,9 @@ def reconcile_indexes():
 def clean_uploads():
     """Delete upload temporary files that killed processes left behind (Celery beat)."""
     return cleanup.remove_stale_uploads()
+
+
+@shared_task(ignore_result=True)
+def flush_download_counts():
+    """Move the download counts buffered in Redis into the database (Celery beat)."""
+    return statistics.flush()

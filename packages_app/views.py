@@ -9,7 +9,16 @@ from django.views.decorators.http import require_POST
 from accounts.authentication import Caller
 from channels_app.access import Action, allowed_actions, page_channel, readable_channels
 
-from . import archives, catalog, dependencies, install_channels, pages, uploads, yanking
+from . import (
+    archives,
+    catalog,
+    dependencies,
+    install_channels,
+    pages,
+    statistics,
+    uploads,
+    yanking,
+)
 from .models import Package, PackageFile
 
 RESULTS_PER_PAGE = 25
@@ -62,6 +71,7 @@ def package_page(request, channel, package_name):
         "may_delete": Action.DELETE_PACKAGE in allowed_actions(caller, channel),
         "solved": install_channels.page_context(request, channel, package.name, caller),
         "may_yank": Action.YANK_PACKAGE in allowed_actions(caller, channel),
+        "statistics": statistics.for_page(statistics.package_statistics(channel, package.name)),
     }
     return render(request, "packages/package.html", context)
 

@@ -18,12 +18,14 @@ _PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 def schedule_periodic_tasks(sender, **kwargs):
     """Celery beat (``make beat``, one per deployment) sends the reconciler, which finds
     index work whose task was lost (packages_app/reconcile.py), and the cleanup of
-    temporary files that killed uploads left behind (packages_app/cleanup.py)."""
+    temporary files that killed uploads left behind (packages_app/cleanup.py), and the
+    flush of download counts buffered in Redis (packages_app/statistics.py)."""
     from django.conf import settings
 
     for seconds, task, name in (
         (settings.WHARF_RECONCILE_SECONDS, "reconcile_indexes", "reconcile indexes"),
         (settings.WHARF_UPLOAD_CLEANUP_SECONDS, "clean_uploads", "clean upload files"),
+        (settings.WHARF_STATS_FLUSH_SECONDS, "flush_download_counts", "flush download counts"),
     ):
         if seconds > 0:
             # A round that waited longer than the next one is pointless: it expires.

@@ -313,6 +313,9 @@ FILE_UPLOAD_TEMP_DIR = env_str("WHARF_UPLOAD_TEMP_DIR") or None
 # progress keeps writing to its file, so it stays young; the largest takes minutes.
 WHARF_UPLOAD_TEMP_MAX_AGE_SECONDS = env_int("WHARF_UPLOAD_TEMP_MAX_AGE_SECONDS", 6 * 3600)
 WHARF_UPLOAD_CLEANUP_SECONDS = env_int("WHARF_UPLOAD_CLEANUP_SECONDS", 3600)
+# Download counts buffered in Redis reach the database every WHARF_STATS_FLUSH_SECONDS
+# (Celery beat; 0: only by `manage.py flush_download_counts`).
+WHARF_STATS_FLUSH_SECONDS = env_int("WHARF_STATS_FLUSH_SECONDS", 60)
 
 # Wharf's own settings.
 WHARF_MAX_UPLOAD_SIZE = env_int("WHARF_MAX_UPLOAD_SIZE", 2 * 1024**3)

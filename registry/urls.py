@@ -57,6 +57,16 @@ api_v1 = [
         packages_api.ChannelFiles.as_view(),
         name="channel-files",
     ),
+    path(
+        "channels/<str:channel_name>/statistics/",
+        packages_api.ChannelStatistics.as_view(),
+        name="channel-statistics",
+    ),
+    path(
+        "channels/<str:channel_name>/packages/<str:package_name>/statistics/",
+        packages_api.PackageStatistics.as_view(),
+        name="package-statistics",
+    ),
     path("channels/<str:channel_name>/audit/", ChannelAuditLog.as_view(), name="channel-audit"),
     path("search", packages_api.Search.as_view(), name="search"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -80,6 +90,7 @@ channel_pages = [
     path("members/", channel_views.channel_members, name="channel-members"),
     path("settings/", channel_views.channel_settings, name="channel-settings"),
     path("audit/", channel_views.channel_audit, name="channel-audit"),
+    path("statistics/", channel_views.channel_statistics, name="channel-statistics"),
     path("delete/", channel_views.channel_delete, name="channel-delete"),
     path("packages/<str:package_name>/", package_views.package_page, name="package"),
     path(

@@ -60,6 +60,7 @@ WEB_ROUTES = {
     "members page": "/{channel}/members/",
     "settings page": "/{channel}/settings/",
     "audit page": "/{channel}/audit/",
+    "statistics page": "/{channel}/statistics/",
 }
 # Searching within one channel answers 200 with no results, as for a missing channel.
 SEARCH_ROUTES = {
@@ -70,9 +71,11 @@ ADMIN_ROUTES = {
     "admin package file": "/admin/packages_app/packagefile/{pk[file]}/change/",
     "admin membership": "/admin/channels_app/membership/{pk[membership]}/change/",
 }
-# Statistics (a later issue): add their routes here, e.g.
-# "downloads": "/api/v1/channels/{channel}/statistics/", and to the expectations below.
-STATISTICS_ROUTES = {}
+# Download statistics by REST; the statistics page is among WEB_ROUTES.
+STATISTICS_ROUTES = {
+    "channel statistics": "/api/v1/channels/{channel}/statistics/",
+    "package statistics": "/api/v1/channels/{channel}/packages/secret-tool/statistics/",
+}
 
 ROUTES_OF_ONE_CHANNEL = {
     "conda": CONDA_ROUTES,
@@ -109,6 +112,9 @@ HIDDEN = {
     "outsider token": {"conda": 404, "rest": 404, "web": 404, "search": 200, "admin": 302},
     "limited token": {"conda": 404, "rest": 404, "web": 404, "search": 200, "admin": 302},
 }
+# Statistics by REST answer as the other REST routes.
+for expected in HIDDEN.values():
+    expected["statistics"] = expected["rest"]
 # The list routes' status for each caller (only the outsider owns a channel, elsewhere,
 # so only they may use the admin; its audit log is for superusers).
 ADMIN_LIST = {"anonymous": 302, "outsider session": 200, "outsider token": 302,

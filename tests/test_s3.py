@@ -418,3 +418,18 @@ def test_the_s3_settings_refuse_impossible_combinations(s3_server, processes):
         with pytest.raises(subprocess.CalledProcessError) as refused:
             processes.run(["manage.py", "check"], env)
         assert message in refused.value.stderr
+
+
+def test_redirects_to_the_bucket_count_as_downloads_unless_a_range_starts_later(
+    wharf, robots, tool, tokens, processes
+):
+    from packages_app import statistics
+    from packages_app.models import DailyDownloads
+
+    url, member = package_url(wharf.url, robots, tool), tokens["member"]
+    assert request("GET", url, member)[0] == 302
+    assert request("GET", url, member, {"Range": "bytes=0-99"})[0] == 302
+    assert request("GET", url, member, {"Range": "bytes=100-"})[0] == 302
+    assert request("HEAD", url, member)[0] == 200
+    processes.run(["manage.py", "flush_download_counts"], wharf.env)
+    assert statistics.total(DailyDownloads.objects.filter(channel=robots)) == 2
