@@ -258,7 +258,8 @@ class PackageInstall(APIView):
         parameters=[
             OpenApiParameter("platform", str, description="A conda subdir, e.g. linux-64."),
             OpenApiParameter("version", str, description="A version of the package."),
-        ]
+        ],
+        responses={200: dict},
     )
     def get(self, request, channel_name, package_name):
         caller = caller_of(request)
