@@ -24,9 +24,8 @@ from pathlib import Path
 import msgpack
 import orjson
 import zstandard
-from django.core.files.storage import default_storage
 
-from . import catalog, indexing, repodata
+from . import catalog, indexing, repodata, storage
 from .models import PackageFile, SubdirIndex
 
 CHUNK = 1024 * 1024
@@ -148,8 +147,7 @@ def snapshot(index, attempts=3):
 
 
 def _read_published(entry):
-    with default_storage.open(entry["path"], "rb") as handle:
-        data = handle.read()
+    data = b"".join(storage.blocks(entry["path"]))
     if hashlib.sha256(data).hexdigest()[:32] != entry["etag"]:
         raise ExportError(f"{entry['path']} in storage does not match its published hash.")
     return data
@@ -212,14 +210,14 @@ def _copy(storage_path, target, sha256, size, result):
         result.unchanged += 1
         return
     try:
-        source = default_storage.open(storage_path, "rb")
+        source = storage.blocks(storage_path)  # from a bucket too, never read whole
     except FileNotFoundError:
         result.problems[str(target)] = f"{storage_path} is missing from storage."
         return
     digest = hashlib.sha256()
     try:
-        with source, _atomic(target) as out:
-            while chunk := source.read(CHUNK):
+        with contextlib.closing(source), _atomic(target) as out:
+            for chunk in source:
                 digest.update(chunk)
                 out.write(chunk)
             if digest.hexdigest() != sha256:

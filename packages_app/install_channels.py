@@ -16,7 +16,6 @@ import asyncio
 import hashlib
 import logging
 import re
-import shutil
 import time
 import urllib.request
 import uuid
@@ -116,17 +115,8 @@ def _local_copy(entry):
     path = folder / f"{entry['etag']}.json"
     if not path.exists():
         partial = folder / f"{entry['etag']}.{uuid.uuid4().hex}.part"
-        handle = storage.stream(entry["path"])
-        try:
-            with open(partial, "wb") as out:
-                if hasattr(handle, "read"):
-                    shutil.copyfileobj(handle, out)
-                else:
-                    for block in handle:
-                        out.write(block)
-        finally:
-            if hasattr(handle, "close"):
-                handle.close()
+        with open(partial, "wb") as out:
+            out.writelines(storage.blocks(entry["path"]))
         partial.replace(path)
         _forget_old_copies(folder)
     return path

@@ -79,9 +79,7 @@ def size(path):
     try:
         return client().head_object(Bucket=default_storage.bucket_name, Key=path)["ContentLength"]
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            raise FileNotFoundError(path) from exc
-        raise
+        raise _not_found(exc, path) from exc
 
 
 def stream(path, byte_range=None):
@@ -91,17 +89,38 @@ def stream(path, byte_range=None):
     anything else is an iterator of blocks read as they are sent.
     """
     if in_bucket():
-        request = {"Bucket": default_storage.bucket_name, "Key": path}
-        if byte_range is not None:
-            request["Range"] = "bytes={}-{}".format(*byte_range)
-        body = client().get_object(**request)["Body"]
-        return _blocks(body)
+        return _blocks(_object_body(path, byte_range))
     handle = default_storage.open(path, "rb")
     if byte_range is None:
         return handle
     first, last = byte_range
     handle.seek(first)
     return _blocks(handle, last - first + 1)
+
+
+def blocks(path):
+    """The stored file ``path`` as an iterator of blocks, from a directory or a bucket
+    alike, never read whole; FileNotFoundError (at once) when there is none."""
+    if in_bucket():
+        return _blocks(_object_body(path))
+    return _blocks(default_storage.open(path, "rb"))
+
+
+def _object_body(path, byte_range=None):
+    request = {"Bucket": default_storage.bucket_name, "Key": path}
+    if byte_range is not None:
+        request["Range"] = "bytes={}-{}".format(*byte_range)
+    try:
+        return client().get_object(**request)["Body"]
+    except ClientError as exc:
+        raise _not_found(exc, path) from exc
+
+
+def _not_found(exc, path):
+    """FileNotFoundError for a missing object; any other error as it is."""
+    if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        return FileNotFoundError(path)
+    return exc
 
 
 def _blocks(handle, length=None):
