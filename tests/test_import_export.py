@@ -16,7 +16,7 @@ from django.core.management import CommandError, call_command
 from accounts.models import AuditEvent
 from channels_app.lifecycle import create_channel
 from channels_app.models import Channel
-from packages_app import uploads
+from packages_app import storage_check, uploads
 from packages_app.models import PackageFile, StagedFile
 
 from .packages import PackageFactory, eventually, sha256_of, upload, wait_for_index
@@ -61,15 +61,8 @@ def without_timestamps(repodata):
 
 
 def stored_objects(folder):
-    """Every object below ``folder`` in storage, through the storage API."""
-    try:
-        folders, names = default_storage.listdir(folder)
-    except FileNotFoundError:
-        return set()
-    found = {f"{folder}/{name}" for name in names}
-    for sub in folders:
-        found |= stored_objects(f"{folder}/{sub}")
-    return found
+    """Every object below ``folder`` in storage."""
+    return set(storage_check.stored_objects(folder))
 
 
 def served_repodata(client, channel, subdir):
