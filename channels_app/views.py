@@ -194,8 +194,8 @@ def channel_audit(request, channel):
 
 
 def channel_statistics(request, channel):
-    """Downloads, top packages, storage and files of the channel, for those who may read it."""
-    channel = page_channel(request, channel)
+    """Downloads, top packages, storage and files of the channel, for its owners."""
+    channel = page_channel(request, channel, Action.MANAGE)
     context = _context(request, channel, "statistics")
     context["statistics"] = statistics.for_page(statistics.channel_statistics(channel))
     return render(request, "channels/statistics.html", context)

@@ -287,14 +287,15 @@ def _days(request):
 
 
 class ChannelStatistics(APIView):
-    """A channel's downloads (in total, per day, top packages), storage used and file count.
+    """A channel's downloads (in total, per day, top packages), storage used and file count;
+    for its owners. Readers find each package's numbers on the package.
 
     ``?days=`` (1 to 366, default 30) sets how far back ``per_day`` reaches.
     """
 
     @extend_schema(parameters=[OpenApiParameter("days", int)], responses={200: dict})
     def get(self, request, channel_name):
-        channel = authorize(caller_of(request), channel_name, Action.READ)
+        channel = authorize(caller_of(request), channel_name, Action.MANAGE)
         return Response(statistics.channel_statistics(channel, _days(request)))
 
 

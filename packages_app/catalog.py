@@ -41,11 +41,12 @@ def refresh(channel, names):
         return
     _lock(channel, names)
     files = PackageFile.objects.filter(channel=channel, name__in=names).values_list(
-        "pk", "name", "version", "subdir", "summary", "uploaded_at"
+        "pk", "name", "version", "subdir", "summary", "uploaded_at", "yanked_at"
     )
     by_name = {}
-    for pk, name, version, subdir, summary, uploaded_at in files:
-        by_name.setdefault(name, []).append((pk, version, subdir, summary, uploaded_at))
+    for pk, name, version, subdir, summary, uploaded_at, yanked_at in files:
+        entry = (pk, version, subdir, summary, uploaded_at, yanked_at is not None)
+        by_name.setdefault(name, []).append(entry)
     rows = [_package(channel, name, entries) for name, entries in by_name.items()]
     gone = [name for name in names if name not in by_name]
     if gone:
@@ -60,9 +61,11 @@ def refresh(channel, names):
 
 
 def _package(channel, name, entries):
-    """The catalog row of one name from its files' (pk, version, subdir, summary, time)."""
-    # Latest by conda's version order; among builds of that version the newest upload.
-    latest = max(entries, key=lambda e: (rattler.Version(e[1]), e[4], e[0]))
+    """The catalog row of one name from its files' (pk, version, subdir, summary, time,
+    yanked)."""
+    # Latest by conda's version order, yanked files only when all are; among builds of
+    # that version the newest upload.
+    latest = max(entries, key=lambda e: (not e[5], rattler.Version(e[1]), e[4], e[0]))
     return Package(
         channel=channel,
         name=name,
@@ -75,7 +78,10 @@ def _package(channel, name, entries):
 
 
 def channeldata(channel):
-    """channeldata.json: the channel's packages with their latest version's description."""
+    """channeldata.json: the channel's packages with their latest version's description.
+
+    As in the catalog, a yanked version is the latest only when every file is yanked.
+    """
     packages = {}
     subdirs = set()
     rows = PackageFile.objects.filter(channel=channel).values_list(
@@ -89,15 +95,16 @@ def channeldata(channel):
         "dev_url",
         "doc_url",
         "uploaded_at",
+        "yanked_at",
     )
     latest = {}
-    for name, version, subdir, summary, description, license_, home, dev, doc, at in rows:
+    for name, version, subdir, summary, description, license_, home, dev, doc, at, yanked in rows:
         subdirs.add(subdir)
         entry = packages.setdefault(name, {"subdirs": set()})
         entry["subdirs"].add(subdir)
-        parsed = rattler.Version(version)
-        if name not in latest or parsed > latest[name]:
-            latest[name] = parsed
+        rank = (yanked is None, rattler.Version(version))
+        if name not in latest or rank > latest[name]:
+            latest[name] = rank
             entry.update(
                 version=version,
                 summary=summary or None,

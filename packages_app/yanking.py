@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from accounts import audit
 
-from . import indexing
+from . import catalog, indexing
 from .models import PackageFile
 
 REASON_MAX_LENGTH = 500
@@ -56,4 +56,5 @@ def _change(package_file, action, fields, *, request):
         if fields["yank_reason"]:
             details["reason"] = fields["yank_reason"]
         audit.record(action, channel=package_file.channel, request=request, **details)
+        catalog.refresh(package_file.channel, [package_file.name])
         indexing.request_rebuild(package_file.channel, package_file.subdir, [package_file.name])

@@ -230,7 +230,7 @@ def test_the_api_gives_channel_and_package_numbers(history, public_channel, clie
     today, yesterday = history
     member = client_for("member")
     base = f"/api/v1/channels/{public_channel.name}"
-    channel = member.get(f"{base}/statistics/?days=2").json()
+    channel = client_for("owner").get(f"{base}/statistics/?days=2").json()
     sizes = [f.size for f in PackageFile.objects.filter(channel=public_channel)]
     assert channel["downloads"] == 14
     assert channel["file_count"] == 3
@@ -264,7 +264,7 @@ def test_the_api_gives_channel_and_package_numbers(history, public_channel, clie
     assert {p["name"]: p["downloads"] for p in listed} == {"other": 2, "tool": 12}
     assert member.get(f"{base}/packages/tool/").json()["downloads"] == 12
 
-    bad = member.get(f"{base}/statistics/?days=0")
+    bad = client_for("owner").get(f"{base}/statistics/?days=0")
     assert bad.status_code == 400 and "'days' must be a whole number" in bad.json()["days"][0]
     missing = member.get(f"{base}/packages/nothing/statistics/")
     assert missing.status_code == 404 and "No package 'nothing'" in missing.json()["detail"]
@@ -292,7 +292,7 @@ def test_the_package_page_charts_downloads_per_day_version_and_platform(
 
 def test_the_statistics_page_shows_top_packages_storage_and_files(history, public_channel, users):
     client = Client()
-    client.force_login(users["member"])
+    client.force_login(users["owner"])
     channel_page = client.get(f"/{public_channel.name}/").content.decode()
     assert f'href="/{public_channel.name}/statistics/"' in channel_page
     page = client.get(f"/{public_channel.name}/statistics/").content.decode()
@@ -311,9 +311,29 @@ def test_private_statistics_are_hidden_from_outsiders(private_channel, client_fo
         missing = outsider.get(f"/api/v1/channels/no-such-channel/{path}")
         assert hidden.status_code == missing.status_code == 404
     assert (
-        client_for("member").get(f"/api/v1/channels/{private_channel.name}/statistics/").status_code
+        client_for("owner").get(f"/api/v1/channels/{private_channel.name}/statistics/").status_code
         == 200
     )
+
+
+def test_channel_statistics_are_for_owners(history, public_channel, client_for, users):
+    """Readers see each package's numbers, only owners the channel's (page, tab and API)."""
+    api = f"/api/v1/channels/{public_channel.name}/statistics/"
+    for role in ("maintainer", "member", "outsider"):
+        answer = client_for(role).get(api)
+        assert answer.status_code == 403, role
+        assert "You may not manage in channel" in answer.json()["detail"]
+        client = Client()
+        client.force_login(users[role])
+        assert client.get(f"/{public_channel.name}/statistics/").status_code == 403
+        page = client.get(f"/{public_channel.name}/").content.decode()
+        assert f'href="/{public_channel.name}/statistics/"' not in page
+        package = client_for(role).get(
+            f"/api/v1/channels/{public_channel.name}/packages/tool/statistics/"
+        )
+        assert package.status_code == 200 and package.json()["downloads"] == 12
+    assert Client().get(f"/{public_channel.name}/statistics/").status_code == 404
+    assert client_for("owner").get(api).json()["downloads"] == 14
 
 
 def test_the_version_chart_groups_the_least_downloaded_versions_as_others(

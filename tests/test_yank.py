@@ -405,3 +405,36 @@ def test_an_owner_yanks_and_unyanks_in_the_admin(client, users, public_channel, 
 
     assert not PackageFile.objects.filter(yanked_at__isnull=False).exists()
     assert AuditEvent.objects.filter(action="package.unyanked", actor=users["owner"]).count() == 2
+
+
+def test_the_latest_version_is_the_newest_one_not_yanked(client_for, public_channel, two_versions):
+    _, new, _ = two_versions
+    owner = client_for("owner")
+    api = f"/api/v1/channels/{public_channel.name}/packages/demo/"
+    channeldata = f"/{public_channel.name}/channeldata.json"
+    assert owner.get(api).json()["latest_version"] == "2.0"
+
+    assert yank(owner, public_channel, new).status_code == 200
+
+    assert owner.get(api).json()["latest_version"] == "1.0"
+    assert orjson.loads(body(owner.get(channeldata)))["packages"]["demo"]["version"] == "1.0"
+    search = owner.get("/api/v1/search?q=demo").json()["results"]
+    assert [hit["latest_version"] for hit in search if hit["name"] == "demo"] == ["1.0"]
+
+    assert unyank(owner, public_channel, new).status_code == 200
+
+    assert owner.get(api).json()["latest_version"] == "2.0"
+    assert orjson.loads(body(owner.get(channeldata)))["packages"]["demo"]["version"] == "2.0"
+
+
+def test_a_package_with_every_file_yanked_still_names_its_latest_version(
+    client_for, public_channel, two_versions
+):
+    old, new, _ = two_versions
+    owner = client_for("owner")
+    for path in (old, new):
+        assert yank(owner, public_channel, path).status_code == 200
+
+    assert owner.get(f"/api/v1/channels/{public_channel.name}/packages/demo/").json()[
+        "latest_version"
+    ] == "2.0"
