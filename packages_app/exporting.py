@@ -4,7 +4,8 @@ The copy holds, per subdir, the package files and the index files Wharf publishe
 repodata.json, .json.zst, .json.bz2, repodata_shards.msgpack.zst and shards/ — byte for
 byte, read through the storage API (local or S3) from the published index, plus
 channeldata.json. The package files written are exactly those the exported
-repodata.json lists, and each is checked against its sha256 while it is copied.
+repodata.json lists, yanked ones (in its ``removed`` list) included, and each is checked
+against its sha256 while it is copied.
 
 Every file is written under a temporary name and renamed, so an interrupted export never
 leaves a truncated file under its final name; index files are written last, so a web
@@ -54,6 +55,7 @@ class SubdirSnapshot:
     files: dict  # index file name -> bytes
     packages: dict = field(default_factory=dict)  # filename -> (sha256, size)
     shards: list = field(default_factory=list)  # hex digests
+    removed: list = field(default_factory=list)  # yanked files: in "removed", still served
 
 
 def export_channel(channel, directory, *, prune=False, wait=60, progress=None):
@@ -76,6 +78,7 @@ def export_channel(channel, directory, *, prune=False, wait=60, progress=None):
         folder = directory / snap.subdir
         _clear_partial(folder, folder / "shards")
         paths = _storage_paths(channel, snap, result)
+        paths.update(_yanked(channel, snap))
         for filename, (sha256, size) in snap.packages.items():
             if filename in paths:
                 _copy(paths[filename], folder / filename, sha256, size, result)
@@ -172,7 +175,8 @@ def _described(subdir, files):
             packages[filename] = (record["sha256"], record["size"])
     reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(files[repodata.SHARD_INDEX]))
     shards = msgpack.unpackb(reader.read())["shards"]
-    return SubdirSnapshot(subdir, files, packages, sorted(d.hex() for d in shards.values()))
+    shards = sorted(d.hex() for d in shards.values())
+    return SubdirSnapshot(subdir, files, packages, shards, document.get("removed", []))
 
 
 def _storage_paths(channel, snap, result):
@@ -188,6 +192,22 @@ def _storage_paths(channel, snap, result):
         result.problems[f"{snap.subdir}/{filename}"] = (
             "deleted or replaced after its index was published; run the export again."
         )
+    return paths
+
+
+def _yanked(channel, snap):
+    """{filename: storage path} of the snapshot's yanked files, added to its packages.
+
+    repodata.json names them in ``removed`` only; they are exported all the same, since
+    environments locked before the yank download them by URL.
+    """
+    rows = PackageFile.objects.filter(
+        channel=channel, subdir=snap.subdir, filename__in=snap.removed, yanked_at__isnull=False
+    ).values_list("filename", "sha256", "size", "storage_path")
+    paths = {}
+    for filename, sha256, size, storage_path in rows:
+        snap.packages[filename] = (sha256, size)
+        paths[filename] = storage_path
     return paths
 
 

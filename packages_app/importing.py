@@ -25,14 +25,16 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Sum
+from django.utils import timezone
 
 from accounts import audit
 from accounts.models import AuditEvent
 
-from . import archives, catalog, indexing, uploads
+from . import archives, catalog, indexing, repodata, uploads
 from .models import PackageFile, StagedFile, SubdirIndex
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,24 @@ def channel_directory_files(directory, subdirs=None):
     return found, misplaced
 
 
+def yanked_in(directory, subdirs=None):
+    """{(subdir, filename): reason} for the files a channel directory's repodata.json
+    files list in ``removed``: yanked in the channel it was exported from (Wharf's
+    export keeps them there), or taken out by its maintainers (conda-index)."""
+    yanked = {}
+    for path in sorted(Path(directory).glob(f"*/{repodata.REPODATA}")):
+        subdir = path.parent.name
+        if subdir not in archives.SUBDIRS or (subdirs is not None and subdir not in subdirs):
+            continue
+        try:
+            removed = orjson.loads(path.read_bytes()).get("removed", [])
+        except (OSError, orjson.JSONDecodeError, AttributeError):
+            continue  # not an index; the package files are checked on their own
+        reason = f"Listed in 'removed' of the imported {subdir}/{repodata.REPODATA}."
+        yanked.update({(subdir, name): reason for name in removed if isinstance(name, str)})
+    return yanked
+
+
 def import_files(
     channel,
     paths,
@@ -90,6 +110,7 @@ def import_files(
     progress=None,
     source="",
     refused=None,
+    yanked=None,
 ):
     """Import package files into ``channel``; return an :class:`ImportResult`.
 
@@ -97,8 +118,9 @@ def import_files(
     that subdir (the folder they were found in). ``refused`` (``{path: reason}``) are files
     refused before, reported and recorded with the rest. ``progress(checked, result)`` is
     called as files are checked and batches stored. ``source`` (the directory) goes into
-    the audit events. Raises :class:`ImportBusy` when another import into the channel is
-    running.
+    the audit events. ``yanked`` (``{(subdir, filename): reason}``, see :func:`yanked_in`)
+    names files to import as yanked; files already in the channel keep their state.
+    Raises :class:`ImportBusy` when another import into the channel is running.
     """
     items = [_item(p) for p in paths]
     result = ImportResult(total=len(items), refused=dict(refused or {}))
@@ -119,7 +141,7 @@ def import_files(
                     checked.append(item)
                     if progress:
                         progress(start + len(checked), result)
-                _import_batch(channel, checked, uploader, result, source)
+                _import_batch(channel, checked, uploader, result, source, yanked or {})
                 if progress:
                     progress(start + len(checked), result)
         finally:
@@ -169,11 +191,11 @@ def _inspect(item):
     return received, metadata, None
 
 
-def _import_batch(channel, inspected, uploader, result, source):
+def _import_batch(channel, inspected, uploader, result, source, yanked):
     for attempt in range(3):
         batch = ImportResult()
         try:
-            _store_batch(channel, inspected, uploader, batch, source)
+            _store_batch(channel, inspected, uploader, batch, source, yanked)
         except IntegrityError:
             # A file of the same name was uploaded meanwhile: check the batch again.
             if attempt == 2:
@@ -186,7 +208,7 @@ def _import_batch(channel, inspected, uploader, result, source):
         return
 
 
-def _store_batch(channel, inspected, uploader, result, source):
+def _store_batch(channel, inspected, uploader, result, source, yanked):
     accepted = []
     for received, metadata, problem in inspected:
         if problem:
@@ -211,7 +233,7 @@ def _store_batch(channel, inspected, uploader, result, source):
         pause = settings.WHARF_TEST_IMPORT_PAUSE_SECONDS
         if pause:
             time.sleep(pause)  # tests only: a moment to kill an import between store and commit
-        over = _commit(channel, fresh, planned, uploader, source)
+        over = _commit(channel, fresh, planned, uploader, source, yanked)
     except BaseException:
         _unstage(planned)
         raise
@@ -270,21 +292,23 @@ def _within_quota(channel, fresh, result):
     return kept
 
 
-def _commit(channel, fresh, planned, uploader, source):
+def _commit(channel, fresh, planned, uploader, source, yanked):
     """Record the stored files in one transaction; return ``{path: (storage path, reason)}``
     for those that no longer fit the quota (another upload took the room meanwhile)."""
     with transaction.atomic():
         kept, refused = _fit(channel, uploads.quota_of(channel, lock=True), fresh)
         storage = dict(zip([r.path for r, _ in fresh], planned, strict=True))
         rows, events, names = [], [], {}
+        now = timezone.now()
         for received, metadata in kept:
             path = storage[received.path]
+            fields = uploads.package_file_fields(received, metadata, path, uploader)
+            reason = yanked.get((metadata.subdir, received.filename))
+            if reason:
+                fields.update(yanked_at=now, yank_reason=reason)
             rows.append(
                 PackageFile(
-                    channel=channel,
-                    subdir=metadata.subdir,
-                    filename=received.filename,
-                    **uploads.package_file_fields(received, metadata, path, uploader),
+                    channel=channel, subdir=metadata.subdir, filename=received.filename, **fields
                 )
             )
             events.append(

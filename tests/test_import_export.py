@@ -378,6 +378,42 @@ def _same(response, exported):
     assert body(response) == exported
 
 
+def test_a_yanked_file_is_exported_and_imported_as_yanked(
+    imported, good_files, tmp_path, client_for, users
+):
+    linux = [path for path in good_files if path.parent.name == "linux-64"]
+    yanked, kept = linux[0], linux[1:]
+    url = f"/api/v1/yank/{imported.name}/linux-64/{yanked.name}"
+    assert client_for("owner").post(url, {"reason": "bad build"}, format="json").status_code == 200
+    wait_for_index(imported, "linux-64")
+    target = tmp_path / "export" / imported.name
+
+    _, _, error = run("export_channel", imported.name, str(target))
+
+    assert error is None, error
+    assert (target / "linux-64" / yanked.name).read_bytes() == yanked.read_bytes()
+    exported = orjson.loads((target / "linux-64" / "repodata.json").read_bytes())
+    assert exported["removed"] == [yanked.name]
+    assert yanked.name not in exported["packages"] | exported["packages.conda"]
+
+    _, _, error = run(
+        "import_channel", str(target), "--channel", "copy", "--create", "--owner", "owner"
+    )
+
+    assert error is None, error
+    copy = Channel.objects.get(name="copy")
+    rows = {f.filename: f for f in PackageFile.objects.filter(channel=copy, subdir="linux-64")}
+    assert rows[yanked.name].yanked_at is not None
+    assert (
+        rows[yanked.name].yank_reason
+        == "Listed in 'removed' of the imported linux-64/repodata.json."
+    )
+    assert [rows[path.name].yanked_at for path in kept] == [None] * len(kept)
+    wait_for_index(copy, "linux-64")
+    served = served_repodata(client_for(), "copy", "linux-64")
+    assert served["removed"] == [yanked.name]
+
+
 def test_an_export_is_incremental_and_replaces_what_is_wrong(imported, tmp_path, client_for):
     target = tmp_path / "export"
     run("export_channel", imported.name, str(target))

@@ -89,6 +89,7 @@ class Command(BaseCommand):
                     progress=report,
                     source=str(root.resolve()),
                     refused=misplaced,
+                    yanked=importing.yanked_in(root, subdirs),
                 )
             except importing.ImportBusy as exc:
                 raise CommandError(f"{exc} Wait for it to finish.") from exc
