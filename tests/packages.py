@@ -58,11 +58,11 @@ def sha256_of(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def wait_for_index(channel, subdir, timeout=60):
-    """Wait until the (channel, subdir) index reflects every committed change."""
+def wait_for_index(channel, subdir, timeout=60, label="main"):
+    """Wait until the (channel, label, subdir) index reflects every committed change."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        index = SubdirIndex.objects.filter(channel=channel, subdir=subdir).first()
+        index = SubdirIndex.objects.filter(channel=channel, label=label, subdir=subdir).first()
         if index is not None and index.is_current:
             return index
         time.sleep(0.05)
