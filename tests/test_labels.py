@@ -596,6 +596,29 @@ def test_the_package_page_offers_members_no_label_form(
     assert PackageFile.objects.get(filename=path.name).label_names == ["dev"]
 
 
+def test_the_channel_page_names_its_labels_when_it_has_more_than_main(
+    client, client_for, public_channel, packages
+):
+    url = f"http://testserver/{public_channel.name}"
+    before = client.get(f"/{public_channel.name}/")
+    path = packages.make("demo", "2.0", "linux-64")
+    assert upload_with(client_for("owner"), public_channel, path, "label=dev").status_code == 201
+
+    after = client.get(f"/{public_channel.name}/")
+
+    assertNotContains(before, "/label/")
+    assertContains(after, f'<code>{url}/label/dev</code> <span class="muted">(1 file)</span>')
+    assertContains(after, f"-c {url}/label/dev")
+
+
+def test_the_upload_page_asks_for_labels(client, users, public_channel):
+    client.force_login(users["maintainer"])
+
+    page = client.get(f"/{public_channel.name}/upload/")
+
+    assertContains(page, 'id="upload-label" type="text" value="main"')
+
+
 def test_an_owner_sets_labels_in_the_admin(client, users, public_channel, dev_and_main):
     stable, beta = dev_and_main
     ids = [str(PackageFile.objects.get(filename=path.name).pk) for path in (stable, beta)]
