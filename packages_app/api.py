@@ -44,7 +44,7 @@ def _flag(request, name):
 
 
 def _upload_labels(request):
-    """The labels an upload asks for with ``?label=`` (default main); 400 for a bad one."""
+    """The labels an upload asks for with ``?label=`` (None: none named); 400 for a bad one."""
     try:
         return labels.for_upload(request.query_params.getlist("label"))
     except labels.LabelError as exc:

@@ -59,17 +59,20 @@ def parse(values):
 
 
 def for_upload(values):
-    """The labels an upload asks for (``?label=``), ``["main"]`` when it names none."""
-    values = [value for value in values if value.strip()]
-    return parse(values) if values else [MAIN_LABEL]
+    """The labels an upload asks for (``?label=``), or None when it names none."""
+    return parse(list(values)) or None
 
 
 def attach(package_file, labels):
-    """Give a new (or replaced) file exactly ``labels``; call inside its transaction.
+    """Give a new or replaced file ``labels``; call inside its transaction.
 
+    ``labels`` None: ``main`` for a new file, and for a replacement the labels of the file
+    it replaces (a forced re-upload of a dev build must not publish it to everyone).
     Returns the labels whose indexes the change touches: the new ones and those it lost.
     """
     before = set(package_file.labels.values_list("label", flat=True))
+    if labels is None:
+        labels = sorted(before) or [MAIN_LABEL]
     FileLabel.objects.filter(file=package_file).exclude(label__in=labels).delete()
     FileLabel.objects.bulk_create(
         [FileLabel(file=package_file, label=label) for label in labels if label not in before]
@@ -145,8 +148,3 @@ def of_channel(channel):
     counts.setdefault(MAIN_LABEL, 0)
     ordered = sorted(counts, key=lambda label: (label != MAIN_LABEL, label))
     return [{"name": label, "files": counts[label]} for label in ordered]
-
-
-def exists(channel, label):
-    """Whether ``label`` is used in ``channel`` (main always is)."""
-    return label == MAIN_LABEL or SubdirIndex.objects.filter(channel=channel, label=label).exists()

@@ -26,7 +26,7 @@ from channels_app.models import Channel
 from registry import metrics
 
 from . import archives, catalog, cleanup, indexing, labels, repodata, storage
-from .models import MAIN_LABEL, PackageFile
+from .models import PackageFile
 
 log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
@@ -220,20 +220,20 @@ def _check_filename(filename):
         raise UploadError(400, str(exc)) from exc
 
 
-def accept(channel, received, uploader, *, force=False, request=None, labels=(MAIN_LABEL,)):
+def accept(channel, received, uploader, *, force=False, request=None, labels=None):
     """Validate a received file and publish it in ``channel`` with ``labels`` (checked
-    names); return the PackageFile.
+    names; None: main, or for a replacement the labels of the file it replaces); return
+    the PackageFile.
 
     An existing file of the same name answers 409 unless ``force`` is given (the caller
-    has checked that ``force`` is allowed); a replacement carries ``labels`` instead of
-    the labels of the file it replaces.
+    has checked that ``force`` is allowed).
     """
     try:
         try:
             metadata = archives.inspect_package(received.path, received.filename)
         except archives.InvalidPackage as exc:
             raise UploadError(422, str(exc)) from exc
-        package_file = _store(channel, received, metadata, uploader, force, list(labels))
+        package_file = _store(channel, received, metadata, uploader, force, labels)
         audit.record(
             "package.uploaded",
             actor=package_file.uploader,
@@ -243,7 +243,7 @@ def accept(channel, received, uploader, *, force=False, request=None, labels=(MA
             filename=package_file.filename,
             sha256=package_file.sha256,
             replaced=force,
-            labels=list(labels),
+            labels=package_file.label_names,
         )
         return package_file
     finally:

@@ -204,7 +204,7 @@ def test_private_label_urls_answer_outsiders_as_missing_channels(
     outsider = Client()
     outsider.force_login(users["outsider"])
     by_token = Client(headers={"Authorization": f"Bearer {tokens['outsider']}"})
-    read_only_elsewhere = f"/t/{tokens['outsider']}"
+    outsider_in_url = f"/t/{tokens['outsider']}"
     paths = [
         "label/dev/linux-64/repodata.json",
         "label/dev/linux-64/repodata_shards.msgpack.zst",
@@ -218,7 +218,7 @@ def test_private_label_urls_answer_outsiders_as_missing_channels(
             (anonymous, "", 401),
             (outsider, "", 404),
             (by_token, "", 404),
-            (anonymous, read_only_elsewhere, 404),
+            (anonymous, outsider_in_url, 404),
         ]:
             hidden = visitor.get(f"{prefix}/{private_channel.name}/{path}")
             missing = visitor.get(f"{prefix}/no-such-channel/{path}")
@@ -282,7 +282,7 @@ def test_bad_label_names_are_refused_with_the_name(client_for, public_channel, p
     path = packages.make("demo", "1.0", "linux-64")
     owner = client_for("owner")
 
-    for bad in ("Dev", "-dev", "dev/x", "d" * 101, "dev%20x"):
+    for bad in ("Dev", "-dev", "dev/x", "d" * 101, "dev%20x", "main,,Rc"):
         response = upload_with(owner, public_channel, path, f"label={bad}")
         assert response.status_code == 400, bad
         assert "is not a label name" in response.json()["detail"], bad
@@ -301,7 +301,7 @@ def test_reuploading_the_same_file_with_other_labels_changes_nothing(
     assert PackageFile.objects.get(filename=stable.name).label_names == ["main"]
 
 
-def test_a_replacement_carries_the_labels_of_its_upload(
+def test_a_replacement_carries_the_labels_its_upload_names(
     client, client_for, public_channel, dev_and_main, packages
 ):
     stable, _ = dev_and_main
@@ -314,6 +314,22 @@ def test_a_replacement_carries_the_labels_of_its_upload(
     assert response.json()["labels"] == ["dev"]
     assert stable.name not in listed(client, base_of(public_channel), "linux-64")
     assert stable.name in listed(client, base_of(public_channel, "dev"), "linux-64")
+
+
+def test_a_replacement_naming_no_label_keeps_those_of_the_file_it_replaces(
+    client, client_for, public_channel, dev_and_main, packages
+):
+    _, beta = dev_and_main
+    rebuilt = packages.make("demo", "2.0", "linux-64", summary="rebuilt")
+
+    response = upload(client_for("owner"), public_channel.name, rebuilt, force=True)
+    settle(public_channel, "linux-64", "main", "dev")
+
+    assert response.status_code == 201
+    assert response.json()["labels"] == ["dev"]  # a dev build re-uploaded stays in dev
+    assert beta.name not in listed(client, base_of(public_channel), "linux-64")
+    assert beta.name in listed(client, base_of(public_channel, "dev"), "linux-64")
+    assert "summary" in response.json() and response.json()["summary"] == "rebuilt"
 
 
 # Moving labels -----------------------------------------------------------------------------
