@@ -6,7 +6,7 @@ from pathlib import Path
 
 import rattler_build
 
-from packages_app.models import PackageFile, SubdirIndex
+from packages_app.models import MAIN_LABEL, FileLabel, PackageFile, SubdirIndex
 
 EXTENSION = {
     ".conda": rattler_build.ArchiveType.Conda,
@@ -117,8 +117,8 @@ def eventually(check, timeout=30):
 
 def catalog_file(channel, subdir, name, version, **fields):
     """A PackageFile row as an upload records it, without an archive behind it (for
-    listings and search; call ``catalog.refresh`` after)."""
-    return PackageFile.objects.create(
+    listings and search; call ``catalog.refresh`` after), labelled main."""
+    package_file = PackageFile.objects.create(
         channel=channel,
         subdir=subdir,
         filename=f"{name}-{version}-0.conda",
@@ -132,3 +132,5 @@ def catalog_file(channel, subdir, name, version, **fields):
         storage_path=f"unused/{subdir}/{name}",
         **fields,
     )
+    FileLabel.objects.create(file=package_file, label=MAIN_LABEL)
+    return package_file
