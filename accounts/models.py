@@ -141,6 +141,7 @@ class AuditEvent(models.Model):
         "package.deleted": "Package file deleted",
         "package.yanked": "Package file yanked",
         "package.unyanked": "Package file un-yanked",
+        "package.labels_changed": "Package file labels changed",
         "package.imported": "Package file imported",
         "channel.imported": "Channel directory imported",
     }

@@ -28,6 +28,7 @@ class Action(enum.Enum):
     UPLOAD = "upload"
     DELETE_PACKAGE = "delete packages"
     YANK_PACKAGE = "yank packages"
+    LABEL_PACKAGE = "label packages"
     REPLACE_PACKAGE = "replace packages"
     MANAGE = "manage"
     DELETE_CHANNEL = "delete the channel"
@@ -36,7 +37,13 @@ class Action(enum.Enum):
 ROLE_ACTIONS = {
     Role.OWNER: frozenset(Action),
     Role.MAINTAINER: frozenset(
-        {Action.READ, Action.UPLOAD, Action.DELETE_PACKAGE, Action.YANK_PACKAGE}
+        {
+            Action.READ,
+            Action.UPLOAD,
+            Action.DELETE_PACKAGE,
+            Action.YANK_PACKAGE,
+            Action.LABEL_PACKAGE,
+        }
     ),
     Role.MEMBER: frozenset({Action.READ}),
 }

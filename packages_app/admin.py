@@ -6,7 +6,7 @@ from django.template.response import TemplateResponse
 
 from registry.adminsite import ChannelOwnedAdmin
 
-from . import uploads, yanking
+from . import labels, uploads, yanking
 from .models import PackageFile, SubdirIndex
 
 
@@ -22,12 +22,25 @@ class PackageFileAdmin(ChannelOwnedAdmin):
         "uploader",
         "uploaded_at",
         "yanked_at",
+        "labels_shown",
     ]
-    list_filter = ["state", "subdir", ("channel", admin.RelatedOnlyFieldListFilter)]
+    list_filter = [
+        "state",
+        "subdir",
+        "labels__label",
+        ("channel", admin.RelatedOnlyFieldListFilter),
+    ]
     list_select_related = ["channel", "uploader"]
     search_fields = ["filename", "name", "version", "channel__name", "sha256"]
     readonly_fields = [f.name for f in PackageFile._meta.fields]
-    actions = ["delete_selected", "yank_selected", "unyank_selected"]
+    actions = ["delete_selected", "yank_selected", "unyank_selected", "label_selected"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("labels")
+
+    @admin.display(description="labels")
+    def labels_shown(self, package_file):
+        return ", ".join(package_file.label_names)
 
     def has_add_permission(self, request):
         return False
@@ -72,6 +85,34 @@ class PackageFileAdmin(ChannelOwnedAdmin):
                 yanking.unyank(package_file, request=request)
         self.message_user(request, f"Un-yanked {len(queryset)} package files.")
 
+    @admin.action(permissions=["delete"], description="Add or remove labels of selected files")
+    def label_selected(self, request, queryset):
+        """Asks which labels to add and remove on a page of its own, then changes every file
+        (all or none: a file that would be left without a label stops the whole change)."""
+        if "apply" in request.POST:
+            try:
+                with transaction.atomic():
+                    for package_file in queryset:
+                        labels.change(
+                            package_file,
+                            add=request.POST.get("add", ""),
+                            remove=request.POST.get("remove", ""),
+                            request=request,
+                        )
+            except labels.LabelError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                self.message_user(request, f"Changed the labels of {len(queryset)} package files.")
+                return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Labels of package files",
+            "files": queryset,
+            "opts": self.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/packages_app/packagefile/labels.html", context)
+
     def delete_model(self, request, obj):
         uploads.delete_package_file(obj, request=request)
 
@@ -85,6 +126,7 @@ class PackageFileAdmin(ChannelOwnedAdmin):
 class SubdirIndexAdmin(admin.ModelAdmin):
     list_display = [
         "channel",
+        "label",
         "subdir",
         "requested_revision",
         "built_revision",

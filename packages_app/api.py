@@ -11,13 +11,44 @@ from rest_framework.views import APIView
 from accounts.authentication import TokenAuthentication, caller_of
 from channels_app.access import Action, authorize, readable_channels
 
-from . import archives, catalog, indexing, install_channels, statistics, uploads, yanking
+from . import (
+    archives,
+    catalog,
+    indexing,
+    install_channels,
+    labels,
+    statistics,
+    uploads,
+    yanking,
+)
 from .models import Package, PackageFile
-from .serializers import PackageFileSerializer, PackageSummarySerializer, YankSerializer
+from .serializers import (
+    ChannelLabelSerializer,
+    FileLabelsSerializer,
+    LabelChangeSerializer,
+    PackageFileSerializer,
+    PackageSummarySerializer,
+    YankSerializer,
+)
+
+LABEL_PARAMETER = OpenApiParameter(
+    "label",
+    str,
+    many=True,
+    description="Labels the file carries (repeat, or separate with commas); default main.",
+)
 
 
 def _flag(request, name):
     return request.query_params.get(name, "").lower() in {"1", "true", "yes"}
+
+
+def _upload_labels(request):
+    """The labels an upload asks for with ``?label=`` (None: none named); 400 for a bad one."""
+    try:
+        return labels.for_upload(request.query_params.getlist("label"))
+    except labels.LabelError as exc:
+        raise uploads.UploadError(400, exc.message) from None
 
 
 def _upload_response(request, package_file):
@@ -58,14 +89,17 @@ class PrefixUpload(UploadErrorMixin, APIView):
     The package comes as the multipart part ``file`` (part headers ``x-file-name`` and
     ``x-file-sha256``) or as the raw body with ``X-File-Name`` / ``X-File-SHA256`` headers.
     ``?force=true`` replaces an existing file (owners); otherwise an existing file is 409.
+    ``?label=dev`` (repeated, or comma-separated) gives the file labels instead of main.
     """
 
-    @extend_schema(request=None, responses={201: PackageFileSerializer})
+    @extend_schema(request=None, responses={201: PackageFileSerializer},
+                   parameters=[LABEL_PARAMETER])  # fmt: skip
     def post(self, request, channel):
         force = _flag(request, "force")
         target = authorize(
             caller_of(request), channel, Action.REPLACE_PACKAGE if force else Action.UPLOAD
         )
+        file_labels = _upload_labels(request)
         django_request = request._request
         stream = uploads.body_stream(django_request)
         if django_request.content_type == "multipart/form-data":
@@ -76,7 +110,9 @@ class PrefixUpload(UploadErrorMixin, APIView):
                 django_request.META.get("HTTP_X_FILE_NAME", ""),
                 django_request.META.get("HTTP_X_FILE_SHA256"),
             )
-        package_file = uploads.accept(target, received, request.user, force=force, request=request)
+        package_file = uploads.accept(
+            target, received, request.user, force=force, request=request, labels=file_labels
+        )
         return _upload_response(request, package_file)
 
 
@@ -84,17 +120,22 @@ class QuetzUpload(UploadErrorMixin, APIView):
     """``POST /api/channels/<channel>/upload/<filename>?sha256=...&force=...`` (quetz style).
 
     The raw package is the body, often chunked; the token comes as ``X-API-Key``.
+    ``?label=`` as for :class:`PrefixUpload`.
     """
 
-    @extend_schema(request=None, responses={201: PackageFileSerializer})
+    @extend_schema(request=None, responses={201: PackageFileSerializer},
+                   parameters=[LABEL_PARAMETER])  # fmt: skip
     def post(self, request, channel, filename):
         force = _flag(request, "force")
         target = authorize(
             caller_of(request), channel, Action.REPLACE_PACKAGE if force else Action.UPLOAD
         )
+        file_labels = _upload_labels(request)
         stream = uploads.body_stream(request._request)
         received = uploads.receive_raw(stream, filename, request.query_params.get("sha256"))
-        package_file = uploads.accept(target, received, request.user, force=force, request=request)
+        package_file = uploads.accept(
+            target, received, request.user, force=force, request=request, labels=file_labels
+        )
         return _upload_response(request, package_file)
 
 
@@ -148,8 +189,67 @@ class UnyankPackageFile(APIView):
         return _file_response(request, package_file)
 
 
+class FileLabels(APIView):
+    """``GET, POST /api/v1/channels/<channel>/files/<subdir>/<filename>/labels/``: a file's
+    labels; POST ``{"add": [...], "remove": [...]}`` or ``{"labels": [...]}`` changes
+    them (maintainers) and rebuilds the indexes of every label it gains or loses."""
+
+    @extend_schema(responses={200: FileLabelsSerializer})
+    def get(self, request, channel_name, subdir, filename):
+        package_file = _package_file(request, channel_name, subdir, filename, Action.READ)
+        return self._answer(package_file, package_file.label_names)
+
+    @extend_schema(request=LabelChangeSerializer, responses={200: FileLabelsSerializer})
+    def post(self, request, channel_name, subdir, filename):
+        package_file = _package_file(request, channel_name, subdir, filename, Action.LABEL_PACKAGE)
+        data = request.data if isinstance(request.data, dict) else {}
+        if "labels" in data and ("add" in data or "remove" in data):
+            raise ValidationError(
+                {"labels": ["Give either 'labels' (all of them) or 'add' / 'remove', not both."]}
+            )
+        if not {"labels", "add", "remove"} & set(data):
+            raise ValidationError(
+                {"labels": ['Give {"add": [...], "remove": [...]} or {"labels": [...]}.']}
+            )
+        try:
+            new = labels.change(
+                package_file,
+                add=data.get("add"),
+                remove=data.get("remove"),
+                labels=data.get("labels"),
+                request=request,
+            )
+        except labels.LabelError as exc:
+            raise ValidationError({"labels": [exc.message]}) from None
+        except PackageFile.DoesNotExist as exc:
+            raise NotFound(str(exc)) from None
+        return self._answer(package_file, new)
+
+    @staticmethod
+    def _answer(package_file, file_labels):
+        return Response(
+            {
+                "channel": package_file.channel.name,
+                "subdir": package_file.subdir,
+                "filename": package_file.filename,
+                "labels": file_labels,
+            }
+        )
+
+
+class ChannelLabels(APIView):
+    """``GET /api/v1/channels/<channel>/labels/``: the channel's labels and how many files
+    carry each, ``main`` first."""
+
+    @extend_schema(responses={200: ChannelLabelSerializer(many=True)})
+    def get(self, request, channel_name):
+        channel = authorize(caller_of(request), channel_name, Action.READ)
+        return Response(labels.of_channel(channel))
+
+
 class Reindex(APIView):
-    """``POST /api/v1/reindex/<channel>/<subdir>``: rebuild the subdir's index files."""
+    """``POST /api/v1/reindex/<channel>/<subdir>``: rebuild the subdir's index files, those
+    of every label."""
 
     @extend_schema(request=None, responses={202: None})
     def post(self, request, channel, subdir):
@@ -157,7 +257,7 @@ class Reindex(APIView):
         if subdir not in archives.SUBDIRS:
             raise ValidationError({"subdir": [f"'{subdir}' is not a known platform."]})
         with transaction.atomic():
-            revision = indexing.request_rebuild(target, subdir, full=True)
+            revision = indexing.request_full_rebuilds(target, subdir)
         return Response(
             {"channel": target.name, "subdir": subdir, "requested_revision": revision},
             status=status.HTTP_202_ACCEPTED,
@@ -196,6 +296,7 @@ class ChannelPackage(APIView):
         files = (
             PackageFile.objects.filter(channel=channel, name=package_name)
             .select_related("channel", "uploader")
+            .prefetch_related("labels")
             .order_by("subdir", "filename")
         )
         context = {"request": request}
@@ -220,7 +321,11 @@ class ChannelFiles(generics.ListAPIView):
         if getattr(self, "swagger_fake_view", False):  # the schema generator's dry run
             return PackageFile.objects.none()
         channel = authorize(caller_of(self.request), self.kwargs["channel_name"], Action.READ)
-        return PackageFile.objects.filter(channel=channel).select_related("channel", "uploader")
+        return (
+            PackageFile.objects.filter(channel=channel)
+            .select_related("channel", "uploader")
+            .prefetch_related("labels")
+        )
 
 
 class SearchPagination(PageNumberPagination):

@@ -18,7 +18,7 @@ from django.db.models import Case, Count, Func, IntegerField, Q, Value, When, Wi
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import StrIndex, Upper
 
-from .models import Package, PackageFile
+from .models import MAIN_LABEL, Package, PackageFile
 
 # The SQLite full-text table that mirrors (name, summary) of packages_app_package, and
 # the ids of the rows it finds for a phrase (the term is a parameter).
@@ -77,14 +77,15 @@ def _package(channel, name, entries):
     )
 
 
-def channeldata(channel):
-    """channeldata.json: the channel's packages with their latest version's description.
+def channeldata(channel, label=MAIN_LABEL):
+    """channeldata.json: the packages of the files that carry ``label`` (``main``: those
+    the channel's own URL serves) with their latest version's description.
 
     As in the catalog, a yanked version is the latest only when every file is yanked.
     """
     packages = {}
     subdirs = set()
-    rows = PackageFile.objects.filter(channel=channel).values_list(
+    rows = PackageFile.objects.filter(channel=channel, labels__label=label).values_list(
         "name",
         "version",
         "subdir",

@@ -27,7 +27,7 @@ import orjson
 import zstandard
 
 from . import catalog, indexing, repodata, storage
-from .models import PackageFile, SubdirIndex
+from .models import MAIN_LABEL, PackageFile, SubdirIndex
 
 CHUNK = 1024 * 1024
 PARTIAL_PREFIX = ".wharf-export-"
@@ -110,7 +110,8 @@ def _current_indexes(channel, wait, result):
     """
     deadline = time.monotonic() + wait
     indexes = []
-    for index in SubdirIndex.objects.filter(channel=channel).order_by("subdir"):
+    # The channel as its own URL serves it: label main.
+    for index in SubdirIndex.objects.filter(channel=channel, label=MAIN_LABEL).order_by("subdir"):
         if not index.is_current:
             indexing.rebuild_now(channel.pk, index.subdir)
             index.refresh_from_db()

@@ -34,8 +34,8 @@ from django.utils import timezone
 from accounts import audit
 from accounts.models import AuditEvent
 
-from . import archives, catalog, indexing, repodata, uploads
-from .models import PackageFile, StagedFile, SubdirIndex
+from . import archives, catalog, indexing, labels, repodata, uploads
+from .models import MAIN_LABEL, PackageFile, StagedFile, SubdirIndex
 
 log = logging.getLogger(__name__)
 
@@ -324,6 +324,7 @@ def _commit(channel, fresh, planned, uploader, source, yanked):
             )
             names.setdefault(metadata.subdir, set()).add(metadata.name)
         PackageFile.objects.bulk_create(rows, batch_size=1000)
+        labels.attach_main(rows)  # imported files carry main, as uploads do by default
         AuditEvent.objects.bulk_create(events, batch_size=1000)
         for subdir, subdir_names in names.items():
             indexing.request_rebuild(channel, subdir, subdir_names, enqueue=False)
@@ -405,7 +406,7 @@ def _rebuild_behind(channel):
     from .tasks import rebuild_subdir_index
 
     behind = SubdirIndex.objects.filter(
-        channel=channel, built_revision__lt=F("requested_revision")
+        channel=channel, label=MAIN_LABEL, built_revision__lt=F("requested_revision")
     ).values_list("subdir", flat=True)
     for subdir in behind:
         if rebuild_subdir_index.app.conf.task_always_eager:

@@ -1,4 +1,8 @@
-"""Keeping each (channel, subdir) index in step with its package files.
+"""Keeping each (channel, label, subdir) index in step with its package files.
+
+Each label of a channel has indexes of its own, built from the files that carry the label
+(``main``: the channel's own URL; any other, ``/<channel>/label/<label>/``). Everything
+below is per index, and so per label.
 
 A change to a subdir calls :func:`request_rebuild` inside its transaction: it raises the
 subdir's requested revision and marks the changed package names. After commit a Celery
@@ -37,7 +41,7 @@ from channels_app.models import Channel
 from registry import metrics
 
 from . import repodata, storage
-from .models import PackageFile, SubdirIndex, SubdirPackage
+from .models import MAIN_LABEL, PackageFile, SubdirIndex, SubdirPackage
 
 log = logging.getLogger(__name__)
 LIVE_STATES = (PackageFile.State.PENDING, PackageFile.State.INDEXED)
@@ -54,31 +58,44 @@ BZ2_LOST_AFTER = timedelta(minutes=10)
 NO_FILES = "-"
 
 
-def index_folder(channel_id, subdir):
-    return f"index/{channel_id}/{subdir}"
+def index_folder(channel_id, subdir, label=MAIN_LABEL):
+    """Where the index files of one (channel, label, subdir) are stored.
+
+    ``main`` keeps the folder it had before labels existed; other labels sit beside the
+    subdirs, under ``label/`` (never a subdir's name).
+    """
+    if label == MAIN_LABEL:
+        return f"index/{channel_id}/{subdir}"
+    return f"index/{channel_id}/label/{label}/{subdir}"
 
 
-def shard_path(channel_id, subdir, digest_hex):
-    return f"{index_folder(channel_id, subdir)}/shards/{digest_hex}.msgpack.zst"
+def shard_path(channel_id, subdir, digest_hex, label=MAIN_LABEL):
+    return f"{index_folder(channel_id, subdir, label)}/shards/{digest_hex}.msgpack.zst"
 
 
 # -- requesting ------------------------------------------------------------------------
 
 
-def request_rebuild(channel, subdir, names=(), *, full=False, enqueue=True):
-    """Record that ``names`` changed in ``subdir``; call inside the changing transaction.
+def request_rebuild(channel, subdir, names=(), *, label=MAIN_LABEL, full=False, enqueue=True):
+    """Record that ``names`` changed in the ``label`` index of ``subdir``; call inside the
+    changing transaction.
 
     ``full`` marks every name, so that the next rebuild starts from scratch. Without
     ``enqueue`` no rebuild is started (a bulk import starts one at its end). Returns the
-    new requested revision.
+    new requested revision. A label's first index brings the label's noarch index along:
+    clients read noarch wherever they read another subdir.
     """
-    index, _ = SubdirIndex.objects.get_or_create(channel=channel, subdir=subdir)
+    index, created = SubdirIndex.objects.get_or_create(channel=channel, label=label, subdir=subdir)
+    if created and subdir != "noarch":
+        noarch = SubdirIndex.objects.filter(channel=channel, label=label, subdir="noarch")
+        if not noarch.exists():
+            request_rebuild(channel, "noarch", label=label, enqueue=enqueue)
     SubdirIndex.objects.filter(pk=index.pk).update(requested_revision=F("requested_revision") + 1)
     index.refresh_from_db(fields=["requested_revision"])
     revision = index.requested_revision
     if full:
         names = set(names) | set(
-            PackageFile.objects.filter(channel=channel, subdir=subdir)
+            PackageFile.objects.filter(channel=channel, subdir=subdir, labels__label=label)
             .values_list("name", flat=True)
             .distinct()
         )
@@ -93,11 +110,28 @@ def request_rebuild(channel, subdir, names=(), *, full=False, enqueue=True):
             update_fields=["changed_revision"],
         )
     if enqueue:
-        enqueue_rebuild(channel.pk, subdir)
+        enqueue_rebuild(channel.pk, subdir, label)
     return revision
 
 
-def enqueue_rebuild(channel_id, subdir):
+def request_rebuilds(channel, subdir, names, labels, *, full=False):
+    """:func:`request_rebuild` of each of ``labels`` (a file's, when it changed)."""
+    for label in sorted(set(labels)):  # one order, so two changes never lock crosswise
+        request_rebuild(channel, subdir, names, label=label, full=full)
+
+
+def request_full_rebuilds(channel, subdir):
+    """Rebuild from scratch every label index of ``subdir``; returns main's revision."""
+    labels = set(
+        SubdirIndex.objects.filter(channel=channel, subdir=subdir).values_list("label", flat=True)
+    )
+    revisions = {}
+    for label in sorted(labels | {MAIN_LABEL}):
+        revisions[label] = request_rebuild(channel, subdir, label=label, full=True)
+    return revisions[MAIN_LABEL]
+
+
+def enqueue_rebuild(channel_id, subdir, label=MAIN_LABEL):
     """Start a rebuild once the current transaction commits.
 
     A broker that cannot be reached does not fail the change: it is committed with its
@@ -107,7 +141,7 @@ def enqueue_rebuild(channel_id, subdir):
     from .tasks import rebuild_subdir_index
 
     def enqueue():
-        send(rebuild_subdir_index, channel_id, subdir)
+        send(rebuild_subdir_index, channel_id, subdir, label)
         if rebuild_subdir_index.app.conf.task_always_eager:
             reconcile.now_and_then()
 
@@ -151,8 +185,8 @@ def _release_lease(index_id, owner):
     )
 
 
-def rebuild_until_current(channel_id, subdir, owner=None):
-    """Publish the subdir until its index reflects every committed change.
+def rebuild_until_current(channel_id, subdir, owner=None, label=MAIN_LABEL):
+    """Publish the subdir's ``label`` index until it reflects every committed change.
 
     Safe to call any number of times, from any number of workers: a caller that finds
     the lease taken returns at once, because the holder re-reads the requested revision
@@ -161,7 +195,7 @@ def rebuild_until_current(channel_id, subdir, owner=None):
     takes the lease back at once instead of waiting for it to expire).
     Returns the number of rebuilds this call performed.
     """
-    index = SubdirIndex.objects.filter(channel_id=channel_id, subdir=subdir).first()
+    index = SubdirIndex.objects.filter(channel_id=channel_id, label=label, subdir=subdir).first()
     if index is None:
         return 0
     owner = owner or str(uuid.uuid4())
@@ -223,9 +257,13 @@ def _chunks(items, size):
 
 
 def _load(index, records, names):
-    """Refresh ``records`` for ``names`` (None: everything); return pending file ids."""
+    """Refresh ``records`` for ``names`` (None: everything) from the files that carry the
+    index's label; return pending file ids."""
     live = PackageFile.objects.filter(
-        channel_id=index.channel_id, subdir=index.subdir, state__in=LIVE_STATES
+        channel_id=index.channel_id,
+        subdir=index.subdir,
+        state__in=LIVE_STATES,
+        labels__label=index.label,
     )
     fields = ("pk", "filename", "name", "record_json", "yanked_at", "state")
     pending = []
@@ -267,7 +305,8 @@ def publish(index, revision, owner=None):
     digests = _write_changed_shards(index, records, revision)
 
     raw = records.repodata_json()
-    folder = f"{index_folder(index.channel_id, index.subdir)}/r{revision}-{uuid.uuid4().hex[:8]}"
+    base = index_folder(index.channel_id, index.subdir, index.label)
+    folder = f"{base}/r{revision}-{uuid.uuid4().hex[:8]}"
     published = {
         repodata.REPODATA: _save(folder, repodata.REPODATA, raw),
         repodata.REPODATA_ZST: _save(folder, repodata.REPODATA_ZST, repodata.zstd_compress(raw)),
@@ -305,8 +344,8 @@ def publish(index, revision, owner=None):
             transaction.set_rollback(True)
     if not switched:
         log.warning(
-            "lost the lease of %s/%s before publishing revision %s; not published",
-            index.channel_id, index.subdir, revision,
+            "lost the lease of %s/%s (label %s) before publishing revision %s; not published",
+            index.channel_id, index.subdir, index.label, revision,
         )  # fmt: skip
         delete_tree(folder)
         return None
@@ -315,10 +354,12 @@ def publish(index, revision, owner=None):
     metrics.INDEX_REBUILD_SECONDS.observe(seconds)
     channel = Channel.objects.filter(pk=index.channel_id).values_list("name", flat=True).first()
     log.info(
-        "published %s/%s revision %s: %d records, %d pending indexed, %.3f s",
-        channel, index.subdir, revision, len(records), len(pending), seconds,
+        "published %s/%s%s revision %s: %d records, %d pending indexed, %.3f s",
+        channel, "" if index.label == MAIN_LABEL else f"label/{index.label}/", index.subdir,
+        revision, len(records), len(pending), seconds,
         extra={
             "channel": channel, "channel_id": index.channel_id, "subdir": index.subdir,
+            "label": index.label,
             "revision": revision, "records": len(records), "duration_ms": round(seconds * 1000, 1),
         },
     )  # fmt: skip
@@ -350,7 +391,7 @@ def _write_changed_shards(index, records, revision):
             continue
         data = repodata.shard(name_records, compressor, removed)
         digest = repodata.shard_digest(data)
-        path = shard_path(index.channel_id, index.subdir, digest)
+        path = shard_path(index.channel_id, index.subdir, digest, index.label)
         if not _stored_whole(path, len(data)):
             default_storage.save(path, ContentFile(data))
         updated.append(SubdirPackage(pk=pk, shard_sha256=digest))
@@ -409,7 +450,7 @@ def _schedule_bz2(index):
     )
     if not claimed:
         return  # one is due already; it will compress what is served by then
-    args = (index.channel_id, index.subdir)
+    args = (index.channel_id, index.subdir, index.label)
     if refresh_bz2_task.app.conf.task_always_eager:
         if not delay:
             refresh_bz2(*args)  # a new subdir: it is small, and clients expect the file
@@ -446,14 +487,14 @@ def _in_background(delay, function, *args):
         background_threads.remove(threading.current_thread())
 
 
-def rebuild_now(channel_id, subdir):
-    """Bring the subdir's index, .bz2 included, up to date here and now.
+def rebuild_now(channel_id, subdir, label=MAIN_LABEL):
+    """Bring the subdir's ``label`` index, .bz2 included, up to date here and now.
 
     For commands in embedded mode: they end before a .bz2 compression delayed to a
     thread would run.
     """
-    rebuild_until_current(channel_id, subdir)
-    refresh_bz2(channel_id, subdir)
+    rebuild_until_current(channel_id, subdir, label=label)
+    refresh_bz2(channel_id, subdir, label)
 
 
 class NowAndThen:
@@ -484,12 +525,12 @@ def wait_for_background_work(timeout=60):
         thread.join(timeout)
 
 
-def refresh_bz2(channel_id, subdir):
+def refresh_bz2(channel_id, subdir, label=MAIN_LABEL):
     """Compress the served repodata.json to .bz2 unless that is done already.
 
     Returns the seconds spent compressing, or None when nothing was done.
     """
-    found = SubdirIndex.objects.filter(channel_id=channel_id, subdir=subdir)
+    found = SubdirIndex.objects.filter(channel_id=channel_id, label=label, subdir=subdir)
     # From here on a new publication schedules a new compression; one published before
     # is read below. (Read first, a publication in between would find a compression due,
     # schedule none, and stay without its .bz2 until the reconciler noticed.)
@@ -506,7 +547,8 @@ def refresh_bz2(channel_id, subdir):
     started = time.perf_counter()
     with default_storage.open(source["path"], "rb") as handle:
         compressed = repodata.bz2_compress(handle.read())
-    folder = f"{index_folder(channel_id, subdir)}/bz2-{int(time.time())}-{uuid.uuid4().hex[:8]}"
+    base = index_folder(channel_id, subdir, label)
+    folder = f"{base}/bz2-{int(time.time())}-{uuid.uuid4().hex[:8]}"
     entry = _save(folder, repodata.REPODATA_BZ2, compressed)
     entry["source"] = source["etag"]
     with transaction.atomic():
@@ -530,7 +572,7 @@ def _collect_garbage(index):
     index.refresh_from_db()
     keep = {index.published_path, index.previous_path}
     keep |= {entry["path"].rsplit("/", 1)[0] for entry in index.published_files.values()}
-    base = index_folder(index.channel_id, index.subdir)
+    base = index_folder(index.channel_id, index.subdir, index.label)
     try:
         folders, _ = default_storage.listdir(base)
     except storage.ERRORS:
@@ -599,6 +641,6 @@ def remove_empty_local_folder(folder):
 
 def publish_empty_noarch(channel):
     """Every channel has noarch/repodata.json from the moment it exists."""
-    index, _ = SubdirIndex.objects.get_or_create(channel=channel, subdir="noarch")
+    index, _ = SubdirIndex.objects.get_or_create(channel=channel, label=MAIN_LABEL, subdir="noarch")
     if index.built_revision < 0:
         publish(index, index.requested_revision)

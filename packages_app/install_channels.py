@@ -36,7 +36,7 @@ from rattler.exceptions import (
 from channels_app import install, related
 
 from . import archives, dependencies, pages, repodata, storage
-from .models import PackageFile, SubdirIndex
+from .models import MAIN_LABEL, PackageFile, SubdirIndex
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +99,11 @@ def reachable(url):
 
 
 def _published(channel_ids, subdirs):
-    """{(channel id, subdir): published repodata.json entry} of those channels."""
-    indexes = SubdirIndex.objects.filter(channel_id__in=channel_ids, subdir__in=subdirs)
+    """{(channel id, subdir): published repodata.json entry} of those channels (their
+    ``main`` label, what the channel's own URL serves)."""
+    indexes = SubdirIndex.objects.filter(
+        channel_id__in=channel_ids, subdir__in=subdirs, label=MAIN_LABEL
+    )
     return {
         (index.channel_id, index.subdir): index.published_files[repodata.REPODATA]
         for index in indexes

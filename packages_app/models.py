@@ -60,6 +60,11 @@ class PackageFile(models.Model):
         return f"{self.channel.name}/{self.subdir}/{self.filename}"
 
     @property
+    def label_names(self):
+        """The file's labels, sorted (use ``prefetch_related("labels")`` for many files)."""
+        return sorted(label.label for label in self.labels.all())
+
+    @property
     def record(self):
         return orjson.loads(self.record_json)
 
@@ -68,8 +73,28 @@ class PackageFile(models.Model):
         return self.yanked_at is not None
 
 
+# Every file carries this label unless told otherwise; /<channel>/<subdir>/ serves it.
+MAIN_LABEL = "main"
+
+
+class FileLabel(models.Model):
+    """A label a package file carries: ``/<channel>/label/<label>/`` serves the files that
+    carry it, the channel's own URL those that carry ``main``. A file carries at least one."""
+
+    file = models.ForeignKey(PackageFile, on_delete=models.CASCADE, related_name="labels")
+    label = models.CharField(max_length=100)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["file", "label"], name="one_row_per_file_label")
+        ]
+
+    def __str__(self):
+        return f"{self.file_id}: {self.label}"
+
+
 class SubdirIndex(models.Model):
-    """What is published for one (channel, subdir) and what still has to be.
+    """What is published for one (channel, label, subdir) and what still has to be.
 
     Every change to the subdir's files raises ``requested_revision`` in the same
     transaction; a rebuild publishes everything committed up to a revision and then sets
@@ -78,6 +103,7 @@ class SubdirIndex(models.Model):
     """
 
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="subdir_indexes")
+    label = models.CharField(max_length=100, default=MAIN_LABEL)
     subdir = models.CharField(max_length=32)
     requested_revision = models.BigIntegerField(default=0)
     built_revision = models.BigIntegerField(default=-1)
@@ -96,11 +122,15 @@ class SubdirIndex(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["channel", "subdir"], name="one_index_per_subdir")
+            models.UniqueConstraint(
+                fields=["channel", "label", "subdir"], name="one_index_per_label_subdir"
+            )
         ]
 
     def __str__(self):
-        return f"{self.channel.name}/{self.subdir}"
+        if self.label == MAIN_LABEL:
+            return f"{self.channel.name}/{self.subdir}"
+        return f"{self.channel.name}/label/{self.label}/{self.subdir}"
 
     @property
     def is_current(self):

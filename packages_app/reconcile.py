@@ -29,7 +29,7 @@ def reconcile():
     lease holds, and a .bz2 refresh for each one whose refresh was lost.
 
     Returns ``(rebuilds sent, bz2 refreshes sent)``. One query over the subdir indexes
-    finds the candidates (one row per channel and subdir, so it stays small).
+    finds the candidates (one row per channel, label and subdir, so it stays small).
     """
     from .tasks import rebuild_subdir_index, refresh_bz2_task
 
@@ -43,21 +43,21 @@ def reconcile():
     # its worker died after taking it. Whether the .bz2 is stale is decided below.
     bz2_unscheduled = Q(bz2_due_at__isnull=True, published_at__lt=lost_before)
     candidates = SubdirIndex.objects.filter(behind | bz2_overdue | bz2_unscheduled).values_list(
-        "pk", "channel_id", "subdir", "built_revision", "requested_revision", "lease_until",
-        "bz2_due_at", "published_files",
+        "pk", "channel_id", "subdir", "label", "built_revision", "requested_revision",
+        "lease_until", "bz2_due_at", "published_files",
     )  # fmt: skip
     rebuilds = refreshes = 0
-    for pk, channel_id, subdir, built, requested, lease_until, due, files in candidates:
+    for pk, channel_id, subdir, label, built, requested, lease_until, due, files in candidates:
         if built < requested:
             if lease_until is None or lease_until < now:
                 # Its publication schedules the .bz2 as well.
-                rebuilds += indexing.send(rebuild_subdir_index, channel_id, subdir)
+                rebuilds += indexing.send(rebuild_subdir_index, channel_id, subdir, label)
             continue
         if due is None and not _bz2_stale(files):
             continue
         # Claimed, so that the next round does not send it again before it had its chance.
         if SubdirIndex.objects.filter(pk=pk, bz2_due_at=due).update(bz2_due_at=now):
-            refreshes += indexing.send(refresh_bz2_task, channel_id, subdir)
+            refreshes += indexing.send(refresh_bz2_task, channel_id, subdir, label)
     if rebuilds or refreshes:
         log.info("reconciler sent %d index rebuilds and %d .bz2 refreshes", rebuilds, refreshes)
     return rebuilds, refreshes

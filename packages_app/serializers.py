@@ -9,6 +9,9 @@ class PackageFileSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField()
     record = serializers.JSONField(read_only=True)
     yanked = serializers.BooleanField(read_only=True)
+    labels = serializers.ListField(
+        source="label_names", child=serializers.CharField(), read_only=True
+    )
 
     class Meta:
         model = PackageFile
@@ -37,6 +40,7 @@ class PackageFileSerializer(serializers.ModelSerializer):
             "yanked",
             "yanked_at",
             "yank_reason",
+            "labels",
             "url",
         ]
 
@@ -62,3 +66,24 @@ class YankSerializer(serializers.Serializer):
     """The body of a yank request (for the API schema; the view checks the reason)."""
 
     reason = serializers.CharField(max_length=500)
+
+
+class LabelChangeSerializer(serializers.Serializer):
+    """The body of a label change: ``add`` and/or ``remove``, or ``labels`` to set them
+    all (for the API schema; :mod:`packages_app.labels` checks the names)."""
+
+    add = serializers.ListField(child=serializers.CharField(), required=False)
+    remove = serializers.ListField(child=serializers.CharField(), required=False)
+    labels = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class FileLabelsSerializer(serializers.Serializer):
+    channel = serializers.CharField()
+    subdir = serializers.CharField()
+    filename = serializers.CharField()
+    labels = serializers.ListField(child=serializers.CharField())
+
+
+class ChannelLabelSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    files = serializers.IntegerField()

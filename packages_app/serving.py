@@ -1,5 +1,10 @@
 """Channel files for conda clients: ``/<channel>/<subdir>/<file>`` and ``/t/<token>/...``.
 
+``/<channel>/label/<label>/...`` serves the same for one label of the channel: its own
+indexes and channeldata. The channel's own URL serves label ``main``. Package files are
+the channel's: every URL of the channel serves each of them, whatever its labels, so a
+file moved from ``dev`` to ``main`` keeps the URL environments locked to it found.
+
 Index files come from the folder the last rebuild published, package files from storage;
 both are streamed, never read whole into memory (from a directory with gunicorn, by
 sendfile). ETag and Last-Modified let clients revalidate with a 304. From an S3 bucket,
@@ -36,8 +41,8 @@ from accounts.authentication import REALM, InvalidCredentials, identify
 from channels_app.access import AccessError, Action, authorize, check, prime_role
 from channels_app.models import RESERVED_NAMES, Channel, Membership
 
-from . import archives, catalog, indexing, repodata, statistics, storage
-from .models import PackageFile, SubdirIndex
+from . import archives, catalog, indexing, labels, repodata, statistics, storage
+from .models import MAIN_LABEL, PackageFile, SubdirIndex
 
 SHARD_NAME = re.compile(r"^shards/([0-9a-f]{64})\.msgpack\.zst$")
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -65,8 +70,8 @@ def caller_and_channel(request, channel_name, token=None, action=Action.READ, us
 
 
 @csrf_exempt
-def channel_file(request, channel, path, token=None):
-    response = _channel_file(request, channel, path, token)
+def channel_file(request, channel, path, token=None, label=None):
+    response = _channel_file(request, channel, path, token, label)
     if request.method == "HEAD" and not response.streaming and response.content:
         # An error's headers as for GET, without its body (RFC 9110).
         response["Content-Length"] = str(len(response.content))
@@ -74,7 +79,7 @@ def channel_file(request, channel, path, token=None):
     return response
 
 
-def _channel_file(request, channel, path, token=None):
+def _channel_file(request, channel, path, token=None, label=None):
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD"])
     try:
@@ -90,29 +95,35 @@ def _channel_file(request, channel, path, token=None):
         kind = None
     else:
         kind = "package"
-    found, row = _lookup(caller, channel, kind, subdir, name)
+    found, row, label_used = _lookup(caller, channel, kind, subdir, name, label)
     try:
         channel = check(caller, found, channel, Action.READ)
     except AccessError as exc:
         return error_response(exc.status, exc.message)
+    if not label_used:  # only ever after the access check: it tells what a channel holds
+        return error_response(404, f"No label '{label}' in channel '{channel.name}'.")
+    label = label or MAIN_LABEL
     if path == "channeldata.json":
-        return _channeldata(channel)
+        return _channeldata(channel, label)
     if subdir not in archives.SUBDIRS or not name:
         return error_response(404, f"No file '{path}' in channel '{channel.name}'.")
     scope = "private" if channel.private else "public"
     if kind == "index":
-        return _index_file(request, channel, subdir, name, scope, *row)
+        return _index_file(request, channel, subdir, name, scope, label, *row)
     if kind == "package":
         return _package_file(request, channel, subdir, name, scope, *row)
     match = SHARD_NAME.match(name)
-    return _shard(request, channel, subdir, match.group(1), scope)
+    return _shard(request, channel, subdir, match.group(1), scope, label)
 
 
 # -- past the middleware these requests do not need -------------------------------------
 
-# The two conda file routes of registry/urls.py, as they match a path without its "/".
+# The conda file routes of registry/urls.py, as they match a path without its "/".
 _CHANNEL = r"(?P<channel>[a-z0-9][a-z0-9._-]*)"
+_LABEL = r"label/(?P<label>[^/]+)/"
+_TOKEN_LABEL_ROUTE = re.compile(rf"^t/(?P<token>[A-Za-z0-9-]+)/{_CHANNEL}/{_LABEL}(?P<path>.+)$")
 _TOKEN_ROUTE = re.compile(rf"^t/(?P<token>[A-Za-z0-9-]+)/{_CHANNEL}/(?P<path>.+)$")
+_LABEL_ROUTE = re.compile(rf"^{_CHANNEL}/{_LABEL}(?P<path>.+)$")
 _CHANNEL_ROUTE = re.compile(rf"^{_CHANNEL}/(?P<path>.+)$")
 
 
@@ -129,9 +140,9 @@ def fast_route(request):
     if settings.SESSION_COOKIE_NAME in request.META.get("HTTP_COOKIE", ""):
         return None
     path = request.path_info[1:]
-    match = _TOKEN_ROUTE.match(path)
+    match = _TOKEN_LABEL_ROUTE.match(path) or _TOKEN_ROUTE.match(path)
     if match is None:
-        match = _CHANNEL_ROUTE.match(path)
+        match = _LABEL_ROUTE.match(path) or _CHANNEL_ROUTE.match(path)
         if match is None or match["channel"] in RESERVED_NAMES:
             return None
     if (
@@ -160,7 +171,8 @@ class ChannelFileMiddleware:
         if arguments is None:
             return self.get_response(request)
         request.get_host()  # raises DisallowedHost (400), as in CommonMiddleware
-        request.route_name = "token-channel-file" if "token" in arguments else "channel-file"
+        route = "label-channel-file" if "label" in arguments else "channel-file"
+        request.route_name = f"token-{route}" if "token" in arguments else route
         response = channel_file(request, **arguments)
         if not response.streaming and not response.has_header("Content-Length"):
             response["Content-Length"] = str(len(response.content))
@@ -172,16 +184,17 @@ class ChannelFileMiddleware:
 
 # Columns read besides the channel's id, privacy and the caller's role, by kind of file.
 _ROW_COLUMNS = {
-    "index": (SubdirIndex, ("published_files", "published_at"), ("subdir",)),
+    "index": (SubdirIndex, ("published_files", "published_at"), ("label", "subdir")),
     "package": (PackageFile, ("storage_path", "sha256", "size", "uploaded_at"),
                 ("subdir", "filename")),
 }  # fmt: skip
 _SQL = {}
 
 
-def _lookup_sql(kind):
-    """SELECT channel id, private, caller's role[, file columns] WHERE channel name = %s."""
-    if kind not in _SQL:
+def _lookup_sql(kind, labelled):
+    """SELECT channel id, private, caller's role[, whether the label is used][, file
+    columns] WHERE channel name = %s."""
+    if (kind, labelled) not in _SQL:
         q = connection.ops.quote_name
 
         def column(model, field):
@@ -193,6 +206,13 @@ def _lookup_sql(kind):
             f"c.{column(Channel, 'private')}",
             f"m.{column(Membership, 'role')}",
         ]
+        if labelled:
+            indexes = q(SubdirIndex._meta.db_table)
+            label_used = (  # names from the models, the label a parameter
+                f"EXISTS (SELECT 1 FROM {indexes} l WHERE l.{column(SubdirIndex, 'channel')} "  # noqa: S608
+                f"= c.{channel_id} AND l.{column(SubdirIndex, 'label')} = %s)"
+            )
+            select.append(label_used)
         joins = [
             f"LEFT JOIN {q(Membership._meta.db_table)} m ON m.{column(Membership, 'channel')} = "
             f"c.{channel_id} AND m.{column(Membership, 'user')} = %s"
@@ -209,29 +229,36 @@ def _lookup_sql(kind):
         tables = f"{q(Channel._meta.db_table)} c {' '.join(joins)}"
         where = f"c.{column(Channel, 'name')} = %s"
         # Names come from the models; every value is a parameter.
-        _SQL[kind] = f"SELECT {columns} FROM {tables} WHERE {where}"  # noqa: S608
-    return _SQL[kind]
+        _SQL[kind, labelled] = f"SELECT {columns} FROM {tables} WHERE {where}"  # noqa: S608
+    return _SQL[kind, labelled]
 
 
-def _lookup(caller, channel_name, kind, subdir, name):
-    """(channel or None, the kind's columns or None), read in one query."""
+def _lookup(caller, channel_name, kind, subdir, name, label=None):
+    """(channel or None, the kind's columns or None, whether the label is used), read in
+    one query. ``label`` None is the channel's own URL (label main, always used)."""
     user = caller.user
-    params = [user.pk if user.is_authenticated else None]
+    labelled = label is not None
+    if labelled and not labels.NAME.match(label):
+        label = ""  # no label has this name; the query then says so
+    params = [label] if labelled else []
+    params.append(user.pk if user.is_authenticated else None)
     if kind == "index":
-        params.append(subdir)
+        params += [label if labelled else MAIN_LABEL, subdir]
     elif kind == "package":
         params += [subdir, name]
     params.append(channel_name)
     with connection.cursor() as cursor:
-        cursor.execute(_lookup_sql(kind), params)
+        cursor.execute(_lookup_sql(kind, labelled), params)
         row = cursor.fetchone()
     if row is None:
-        return None, None
+        return None, None, True
     channel = Channel.from_db(
         connection.alias, ["id", "name", "private"], [row[0], channel_name, bool(row[1])]
     )
     prime_role(channel, user, row[2])
-    return channel, row[3:]
+    if labelled:
+        return channel, row[4:], bool(row[3])
+    return channel, row[3:], True
 
 
 def _aware(value):
@@ -243,11 +270,14 @@ def _aware(value):
     return value
 
 
-def _index_file(request, channel, subdir, name, scope, published_files, published_at):
+def _index_file(request, channel, subdir, name, scope, label, published_files, published_at):
     if isinstance(published_files, str | bytes):
         published_files = orjson.loads(published_files)
     if not published_files or name not in published_files:
-        return error_response(404, f"No packages for {subdir} in channel '{channel.name}'.")
+        of_label = "" if label == MAIN_LABEL else f" with label '{label}'"
+        return error_response(
+            404, f"No packages for {subdir}{of_label} in channel '{channel.name}'."
+        )
     published = published_files[name]
     return _stream(
         request,
@@ -260,8 +290,8 @@ def _index_file(request, channel, subdir, name, scope, published_files, publishe
     )
 
 
-def _shard(request, channel, subdir, digest_hex, scope):
-    path = indexing.shard_path(channel.pk, subdir, digest_hex)
+def _shard(request, channel, subdir, digest_hex, scope, label):
+    path = indexing.shard_path(channel.pk, subdir, digest_hex, label)
     try:
         size = storage.size(path)
     except FileNotFoundError:
@@ -405,9 +435,9 @@ def _parse_range(request, size):
     return start, end
 
 
-def _channeldata(channel):
-    """A summary of the channel's packages, for tools and people (no client needs it)."""
-    body = orjson.dumps(catalog.channeldata(channel))
+def _channeldata(channel, label):
+    """A summary of the label's packages, for tools and people (no client needs it)."""
+    body = orjson.dumps(catalog.channeldata(channel, label))
     response = HttpResponse(body, content_type="application/json")
     response["Cache-Control"] = f"{'private' if channel.private else 'public'}, max-age=60"
     return response

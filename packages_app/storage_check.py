@@ -90,7 +90,7 @@ def check_storage(*, channel=None, delete_orphans=False, orphan_grace=3600):
         missing = {name for name, entry in files.items() if entry["path"] not in published}
         if files and not missing:
             continue
-        report.stale_indexes.append(f"{index.channel.name}/{index.subdir}")
+        report.stale_indexes.append(str(index))
         with transaction.atomic():
             if repodata.REPODATA_BZ2 in missing:
                 # Served as missing until compressed again; a rebuild schedules that too.
@@ -99,11 +99,11 @@ def check_storage(*, channel=None, delete_orphans=False, orphan_grace=3600):
                 kept.pop(repodata.REPODATA_BZ2, None)
                 SubdirIndex.objects.filter(pk=index.pk).update(published_files=kept)
             if not files or missing - {repodata.REPODATA_BZ2}:
-                indexing.request_rebuild(index.channel, index.subdir, full=True)
+                indexing.request_rebuild(index.channel, index.subdir, label=index.label, full=True)
             else:
                 transaction.on_commit(
                     lambda index=index: indexing.send(
-                        refresh_bz2_task, index.channel_id, index.subdir
+                        refresh_bz2_task, index.channel_id, index.subdir, index.label
                     )
                 )
     return report

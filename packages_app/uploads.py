@@ -25,7 +25,7 @@ from accounts import audit
 from channels_app.models import Channel
 from registry import metrics
 
-from . import archives, catalog, cleanup, indexing, repodata, storage
+from . import archives, catalog, cleanup, indexing, labels, repodata, storage
 from .models import PackageFile
 
 log = logging.getLogger(__name__)
@@ -220,8 +220,10 @@ def _check_filename(filename):
         raise UploadError(400, str(exc)) from exc
 
 
-def accept(channel, received, uploader, *, force=False, request=None):
-    """Validate a received file and publish it in ``channel``; return the PackageFile.
+def accept(channel, received, uploader, *, force=False, request=None, labels=None):
+    """Validate a received file and publish it in ``channel`` with ``labels`` (checked
+    names; None: main, or for a replacement the labels of the file it replaces); return
+    the PackageFile.
 
     An existing file of the same name answers 409 unless ``force`` is given (the caller
     has checked that ``force`` is allowed).
@@ -231,7 +233,7 @@ def accept(channel, received, uploader, *, force=False, request=None):
             metadata = archives.inspect_package(received.path, received.filename)
         except archives.InvalidPackage as exc:
             raise UploadError(422, str(exc)) from exc
-        package_file = _store(channel, received, metadata, uploader, force)
+        package_file = _store(channel, received, metadata, uploader, force, labels)
         audit.record(
             "package.uploaded",
             actor=package_file.uploader,
@@ -241,6 +243,7 @@ def accept(channel, received, uploader, *, force=False, request=None):
             filename=package_file.filename,
             sha256=package_file.sha256,
             replaced=force,
+            labels=package_file.label_names,
         )
         return package_file
     finally:
@@ -250,7 +253,7 @@ def accept(channel, received, uploader, *, force=False, request=None):
         cleanup.now_and_then()
 
 
-def _store(channel, received, metadata, uploader, force):
+def _store(channel, received, metadata, uploader, force, file_labels):
     subdir = metadata.subdir
     existing = PackageFile.objects.filter(
         channel=channel, subdir=subdir, filename=received.filename
@@ -258,7 +261,9 @@ def _store(channel, received, metadata, uploader, force):
     if existing is not None and not force:
         raise UploadError(
             409,
-            f"{channel.name}/{subdir}/{received.filename} already exists; use force to replace it.",
+            f"{channel.name}/{subdir}/{received.filename} already exists; use force to "
+            "replace it. Its labels change with POST /api/v1/channels/"
+            f"{channel.name}/files/{subdir}/{received.filename}/labels/.",
         )
     check_quota(channel, subdir, received)  # before copying bytes that would be refused
     storage_path = store_bytes(channel, subdir, received)
@@ -285,7 +290,8 @@ def _store(channel, received, metadata, uploader, force):
                 package_file = PackageFile.objects.create(
                     channel=channel, subdir=subdir, filename=received.filename, **fields
                 )
-            indexing.request_rebuild(channel, subdir, [metadata.name])
+            touched = labels.attach(package_file, file_labels)
+            indexing.request_rebuilds(channel, subdir, [metadata.name], touched)
             catalog.refresh(channel, [metadata.name])
     except IntegrityError as exc:
         release_storage(storage_path)
@@ -418,6 +424,9 @@ def release_storage(storage_path):
 def delete_package_file(package_file, *, request=None):
     with transaction.atomic():
         path = package_file.storage_path
+        # Locked first, so that a label change waits and the labels read here are all.
+        PackageFile.objects.select_for_update().filter(pk=package_file.pk).first()
+        file_labels = list(package_file.labels.values_list("label", flat=True))
         package_file.delete()
         audit.record(
             "package.deleted",
@@ -427,7 +436,9 @@ def delete_package_file(package_file, *, request=None):
             filename=package_file.filename,
             sha256=package_file.sha256,
         )
-        indexing.request_rebuild(package_file.channel, package_file.subdir, [package_file.name])
+        indexing.request_rebuilds(
+            package_file.channel, package_file.subdir, [package_file.name], file_labels
+        )
         catalog.refresh(package_file.channel, [package_file.name])
         transaction.on_commit(lambda: release_storage(path))
 

@@ -1,4 +1,5 @@
-"""Web pages about packages: search, a package's page, deleting and yanking a file."""
+"""Web pages about packages: search, a package's page, deleting, yanking and labelling a
+file."""
 
 from django.contrib import messages
 from django.core.paginator import InvalidPage
@@ -14,6 +15,7 @@ from . import (
     catalog,
     dependencies,
     install_channels,
+    labels,
     pages,
     statistics,
     uploads,
@@ -52,7 +54,9 @@ def package_page(request, channel, package_name):
     channel = page_channel(request, channel)
     package = Package.objects.filter(channel=channel, name=package_name).first()
     files = list(
-        PackageFile.objects.filter(channel=channel, name=package_name).select_related("uploader")
+        PackageFile.objects.filter(channel=channel, name=package_name)
+        .select_related("uploader")
+        .prefetch_related("labels")
     )
     if package is None or not files:
         raise Http404(f"No package '{package_name}' in channel '{channel.name}'.")
@@ -71,6 +75,7 @@ def package_page(request, channel, package_name):
         "may_delete": Action.DELETE_PACKAGE in allowed_actions(caller, channel),
         "solved": install_channels.page_context(request, channel, package.name, caller),
         "may_yank": Action.YANK_PACKAGE in allowed_actions(caller, channel),
+        "may_label": Action.LABEL_PACKAGE in allowed_actions(caller, channel),
         "statistics": statistics.for_page(statistics.package_statistics(channel, package.name)),
     }
     return render(request, "packages/package.html", context)
@@ -105,4 +110,22 @@ def yank_file(request, channel, package_name, subdir, filename):
             messages.error(request, f"{subdir}/{filename} was not yanked: {exc.message}")
         else:
             messages.success(request, f"Yanked {subdir}/{filename}; the index is being rebuilt.")
+    return redirect("package", channel=channel.name, package_name=package_name)
+
+
+@require_POST
+def label_file(request, channel, package_name, subdir, filename):
+    channel = page_channel(request, channel, Action.LABEL_PACKAGE)
+    package_file = get_object_or_404(
+        PackageFile, channel=channel, name=package_name, subdir=subdir, filename=filename
+    )
+    try:
+        new = labels.change(package_file, labels=request.POST.get("labels", ""), request=request)
+    except labels.LabelError as exc:
+        messages.error(request, f"The labels of {subdir}/{filename} stay: {exc.message}")
+    else:
+        messages.success(
+            request, f"{subdir}/{filename} now carries {', '.join(new)}; the indexes are being "
+            "rebuilt."
+        )  # fmt: skip
     return redirect("package", channel=channel.name, package_name=package_name)

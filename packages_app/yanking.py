@@ -57,4 +57,10 @@ def _change(package_file, action, fields, *, request):
             details["reason"] = fields["yank_reason"]
         audit.record(action, channel=package_file.channel, request=request, **details)
         catalog.refresh(package_file.channel, [package_file.name])
-        indexing.request_rebuild(package_file.channel, package_file.subdir, [package_file.name])
+        # Yanked or not, the file stays in every label it carries: each index changes.
+        indexing.request_rebuilds(
+            package_file.channel,
+            package_file.subdir,
+            [package_file.name],
+            package_file.labels.values_list("label", flat=True),
+        )

@@ -18,6 +18,7 @@ router.register(r"channels/(?P<channel_name>[^/]+)/members", MemberViewSet, base
 router.register("tokens", ApiTokenViewSet, basename="token")
 
 CHANNEL = r"(?P<channel>[a-z0-9][a-z0-9._-]*)"
+LABEL = r"label/(?P<label>[^/]+)/"
 
 api_v1 = [
     path("upload/<str:channel>", packages_api.PrefixUpload.as_view(), name="upload-prefix"),
@@ -56,6 +57,16 @@ api_v1 = [
         "channels/<str:channel_name>/files/",
         packages_api.ChannelFiles.as_view(),
         name="channel-files",
+    ),
+    path(
+        "channels/<str:channel_name>/files/<str:subdir>/<str:filename>/labels/",
+        packages_api.FileLabels.as_view(),
+        name="file-labels",
+    ),
+    path(
+        "channels/<str:channel_name>/labels/",
+        packages_api.ChannelLabels.as_view(),
+        name="channel-labels",
     ),
     path(
         "channels/<str:channel_name>/statistics/",
@@ -103,6 +114,11 @@ channel_pages = [
         package_views.yank_file,
         name="package-file-yank",
     ),
+    path(
+        "packages/<str:package_name>/files/<str:subdir>/<str:filename>/labels/",
+        package_views.label_file,
+        name="package-file-labels",
+    ),
 ]
 
 urlpatterns = [
@@ -122,11 +138,18 @@ urlpatterns = [
         packages_api.QuetzUpload.as_view(),
         name="upload-quetz",
     ),
+    # One label of a channel: /<channel>/label/<label>/<subdir>/<file>, channeldata.json.
+    re_path(
+        rf"^t/(?P<token>[A-Za-z0-9-]+)/{CHANNEL}/{LABEL}(?P<path>.+)$",
+        channel_file,
+        name="token-label-channel-file",
+    ),
     re_path(
         rf"^t/(?P<token>[A-Za-z0-9-]+)/{CHANNEL}/(?P<path>.+)$",
         channel_file,
         name="token-channel-file",
     ),
+    re_path(rf"^{CHANNEL}/{LABEL}(?P<path>.+)$", channel_file, name="label-channel-file"),
     re_path(rf"^{CHANNEL}/", include(channel_pages)),
     re_path(rf"^{CHANNEL}/(?P<path>.+)$", channel_file, name="channel-file"),
 ]

@@ -87,7 +87,10 @@ function setupUpload(zone) {
     list.appendChild(item);
 
     const request = new XMLHttpRequest();
-    request.open("POST", zone.dataset.uploadUrl);
+    const target = new URL(zone.dataset.uploadUrl, location.href);
+    const labels = document.getElementById(zone.dataset.label);
+    if (labels && labels.value.trim()) target.searchParams.set("label", labels.value.trim());
+    request.open("POST", target);
     request.setRequestHeader("X-CSRFToken", csrfToken());
     request.setRequestHeader("X-File-Name", file.name);
     request.setRequestHeader("Content-Type", "application/octet-stream");

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import rattler_build
 
-from packages_app.models import PackageFile, SubdirIndex
+from packages_app.models import MAIN_LABEL, FileLabel, PackageFile, SubdirIndex
 
 EXTENSION = {
     ".conda": rattler_build.ArchiveType.Conda,
@@ -58,11 +58,11 @@ def sha256_of(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def wait_for_index(channel, subdir, timeout=60):
-    """Wait until the (channel, subdir) index reflects every committed change."""
+def wait_for_index(channel, subdir, timeout=60, label="main"):
+    """Wait until the (channel, label, subdir) index reflects every committed change."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        index = SubdirIndex.objects.filter(channel=channel, subdir=subdir).first()
+        index = SubdirIndex.objects.filter(channel=channel, label=label, subdir=subdir).first()
         if index is not None and index.is_current:
             return index
         time.sleep(0.05)
@@ -117,8 +117,8 @@ def eventually(check, timeout=30):
 
 def catalog_file(channel, subdir, name, version, **fields):
     """A PackageFile row as an upload records it, without an archive behind it (for
-    listings and search; call ``catalog.refresh`` after)."""
-    return PackageFile.objects.create(
+    listings and search; call ``catalog.refresh`` after), labelled main."""
+    package_file = PackageFile.objects.create(
         channel=channel,
         subdir=subdir,
         filename=f"{name}-{version}-0.conda",
@@ -132,3 +132,5 @@ def catalog_file(channel, subdir, name, version, **fields):
         storage_path=f"unused/{subdir}/{name}",
         **fields,
     )
+    FileLabel.objects.create(file=package_file, label=MAIN_LABEL)
+    return package_file

@@ -21,7 +21,7 @@ from django.test import Client
 from accounts.models import ApiToken
 from channels_app.lifecycle import create_channel
 from channels_app.models import Membership, Role
-from packages_app import catalog, indexing
+from packages_app import catalog, indexing, labels
 from packages_app.models import PackageFile
 
 from .packages import catalog_file, eventually, upload, wait_for_index
@@ -43,6 +43,14 @@ CONDA_ROUTES = {
     "shard": "/{channel}/noarch/shards/{shard}.msgpack.zst",
     "package file": "/{channel}/noarch/{file}",
     "channeldata.json": "/{channel}/channeldata.json",
+    # The same for a label of the channel (the secret file carries dev too).
+    "label repodata.json": "/{channel}/label/dev/noarch/repodata.json",
+    "label repodata.json.zst": "/{channel}/label/dev/noarch/repodata.json.zst",
+    "label repodata.json.bz2": "/{channel}/label/dev/noarch/repodata.json.bz2",
+    "label shard index": "/{channel}/label/dev/noarch/repodata_shards.msgpack.zst",
+    "label shard": "/{channel}/label/dev/noarch/shards/{shard}.msgpack.zst",
+    "label package file": "/{channel}/label/dev/noarch/{file}",
+    "label channeldata.json": "/{channel}/label/dev/channeldata.json",
 }
 REST_ROUTES = {
     "channel": "/api/v1/channels/{channel}/",
@@ -77,6 +85,12 @@ STATISTICS_ROUTES = {
     "package statistics": "/api/v1/channels/{channel}/packages/secret-tool/statistics/",
 }
 
+# Labels by REST.
+LABEL_ROUTES = {
+    "channel labels": "/api/v1/channels/{channel}/labels/",
+    "file labels": "/api/v1/channels/{channel}/files/noarch/{file}/labels/",
+}
+
 ROUTES_OF_ONE_CHANNEL = {
     "conda": CONDA_ROUTES,
     "rest": REST_ROUTES,
@@ -84,6 +98,7 @@ ROUTES_OF_ONE_CHANNEL = {
     "search": SEARCH_ROUTES,
     "admin": ADMIN_ROUTES,
     "statistics": STATISTICS_ROUTES,
+    "labels": LABEL_ROUTES,
 }
 
 # Routes over many channels: (path, what a visitor must find there when it answers 200,
@@ -112,9 +127,9 @@ HIDDEN = {
     "outsider token": {"conda": 404, "rest": 404, "web": 404, "search": 200, "admin": 302},
     "limited token": {"conda": 404, "rest": 404, "web": 404, "search": 200, "admin": 302},
 }
-# Statistics by REST answer as the other REST routes.
+# Statistics and labels by REST answer as the other REST routes.
 for expected in HIDDEN.values():
-    expected["statistics"] = expected["rest"]
+    expected["statistics"] = expected["labels"] = expected["rest"]
 # The list routes' status for each caller (only the outsider owns a channel, elsewhere,
 # so only they may use the admin; its audit log is for superusers).
 ADMIN_LIST = {"anonymous": 302, "outsider session": 200, "outsider token": 302,
@@ -176,7 +191,9 @@ def world(users, tokens, client_for, private_channel, public_channel, packages):
     own channel, of which the member is a member too; the member's token limited to it."""
     path = packages.make(SECRET_PACKAGE, "1.0")
     assert upload(client_for("owner"), PRIVATE, path).status_code == 201
+    labels.change(PackageFile.objects.get(channel=private_channel), add=["dev"])
     wait_for_index(private_channel, "noarch")
+    wait_for_index(private_channel, "noarch", label="dev")
     indexing.wait_for_background_work()
     catalog_file(public_channel, "noarch", "secret-sauce", "2.0", summary="Public")
     catalog.refresh(public_channel, ["secret-sauce"])
@@ -295,7 +312,7 @@ def test_the_owner_reaches_everything_the_matrix_hides(world):
 
     for _kind, name, path, form in route_cases():
         hidden_path = path.format(channel=PRIVATE, **values)
-        if name == "repodata.json.bz2":  # compressed in the background
+        if name.endswith("repodata.json.bz2"):  # compressed in the background
             eventually(lambda path=hidden_path, form=form: assert_ok(owner.get(path, form)))
         check(f"{name} ({form})", hidden_path, form)
     for name, (path, _) in LIST_ROUTES.items():

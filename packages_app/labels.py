@@ -1,0 +1,150 @@
+"""Labels: which of a channel's package files each of its URLs serves.
+
+A package file carries one or more labels (``main`` unless its upload said otherwise).
+The channel's own URL serves the files that carry ``main``; ``/<channel>/label/<label>/``
+those that carry ``<label>``, each label with indexes of its own (:mod:`.indexing`).
+So ``dev`` builds reach only those who ask for ``dev``, and moving a file to ``main``
+publishes it to everyone. A label exists in a channel from the moment a file first
+carries it; when no file carries it any more its indexes stay, empty.
+"""
+
+import re
+
+from django.db import transaction
+from django.db.models import Count
+
+from accounts import audit
+
+from . import indexing
+from .models import MAIN_LABEL, FileLabel, PackageFile, SubdirIndex
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+# Labels one request may name; more is a mistake, not a use.
+MAX_LABELS = 20
+
+
+class LabelError(Exception):
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
+
+
+def clean(name):
+    """The label ``name``, or LabelError naming what is wrong with it."""
+    if not isinstance(name, str) or not NAME.match(name):
+        shown = name if isinstance(name, str) else type(name).__name__
+        raise LabelError(
+            f"'{shown}' is not a label name: use 1 to 100 lowercase letters, digits, '.', "
+            "'_' or '-', starting with a letter or digit (e.g. 'dev', 'rc', 'py3.12')."
+        )
+    return name
+
+
+def parse(values):
+    """Sorted unique labels from ``values``, each a label or comma-separated labels
+    (``["dev", "rc"]`` and ``["dev,rc"]`` are the same); LabelError for a bad one."""
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, list | tuple):
+        raise LabelError('Give labels as a list of names, e.g. ["dev", "rc"].')
+    names = set()
+    for value in values:
+        if isinstance(value, str):  # "dev, rc"; an empty part is no label
+            names |= {clean(part.strip()) for part in value.split(",") if part.strip()}
+        else:
+            names.add(clean(value))
+    if len(names) > MAX_LABELS:
+        raise LabelError(f"{len(names)} labels given; a file carries at most {MAX_LABELS}.")
+    return sorted(names)
+
+
+def for_upload(values):
+    """The labels an upload asks for (``?label=``), or None when it names none."""
+    return parse(list(values)) or None
+
+
+def attach(package_file, labels):
+    """Give a new or replaced file ``labels``; call inside its transaction.
+
+    ``labels`` None: ``main`` for a new file, and for a replacement the labels of the file
+    it replaces (a forced re-upload of a dev build must not publish it to everyone).
+    Returns the labels whose indexes the change touches: the new ones and those it lost.
+    """
+    before = set(package_file.labels.values_list("label", flat=True))
+    if labels is None:
+        labels = sorted(before) or [MAIN_LABEL]
+    FileLabel.objects.filter(file=package_file).exclude(label__in=labels).delete()
+    FileLabel.objects.bulk_create(
+        [FileLabel(file=package_file, label=label) for label in labels if label not in before]
+    )
+    return before | set(labels)
+
+
+def attach_main(files):
+    """Give each of ``files`` (saved, e.g. by bulk_create) the label ``main``."""
+    FileLabel.objects.bulk_create([FileLabel(file=f, label=MAIN_LABEL) for f in files])
+
+
+def change(package_file, *, add=(), remove=(), labels=None, request=None):
+    """Add and remove labels of a file, or set them (``labels``); return the new labels.
+
+    The indexes of every label the file gained or lost are rebuilt, in the transaction of
+    the change. A file keeps at least one label (LabelError otherwise).
+    """
+    add, remove = parse(add or []), parse(remove or [])
+    if labels is not None:
+        labels = parse(labels)
+    with transaction.atomic():
+        # The file row first, as every change of the file locks it (see indexing.publish).
+        locked = PackageFile.objects.select_for_update().filter(pk=package_file.pk).first()
+        if locked is None:
+            raise PackageFile.DoesNotExist(f"{package_file} was deleted.")
+        before = set(FileLabel.objects.filter(file=locked).values_list("label", flat=True))
+        after = set(labels) if labels is not None else (before | set(add)) - set(remove)
+        if not after:
+            raise LabelError(
+                f"{package_file.subdir}/{package_file.filename} would carry no label; a "
+                "package file keeps at least one. Add another label before removing "
+                f"{', '.join(sorted(before))}, or delete the file."
+            )
+        if len(after) > MAX_LABELS:
+            raise LabelError(f"A file carries at most {MAX_LABELS} labels.")
+        if after != before:
+            FileLabel.objects.filter(file=locked, label__in=before - after).delete()
+            FileLabel.objects.bulk_create(
+                [FileLabel(file=locked, label=label) for label in sorted(after - before)]
+            )
+            audit.record(
+                "package.labels_changed",
+                channel=package_file.channel,
+                request=request,
+                subdir=package_file.subdir,
+                filename=package_file.filename,
+                added=sorted(after - before),
+                removed=sorted(before - after),
+                labels=sorted(after),
+            )
+            indexing.request_rebuilds(
+                package_file.channel, package_file.subdir, [package_file.name], before ^ after
+            )
+    package_file.__dict__.pop("_prefetched_objects_cache", None)
+    return sorted(after)
+
+
+def of_channel(channel):
+    """``[{"name": label, "files": count}]``: every label of the channel, ``main`` first.
+
+    A label keeps being listed (with 0 files) once no file carries it: its indexes are
+    still served, empty.
+    """
+    counts = dict(
+        FileLabel.objects.filter(file__channel=channel)
+        .values_list("label")
+        .annotate(files=Count("id"))
+        .order_by()
+    )
+    for label in SubdirIndex.objects.filter(channel=channel).values_list("label", flat=True):
+        counts.setdefault(label, 0)
+    counts.setdefault(MAIN_LABEL, 0)
+    ordered = sorted(counts, key=lambda label: (label != MAIN_LABEL, label))
+    return [{"name": label, "files": counts[label]} for label in ordered]
