@@ -435,6 +435,7 @@ def test_a_package_with_every_file_yanked_still_names_its_latest_version(
     for path in (old, new):
         assert yank(owner, public_channel, path).status_code == 200
 
-    assert owner.get(f"/api/v1/channels/{public_channel.name}/packages/demo/").json()[
-        "latest_version"
-    ] == "2.0"
+    assert (
+        owner.get(f"/api/v1/channels/{public_channel.name}/packages/demo/").json()["latest_version"]
+        == "2.0"
+    )
