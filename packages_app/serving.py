@@ -34,7 +34,15 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accounts.authentication import REALM, InvalidCredentials, identify
 from channels_app.access import AccessError, Action, authorize, check, prime_role
-from channels_app.models import RESERVED_NAMES, Channel, Membership
+from channels_app.models import (
+    RESERVED_NAMES,
+    ROLE_RANK,
+    Channel,
+    Membership,
+    Role,
+    TeamChannel,
+    highest_role,
+)
 
 from . import archives, catalog, indexing, repodata, statistics, storage
 from .models import PackageFile, SubdirIndex
@@ -170,7 +178,7 @@ class ChannelFileMiddleware:
 
 # -- one query: channel, the caller's role, and the row the file needs -------------------
 
-# Columns read besides the channel's id, privacy and the caller's role, by kind of file.
+# Columns read besides the channel's id, privacy and the caller's roles, by kind of file.
 _ROW_COLUMNS = {
     "index": (SubdirIndex, ("published_files", "published_at"), ("subdir",)),
     "package": (PackageFile, ("storage_path", "sha256", "size", "uploaded_at"),
@@ -180,18 +188,47 @@ _SQL = {}
 
 
 def _lookup_sql(kind):
-    """SELECT channel id, private, caller's role[, file columns] WHERE channel name = %s."""
+    """SELECT channel id, private, the caller's direct, team and organisation roles[, file
+    columns] WHERE channel name = %s; the caller's id is the first three parameters."""
     if kind not in _SQL:
+        from accounts.models import OrganizationMember, OrgRole, TeamMember
+
         q = connection.ops.quote_name
 
         def column(model, field):
             return q(model._meta.get_field(field).column)
 
+        def table(model):
+            return q(model._meta.db_table)
+
         channel_id = column(Channel, "id")
+        # The access policy's sources of a role (Channel.role_of), as in
+        # ChannelQuerySet.with_roles_of: the best role of the caller's teams, and owner for
+        # an owner or admin of the channel's organisation. Role names are our constants.
+        # noqa below: names and role constants come from the models; values are parameters.
+        rank = " ".join(f"WHEN '{role}' THEN {n}" for role, n in ROLE_RANK.items())
+        team_role = (
+            f"(SELECT tc.{column(TeamChannel, 'role')} FROM {table(TeamChannel)} tc "  # noqa: S608
+            f"JOIN {table(TeamMember)} tm ON tm.{column(TeamMember, 'team')} = "
+            f"tc.{column(TeamChannel, 'team')} "
+            f"WHERE tc.{column(TeamChannel, 'channel')} = c.{channel_id} "
+            f"AND tm.{column(TeamMember, 'user')} = %s "
+            f"ORDER BY CASE tc.{column(TeamChannel, 'role')} {rank} ELSE 0 END DESC LIMIT 1)"
+        )
+        org_role = (
+            f"(SELECT '{Role.OWNER.value}' FROM {table(OrganizationMember)} om "  # noqa: S608
+            f"WHERE om.{column(OrganizationMember, 'organization')} = "
+            f"c.{column(Channel, 'organization')} "
+            f"AND om.{column(OrganizationMember, 'user')} = %s "
+            f"AND om.{column(OrganizationMember, 'role')} IN "
+            f"('{OrgRole.OWNER.value}', '{OrgRole.ADMIN.value}'))"
+        )
         select = [
             f"c.{channel_id}",
             f"c.{column(Channel, 'private')}",
             f"m.{column(Membership, 'role')}",
+            team_role,
+            org_role,
         ]
         joins = [
             f"LEFT JOIN {q(Membership._meta.db_table)} m ON m.{column(Membership, 'channel')} = "
@@ -216,7 +253,7 @@ def _lookup_sql(kind):
 def _lookup(caller, channel_name, kind, subdir, name):
     """(channel or None, the kind's columns or None), read in one query."""
     user = caller.user
-    params = [user.pk if user.is_authenticated else None]
+    params = [user.pk if user.is_authenticated else None] * 3
     if kind == "index":
         params.append(subdir)
     elif kind == "package":
@@ -230,8 +267,8 @@ def _lookup(caller, channel_name, kind, subdir, name):
     channel = Channel.from_db(
         connection.alias, ["id", "name", "private"], [row[0], channel_name, bool(row[1])]
     )
-    prime_role(channel, user, row[2])
-    return channel, row[3:]
+    prime_role(channel, user, highest_role(*row[2:5]))
+    return channel, row[5:]
 
 
 def _aware(value):

@@ -18,7 +18,7 @@ from django.contrib.admin.apps import AdminConfig
 def owned_channels(user):
     """The channels the user manages in the admin: every one for a superuser, else those
     where their role grants :attr:`Action.MANAGE`."""
-    from channels_app.access import ROLE_ACTIONS, Action
+    from channels_app.access import ROLE_ACTIONS, Action, has_role
     from channels_app.models import Channel
 
     if user.is_superuser:
@@ -26,7 +26,7 @@ def owned_channels(user):
     if not user.is_authenticated:
         return Channel.objects.none()
     roles = [role for role, actions in ROLE_ACTIONS.items() if Action.MANAGE in actions]
-    return Channel.objects.filter(memberships__user=user, memberships__role__in=roles)
+    return Channel.objects.filter(has_role(user, roles))
 
 
 def manages(user, channel=None):
