@@ -11,6 +11,9 @@ credential used). Every change goes into the audit log; ``request`` names who ma
 and from where.
 """
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
@@ -180,9 +183,11 @@ def invite(organization, identifier, role, by, *, request=None):
             f"(invitation {existing.pk}, until {existing.expires_at:%Y-%m-%d}); withdraw it "
             "first to invite again."
         )
+    now = timezone.now()
     invitation = Invitation.objects.create(
-        organization=organization, role=role, invited_by=by, user=user, email=email
-    )
+        organization=organization, role=role, invited_by=by, user=user, email=email,
+        created_at=now, expires_at=now + timedelta(days=settings.WHARF_INVITATION_DAYS),
+    )  # fmt: skip
     _record("org.invited", organization, request, by=by, invitee=invitation.invitee, role=role)
     address = user.email if user is not None else email
     if address:

@@ -465,6 +465,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Channel roles and organisation roles are both "role" fields.
+    "ENUM_NAME_OVERRIDES": {
+        "ChannelRoleEnum": "channels_app.models.Role",
+        "OrganizationRoleEnum": "accounts.models.OrgRole",
+    },
 }
 
 # Operations ----------------------------------------------------------------------------
