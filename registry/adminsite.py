@@ -3,7 +3,9 @@
 Wharf grants rights by channel role, not by Django's model permissions. A user who owns
 a channel may sign in here, staff or not, and sees the channels they own with their
 members, related channels and package files (:class:`ChannelOwnedAdmin`,
-:class:`ChannelPartInline`). The site's own models — users, tokens, groups, index
+:class:`ChannelPartInline`). Likewise an owner of an organisation sees the organisations
+they own, with their members, invitations, teams and the teams' channel roles
+(:class:`OrganizationOwnedAdmin`). The site's own models — users, tokens, groups, index
 internals — keep Django's model permissions, which channel owners are not given.
 Superusers see everything.
 """
@@ -96,6 +98,90 @@ class ChannelPartInline(admin.TabularInline):
         return manages(request.user, obj)
 
 
+def owned_organizations(user):
+    """The organisations the user manages in the admin: every one for a superuser, else
+    those they own."""
+    from accounts.models import Organization, OrgRole
+
+    if user.is_superuser:
+        return Organization.objects.all()
+    if not user.is_authenticated:
+        return Organization.objects.none()
+    return Organization.objects.filter(members__user=user, members__role=OrgRole.OWNER)
+
+
+def manages_organization(user, organization=None):
+    """Whether the user manages ``organization`` in the admin; with none, any."""
+    if user.is_superuser:
+        return True
+    organizations = owned_organizations(user)
+    if organization is not None:
+        organizations = organizations.filter(pk=organization.pk)
+    return organizations.exists()
+
+
+class OrganizationOwnedAdmin(admin.ModelAdmin):
+    """The rows of the organisations the signed-in user owns, and rights on them.
+
+    ``organization_path`` leads from the model to its organisation ("pk" for the
+    organisation itself); a foreign key of that name offers only the owned ones.
+    """
+
+    organization_path = "organization"
+
+    def get_queryset(self, request):
+        rows = super().get_queryset(request)
+        if request.user.is_superuser:
+            return rows
+        owned = owned_organizations(request.user)
+        return rows.filter(**{f"{self.organization_path}__in": owned})
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == self.organization_path:
+            kwargs["queryset"] = owned_organizations(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def _manages(self, request, obj=None):
+        if obj is None:
+            return manages_organization(request.user)
+        return self.get_queryset(request).filter(pk=obj.pk).exists()
+
+    def has_module_permission(self, request):
+        return self._manages(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._manages(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._manages(request, obj)
+
+    def has_add_permission(self, request):
+        return self._manages(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._manages(request, obj)
+
+
+class OrganizationPartInline(admin.TabularInline):
+    """An inline on an organisation's or team's page: rights follow the organisation."""
+
+    def _manages(self, request, obj):
+        organization = getattr(obj, "organization", obj)
+        return manages_organization(request.user, organization)
+
+    def has_view_permission(self, request, obj=None):
+        return self._manages(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._manages(request, obj)
+
+    def has_add_permission(self, request, obj=None):
+        return self._manages(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._manages(request, obj)
+
+
 class WharfAdminSite(admin.AdminSite):
     site_header = "Wharf administration"
     site_title = "Wharf"
@@ -110,7 +196,7 @@ class WharfAdminSite(admin.AdminSite):
 
     def has_permission(self, request):
         user = request.user
-        return user.is_active and (user.is_staff or manages(user))
+        return user.is_active and (user.is_staff or manages(user) or manages_organization(user))
 
 
 class WharfAdminConfig(AdminConfig):

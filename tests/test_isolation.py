@@ -108,6 +108,8 @@ LIST_ROUTES = {
     "REST organisation teams": ("/api/v1/orgs/acme/teams/", "core"),
     "REST team": ("/api/v1/orgs/acme/teams/core/", "open-tools"),
     "REST organisation members": ("/api/v1/orgs/acme/members/", "owner"),
+    "admin organisations": ("/admin/accounts/organization/", None),
+    "admin teams": ("/admin/accounts/team/", None),
 }
 
 # What each caller gets from a hidden channel's routes, as for a missing one: anonymous
@@ -137,6 +139,9 @@ LISTED = {
     "REST organisation teams": ORG_MEMBERS_ONLY,
     "REST team": ORG_MEMBERS_ONLY,
     "REST organisation members": ORG_MEMBERS_ONLY,
+    # The outsider may use the admin (for their channel) but owns no organisation.
+    "admin organisations": {**ADMIN_LIST, "outsider session": 403},
+    "admin teams": {**ADMIN_LIST, "outsider session": 403},
     "admin channels": ADMIN_LIST,
     "admin channel search": ADMIN_LIST,
     "admin package files": ADMIN_LIST,
@@ -345,6 +350,8 @@ QUIET_LISTS = {
     "REST my organisations",
     "REST organisation teams",
     "REST organisation members",
+    "admin organisations",
+    "admin teams",
 }
 
 
