@@ -300,22 +300,20 @@ class InvitationQuerySet(models.QuerySet):
         )
 
     def for_user(self, user):
-        """Invitations addressed to the user: by account, or by one of their e-mail
-        addresses that is verified (or their account address, when verification is off)."""
+        """Invitations addressed to the user: by account, or by one of their verified
+        e-mail addresses."""
         return self.filter(models.Q(user=user) | models.Q(email__in=invitable_emails(user)))
 
 
 def invitable_emails(user):
-    """The e-mail addresses an invitation by e-mail may be accepted with, lowercased."""
+    """The e-mail addresses an invitation by e-mail may be accepted with, lowercased: the
+    user's verified ones only. Sign-up does not always verify addresses
+    (ACCOUNT_EMAIL_VERIFICATION), and an invitation by e-mail goes to an address no
+    account had: whoever signs up with it first must prove it is theirs."""
     from allauth.account.models import EmailAddress
 
     verified = EmailAddress.objects.filter(user=user, verified=True)
-    emails = {address.lower() for address in verified.values_list("email", flat=True)}
-    if settings.ACCOUNT_EMAIL_VERIFICATION != "mandatory" and user.email:
-        # Sign-up does not require verification here: the account's address counts as
-        # it does for signing in.
-        emails.add(user.email.lower())
-    return sorted(emails)
+    return sorted({address.lower() for address in verified.values_list("email", flat=True)})
 
 
 class Invitation(models.Model):

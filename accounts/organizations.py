@@ -221,7 +221,7 @@ def _send_invitation(invitation, address, request):
     body = (
         f"{inviter} invited you to join the organisation '{organization.name}' on Wharf as "
         f"{invitation.role}.\n\nAccept or decline the invitation at {link} "
-        f"(sign in or sign up with this address first); it expires on "
+        f"(sign in, or sign up with this address and verify it, first); it expires on "
         f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC.\n"
     )
     try:

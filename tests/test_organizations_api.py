@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from allauth.account.models import EmailAddress
 from django.core import mail
 from django.utils import timezone
 
@@ -156,7 +157,14 @@ def test_it_invites_an_address_no_user_has_and_its_owner_accepts_after_signing_u
     assert response.json()["invitee"] == "new.person@example.org"
     assert [m.to for m in mail.outbox] == [["new.person@example.org"]]
     newcomer = django_user_model.objects.create_user("newcomer", "new.person@example.org", "pw")
+    address = EmailAddress.objects.create(
+        user=newcomer, email="new.person@example.org", primary=True, verified=False
+    )
     _, secret = ApiToken.create_for(newcomer, "t")
+    # Not before the address is verified: anyone could sign up with it.
+    assert client_for(secret=secret).get("/api/v1/invitations/").json() == []
+    address.verified = True
+    address.save()
     mine = client_for(secret=secret).get("/api/v1/invitations/").json()
     assert [i["organization"] for i in mine] == ["acme"]
     # Someone else cannot answer it: to them it does not exist.
