@@ -106,7 +106,18 @@ class OrganizationMemberInline(OrganizationPartInline):
         return False
 
 
-class InvitationInline(OrganizationPartInline):
+class ReadOnlyPartInline(OrganizationPartInline):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class InvitationInline(ReadOnlyPartInline):
     """Pending invitations, read only (sent and withdrawn on the Invitations page)."""
 
     model = Invitation
@@ -118,17 +129,8 @@ class InvitationInline(OrganizationPartInline):
     def get_queryset(self, request):
         return super().get_queryset(request).pending().select_related("user", "invited_by")
 
-    def has_add_permission(self, request, obj=None):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class TeamInline(OrganizationPartInline):
+class TeamInline(ReadOnlyPartInline):
     """The teams; their members and channel roles are on each team's page."""
 
     model = Team
@@ -136,15 +138,6 @@ class TeamInline(OrganizationPartInline):
     readonly_fields = fields
     show_change_link = True
     extra = 0
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Organization)

@@ -145,7 +145,7 @@ class OrganizationMembers(OrgView):
         return Response(OrganizationMemberSerializer(rows, many=True).data)
 
 
-class OrganizationMember(OrgView):
+class OrganizationMemberDetail(OrgView):
     """Change a member's role or remove them (owners and admins; owners alone touch
     owners); a member removes themselves to leave."""
 

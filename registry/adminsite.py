@@ -41,29 +41,32 @@ def manages(user, channel=None):
     return channels.exists()
 
 
-class ChannelOwnedAdmin(admin.ModelAdmin):
-    """The rows of the channels the signed-in user manages, and rights on them.
+class ScopedAdmin(admin.ModelAdmin):
+    """The rows within what the signed-in user manages (:meth:`scope`), and rights on them.
 
-    ``channel_path`` leads from the model to its channel ("pk" for Channel itself).
-    A foreign key of that name offers only the managed channels.
+    :attr:`scope_path` leads from the model to the managed object; a foreign key of that
+    name offers only the managed ones.
     """
 
-    channel_path = "channel"
+    scope_path = None
+
+    def scope(self, user):
+        raise NotImplementedError
 
     def get_queryset(self, request):
         rows = super().get_queryset(request)
         if request.user.is_superuser:
             return rows
-        return rows.filter(**{f"{self.channel_path}__in": owned_channels(request.user)})
+        return rows.filter(**{f"{self.scope_path}__in": self.scope(request.user)})
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == self.channel_path:
-            kwargs["queryset"] = owned_channels(request.user)
+        if db_field.name == self.scope_path:
+            kwargs["queryset"] = self.scope(request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def _manages(self, request, obj=None):
         if obj is None:
-            return manages(request.user)
+            return request.user.is_superuser or self.scope(request.user).exists()
         return self.get_queryset(request).filter(pk=obj.pk).exists()
 
     def has_module_permission(self, request):
@@ -82,20 +85,47 @@ class ChannelOwnedAdmin(admin.ModelAdmin):
         return self._manages(request, obj)
 
 
-class ChannelPartInline(admin.TabularInline):
-    """An inline on the channel page: rights follow the channel (``obj``)."""
+class ScopedInline(admin.TabularInline):
+    """An inline whose rights follow the page's object (``obj``): :meth:`manages`."""
+
+    def manages(self, user, obj):
+        raise NotImplementedError
 
     def has_view_permission(self, request, obj=None):
-        return manages(request.user, obj)
+        return self.manages(request.user, obj)
 
     def has_change_permission(self, request, obj=None):
-        return manages(request.user, obj)
+        return self.manages(request.user, obj)
 
     def has_add_permission(self, request, obj=None):
-        return manages(request.user, obj)
+        return self.manages(request.user, obj)
 
     def has_delete_permission(self, request, obj=None):
-        return manages(request.user, obj)
+        return self.manages(request.user, obj)
+
+
+class ChannelOwnedAdmin(ScopedAdmin):
+    """The rows of the channels the signed-in user manages, and rights on them.
+
+    ``channel_path`` leads from the model to its channel ("pk" for Channel itself).
+    A foreign key of that name offers only the managed channels.
+    """
+
+    channel_path = "channel"
+
+    @property
+    def scope_path(self):
+        return self.channel_path
+
+    def scope(self, user):
+        return owned_channels(user)
+
+
+class ChannelPartInline(ScopedInline):
+    """An inline on the channel page: rights follow the channel (``obj``)."""
+
+    def manages(self, user, obj):
+        return manages(user, obj)
 
 
 def owned_organizations(user):
@@ -120,7 +150,7 @@ def manages_organization(user, organization=None):
     return organizations.exists()
 
 
-class OrganizationOwnedAdmin(admin.ModelAdmin):
+class OrganizationOwnedAdmin(ScopedAdmin):
     """The rows of the organisations the signed-in user owns, and rights on them.
 
     ``organization_path`` leads from the model to its organisation ("pk" for the
@@ -129,57 +159,19 @@ class OrganizationOwnedAdmin(admin.ModelAdmin):
 
     organization_path = "organization"
 
-    def get_queryset(self, request):
-        rows = super().get_queryset(request)
-        if request.user.is_superuser:
-            return rows
-        owned = owned_organizations(request.user)
-        return rows.filter(**{f"{self.organization_path}__in": owned})
+    @property
+    def scope_path(self):
+        return self.organization_path
 
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == self.organization_path:
-            kwargs["queryset"] = owned_organizations(request.user)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
-    def _manages(self, request, obj=None):
-        if obj is None:
-            return manages_organization(request.user)
-        return self.get_queryset(request).filter(pk=obj.pk).exists()
-
-    def has_module_permission(self, request):
-        return self._manages(request)
-
-    def has_view_permission(self, request, obj=None):
-        return self._manages(request, obj)
-
-    def has_change_permission(self, request, obj=None):
-        return self._manages(request, obj)
-
-    def has_add_permission(self, request):
-        return self._manages(request)
-
-    def has_delete_permission(self, request, obj=None):
-        return self._manages(request, obj)
+    def scope(self, user):
+        return owned_organizations(user)
 
 
-class OrganizationPartInline(admin.TabularInline):
+class OrganizationPartInline(ScopedInline):
     """An inline on an organisation's or team's page: rights follow the organisation."""
 
-    def _manages(self, request, obj):
-        organization = getattr(obj, "organization", obj)
-        return manages_organization(request.user, organization)
-
-    def has_view_permission(self, request, obj=None):
-        return self._manages(request, obj)
-
-    def has_change_permission(self, request, obj=None):
-        return self._manages(request, obj)
-
-    def has_add_permission(self, request, obj=None):
-        return self._manages(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return self._manages(request, obj)
+    def manages(self, user, obj):
+        return manages_organization(user, getattr(obj, "organization", obj))
 
 
 class WharfAdminSite(admin.AdminSite):

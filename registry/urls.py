@@ -76,7 +76,7 @@ api_v1 = [
     path("orgs/<str:org>/members/", org_api.OrganizationMembers.as_view(), name="org-members"),
     path(
         "orgs/<str:org>/members/<str:username>/",
-        org_api.OrganizationMember.as_view(),
+        org_api.OrganizationMemberDetail.as_view(),
         name="org-member",
     ),
     path(
