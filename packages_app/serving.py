@@ -187,10 +187,14 @@ _ROW_COLUMNS = {
 _SQL = {}
 
 
-def _lookup_sql(kind):
+def _lookup_sql(kind, signed_in=True):
     """SELECT channel id, private, the caller's direct, team and organisation roles[, file
-    columns] WHERE channel name = %s; the caller's id is the first three parameters."""
-    if kind not in _SQL:
+    columns] WHERE channel name = %s; the caller's id is the first three parameters.
+
+    For anonymous callers (most reads of public channels) the roles are NULL and not
+    looked up: the role subqueries cost planning time on every request.
+    """
+    if (kind, signed_in) not in _SQL:
         from accounts.models import OrganizationMember, OrgRole, TeamMember
 
         q = connection.ops.quote_name
@@ -223,17 +227,16 @@ def _lookup_sql(kind):
             f"AND om.{column(OrganizationMember, 'role')} IN "
             f"('{OrgRole.OWNER.value}', '{OrgRole.ADMIN.value}'))"
         )
-        select = [
-            f"c.{channel_id}",
-            f"c.{column(Channel, 'private')}",
-            f"m.{column(Membership, 'role')}",
-            team_role,
-            org_role,
-        ]
-        joins = [
-            f"LEFT JOIN {q(Membership._meta.db_table)} m ON m.{column(Membership, 'channel')} = "
-            f"c.{channel_id} AND m.{column(Membership, 'user')} = %s"
-        ]
+        select = [f"c.{channel_id}", f"c.{column(Channel, 'private')}"]
+        joins = []
+        if signed_in:
+            select += [f"m.{column(Membership, 'role')}", team_role, org_role]
+            joins.append(
+                f"LEFT JOIN {table(Membership)} m ON m.{column(Membership, 'channel')} = "
+                f"c.{channel_id} AND m.{column(Membership, 'user')} = %s"
+            )
+        else:
+            select += ["NULL", "NULL", "NULL"]
         if kind in _ROW_COLUMNS:
             model, fields, keys = _ROW_COLUMNS[kind]
             select += [f"x.{column(model, field)}" for field in fields]
@@ -246,21 +249,22 @@ def _lookup_sql(kind):
         tables = f"{q(Channel._meta.db_table)} c {' '.join(joins)}"
         where = f"c.{column(Channel, 'name')} = %s"
         # Names come from the models; every value is a parameter.
-        _SQL[kind] = f"SELECT {columns} FROM {tables} WHERE {where}"  # noqa: S608
-    return _SQL[kind]
+        _SQL[kind, signed_in] = f"SELECT {columns} FROM {tables} WHERE {where}"  # noqa: S608
+    return _SQL[kind, signed_in]
 
 
 def _lookup(caller, channel_name, kind, subdir, name):
     """(channel or None, the kind's columns or None), read in one query."""
     user = caller.user
-    params = [user.pk if user.is_authenticated else None] * 3
+    signed_in = user.is_authenticated
+    params = [user.pk] * 3 if signed_in else []
     if kind == "index":
         params.append(subdir)
     elif kind == "package":
         params += [subdir, name]
     params.append(channel_name)
     with connection.cursor() as cursor:
-        cursor.execute(_lookup_sql(kind), params)
+        cursor.execute(_lookup_sql(kind, signed_in), params)
         row = cursor.fetchone()
     if row is None:
         return None, None
