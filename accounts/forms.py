@@ -46,9 +46,9 @@ class ApiKeyForm(forms.Form):
     def __init__(self, user, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
-        self.fields["channels"].queryset = Channel.objects.filter(memberships__user=user).order_by(
-            "name"
-        )
+        from channels_app.access import has_role
+
+        self.fields["channels"].queryset = Channel.objects.filter(has_role(user)).order_by("name")
 
     def clean(self):
         cleaned = super().clean()

@@ -1,7 +1,9 @@
+import re
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -144,6 +146,24 @@ class AuditEvent(models.Model):
         "package.labels_changed": "Package file labels changed",
         "package.imported": "Package file imported",
         "channel.imported": "Channel directory imported",
+        "channel.transferred": "Channel transferred to an organisation",
+        "org.created": "Organisation created",
+        "org.changed": "Organisation changed",
+        "org.deleted": "Organisation deleted",
+        "org.invited": "Invitation sent",
+        "org.invitation_accepted": "Invitation accepted",
+        "org.invitation_declined": "Invitation declined",
+        "org.invitation_withdrawn": "Invitation withdrawn",
+        "org.role_changed": "Organisation role changed",
+        "org.member_removed": "Organisation member removed",
+        "org.member_left": "Organisation member left",
+        "team.created": "Team created",
+        "team.changed": "Team changed",
+        "team.deleted": "Team deleted",
+        "team.member_added": "Team member added",
+        "team.member_removed": "Team member removed",
+        "team.channel_role_set": "Team channel role set",
+        "team.channel_removed": "Team channel role removed",
     }
 
     action = models.CharField(max_length=40)
@@ -186,3 +206,212 @@ class AuditEvent(models.Model):
     @property
     def label(self):
         return self.ACTIONS.get(self.action, self.action)
+
+
+class OrgRole(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    MEMBER = "member", "Member"
+
+
+def validate_organization_name(name):
+    # Organisation names share the pattern and reserved words of channel names.
+    from channels_app.models import NAME_PATTERN, RESERVED_NAMES
+
+    if not NAME_PATTERN.match(name or ""):
+        raise ValidationError(
+            "An organisation name uses lowercase letters, digits, '-', '_' and '.', starts "
+            "with a letter or digit and has at most 100 characters."
+        )
+    if name in RESERVED_NAMES:
+        raise ValidationError(f"'{name}' is reserved by Wharf; choose another organisation name.")
+
+
+def validate_team_name(name):
+    if not TEAM_NAME_PATTERN.match(name or ""):
+        raise ValidationError(
+            "A team name uses lowercase letters, digits, '-' and '_', starts with a letter "
+            "or digit and has at most 100 characters."
+        )
+
+
+TEAM_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+
+
+class Organization(models.Model):
+    """A group of people that owns channels; its owners and admins own all its channels."""
+
+    name = models.CharField(max_length=100, unique=True, validators=[validate_organization_name])
+    display_name = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def role_of(self, user):
+        """The user's organisation role, or None."""
+        if not user.is_authenticated:
+            return None
+        cache = self.__dict__.setdefault("_org_roles", {})
+        if user.pk not in cache:
+            cache[user.pk] = self.members.filter(user=user).values_list("role", flat=True).first()
+        return cache[user.pk]
+
+
+class OrganizationMember(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="organization_memberships"
+    )
+    role = models.CharField(max_length=20, choices=OrgRole.choices, default=OrgRole.MEMBER)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "user"], name="one_organization_member_per_user"
+            )
+        ]
+        ordering = ["organization", "user__username"]
+
+    def __str__(self):
+        return f"{self.user} is {self.role} of {self.organization}"
+
+
+def invitation_expiry():
+    return timezone.now() + timedelta(days=settings.WHARF_INVITATION_DAYS)
+
+
+class InvitationQuerySet(models.QuerySet):
+    def pending(self):
+        """Neither accepted, declined nor withdrawn, and not expired."""
+        return self.filter(
+            accepted_at__isnull=True,
+            declined_at__isnull=True,
+            withdrawn_at__isnull=True,
+            expires_at__gt=timezone.now(),
+        )
+
+    def for_user(self, user):
+        """Invitations addressed to the user: by account, or by one of their verified
+        e-mail addresses."""
+        return self.filter(models.Q(user=user) | models.Q(email__in=invitable_emails(user)))
+
+
+def invitable_emails(user):
+    """The e-mail addresses an invitation by e-mail may be accepted with, lowercased: the
+    user's verified ones only. Sign-up does not always verify addresses
+    (ACCOUNT_EMAIL_VERIFICATION), and an invitation by e-mail goes to an address no
+    account had: whoever signs up with it first must prove it is theirs."""
+    from allauth.account.models import EmailAddress
+
+    verified = EmailAddress.objects.filter(user=user, verified=True)
+    return sorted({address.lower() for address in verified.values_list("email", flat=True)})
+
+
+class Invitation(models.Model):
+    """An offer to join an organisation; the invitee joins only by accepting it."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="invitations"
+    )
+    role = models.CharField(max_length=20, choices=OrgRole.choices, default=OrgRole.MEMBER)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    # An existing user found by exact username or e-mail; else the address invited.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+        related_name="invitations",
+    )  # fmt: skip
+    email = models.EmailField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(default=invitation_expiry)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    declined_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(user__isnull=False) & models.Q(email=""))
+                | (models.Q(user__isnull=True) & ~models.Q(email="")),
+                name="invitation_is_for_user_or_email",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.invitee} to {self.organization} as {self.role}"
+
+    @property
+    def invitee(self):
+        return self.user.username if self.user_id else self.email
+
+    @property
+    def status(self):
+        if self.accepted_at:
+            return "accepted"
+        if self.declined_at:
+            return "declined"
+        if self.withdrawn_at:
+            return "withdrawn"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "pending"
+
+    @property
+    def is_pending(self):
+        return self.status == "pending"
+
+    def is_for(self, user):
+        """Whether ``user`` is the one invited."""
+        if self.user_id:
+            return self.user_id == user.pk
+        return self.email.lower() in invitable_emails(user)
+
+
+class Team(models.Model):
+    """People of an organisation who get a role on some of its channels together."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="teams")
+    name = models.CharField(max_length=100, validators=[validate_team_name])
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="one_team_name_per_org")
+        ]
+        ordering = ["organization", "name"]
+
+    def __str__(self):
+        return f"{self.organization}/{self.name}"
+
+
+class TeamMember(models.Model):
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="team_memberships"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["team", "user"], name="one_team_member_per_user")
+        ]
+        ordering = ["team", "user__username"]
+
+    def __str__(self):
+        return f"{self.user} in {self.team}"

@@ -5,7 +5,10 @@ calls :func:`authorize` (one channel) or :func:`readable_channels` (lists and se
 
 The rules:
 - a public channel is readable by everyone, anonymous included;
-- a private channel is readable by its members; to everyone else it does not exist:
+- a user's role on a channel is the highest of their direct membership, the roles of
+  their teams on it, and — for a channel of an organisation — owner for the
+  organisation's owners and admins (being a member of the organisation alone gives none);
+- a private channel is readable by those with a role; to everyone else it does not exist:
   anonymous callers get 401 (they may have forgotten their token) and signed-in callers
   get 404, exactly as for a channel that really does not exist;
 - writing needs a role that grants the action, and a token that is not read-only and
@@ -15,12 +18,12 @@ The rules:
 import enum
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import Q
 from django.http import Http404
 
 from accounts.authentication import Caller
 
-from .models import Channel, Membership, Role
+from .models import Channel, Membership, Role, TeamChannel, highest_role
 
 
 class Action(enum.Enum):
@@ -96,12 +99,10 @@ def channel_for(caller, channel_name):
     channels = Channel.objects.filter(name=channel_name)
     if not user.is_authenticated or user.is_superuser:
         return channels.first()
-    roles = (
-        Membership.objects.filter(channel=OuterRef("pk"), user=user.pk).order_by().values("role")
-    )
-    channel = channels.annotate(caller_role=Subquery(roles[:1])).first()
+    channel = channels.with_roles_of(user).first()
     if channel is not None:
-        prime_role(channel, user, channel.caller_role)
+        found = (channel.direct_role, channel.team_role, channel.org_role)
+        prime_role(channel, user, highest_role(*found))
     return channel
 
 
@@ -142,14 +143,44 @@ def readable_channels(caller):
     """Channels the caller may read, as a queryset."""
     visible = Q(private=False)
     if caller.user.is_authenticated:
-        if caller.user.is_superuser:
-            member = Q(pk__isnull=False)
-        else:
-            member = Q(memberships__user=caller.user)
+        member = Q(pk__isnull=False) if caller.user.is_superuser else has_role(caller.user)
         if caller.token is not None and caller.token.limited:
             member &= Q(pk__in=caller.token.channel_ids)
         visible |= member
     return Channel.objects.filter(visible).distinct()
+
+
+def has_role(user, roles=tuple(Role)):
+    """A filter on channels: those where the user gets one of ``roles`` from some source
+    (direct membership, team, organisation).
+
+    ``roles`` must hold every role above the lowest it holds ("owner", "maintainer or
+    higher", ...): then that is the same as the user's highest role being one of them.
+    """
+    from accounts.models import OrganizationMember, OrgRole
+
+    roles = [Role(role) for role in roles]
+    direct = Membership.objects.filter(user=user.pk, role__in=roles).values("channel_id")
+    by_team = TeamChannel.objects.filter(team__members__user=user.pk, role__in=roles)
+    found = Q(pk__in=direct) | Q(pk__in=by_team.values("channel_id"))
+    if Role.OWNER in roles:
+        managed = OrganizationMember.objects.filter(
+            user=user.pk, role__in=[OrgRole.OWNER, OrgRole.ADMIN]
+        ).values("organization_id")
+        found |= Q(organization__in=managed)
+    return found
+
+
+def roles_of(user, channels):
+    """{channel id: the user's role} for those of ``channels`` where they hold one (by
+    membership, team or organisation; a superuser's rights everywhere are not counted)."""
+    rows = Channel.objects.filter(pk__in=channels.values("pk")).with_roles_of(user)
+    roles = {}
+    for channel_id, *found in rows.values_list("pk", "direct_role", "team_role", "org_role"):
+        role = highest_role(*found)
+        if role is not None:
+            roles[channel_id] = role
+    return roles
 
 
 def page_channel(request, channel_name, action=Action.READ):
@@ -174,3 +205,89 @@ def allowed_actions(caller, channel):
     if caller.token is not None and caller.token.read_only:
         return frozenset({Action.READ})
     return actions
+
+
+# -- organisations ------------------------------------------------------------------------
+
+
+class OrgAction(enum.Enum):
+    READ = "see"
+    SEE_MEMBERS = "see the members and teams of"
+    MANAGE_MEMBERS = "manage the members of"
+    MANAGE_TEAMS = "manage the teams of"
+    CREATE_CHANNEL = "create channels in"
+    CHANGE = "change"
+    DELETE = "delete"
+
+
+def _org_role_actions():
+    from accounts.models import OrgRole
+
+    everything = frozenset(OrgAction)
+    return {
+        OrgRole.OWNER: everything,
+        OrgRole.ADMIN: everything - {OrgAction.DELETE},
+        OrgRole.MEMBER: frozenset({OrgAction.READ, OrgAction.SEE_MEMBERS}),
+    }
+
+
+def org_role(user, organization):
+    """The user's role in the organisation, or None; superusers act as its owners."""
+    from accounts.models import OrgRole
+
+    if user.is_authenticated and user.is_superuser:
+        return OrgRole.OWNER
+    return organization.role_of(user)
+
+
+def org_allows(user, organization, action):
+    """Whether the user's organisation role grants ``action`` (credentials aside)."""
+    if action is OrgAction.READ:
+        return True
+    role = org_role(user, organization)
+    return role is not None and action in _org_role_actions()[role]
+
+
+def authorize_org(caller, org_name, action=OrgAction.READ):
+    """Return the organisation if the caller may do ``action`` to it; raise AccessError.
+
+    Organisations are public, like their public channels: anyone may see one. Their
+    members and teams are for their members; changes need an owner or admin (deleting,
+    an owner), and a token that is neither read-only nor limited to channels.
+    """
+    from accounts.models import Organization
+
+    organization = Organization.objects.filter(name=org_name).first()
+    if organization is None:
+        raise NotFound(f"Organisation '{org_name}' not found.")
+    if action in (OrgAction.READ, OrgAction.SEE_MEMBERS):
+        if action is OrgAction.SEE_MEMBERS and not org_allows(caller.user, organization, action):
+            if caller.is_anonymous:
+                raise NotAuthenticated(f"Sign in to see the members of '{org_name}'.")
+            raise Forbidden(f"Only members of '{org_name}' see its members and teams.")
+        return organization
+    if caller.is_anonymous:
+        raise NotAuthenticated(f"Sign in or send a token to {action.value} '{org_name}'.")
+    token = caller.token
+    if token is not None and token.is_narrowed:
+        raise Forbidden(
+            "This token is read-only or limited to channels; managing an organisation needs "
+            "a full token."
+        )
+    if not org_allows(caller.user, organization, action):
+        role = org_role(caller.user, organization)
+        raise Forbidden(
+            f"You may not {action.value} '{org_name}'"
+            + (f" as {role}." if role else "; you are not a member.")
+        )
+    return organization
+
+
+def page_organization(request, org_name, action=OrgAction.READ):
+    """:func:`authorize_org` for a web page: the organisation, or Http404 / PermissionDenied."""
+    try:
+        return authorize_org(Caller(request.user), org_name, action)
+    except NotFound:
+        raise Http404(f"Organisation '{org_name}' not found.") from None
+    except (NotAuthenticated, Forbidden) as exc:
+        raise PermissionDenied(exc.message) from None

@@ -28,6 +28,8 @@ class MembershipFormSet(BaseInlineFormSet):
         super().clean()
         if any(self.errors):
             return
+        if self.instance.organization_id is not None:
+            return  # the organisation's owners own it (members.has_other_owner)
         had_owner = any(form.initial.get("role") == Role.OWNER for form in self.initial_forms)
         kept = [form.cleaned_data for form in self.forms if form.cleaned_data]
         kept = [row for row in kept if not row.get("DELETE")]
@@ -114,8 +116,9 @@ class ChannelAdmin(ChannelOwnedAdmin):
     def get_readonly_fields(self, request, obj=None):
         fields = ["storage", "created_by", "created_at"]
         if not request.user.is_superuser:
-            # Quotas are the site's to give; owners see theirs.
-            fields.append("quota_bytes")
+            # Quotas are the site's to give; owners see theirs. A channel moves to an
+            # organisation by a transfer, which checks rights in the organisation too.
+            fields += ["quota_bytes", "organization"]
             if obj is not None:
                 # Channel URLs carry the name: clients and environment files would break.
                 fields.append("name")
@@ -156,6 +159,7 @@ class ChannelAdmin(ChannelOwnedAdmin):
             obj.name,
             description=obj.description,
             private=obj.private,
+            organization=obj.organization if request.user.is_superuser else None,
             request=request,
         )
         obj.pk = created.pk

@@ -1,17 +1,20 @@
 from django.core.exceptions import ValidationError as ModelValidationError
 from django.db import IntegrityError
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import NotAuthenticated, PermissionDenied, ValidationError
 from rest_framework.response import Response
 
-from accounts import audit
+from accounts import audit, organizations
 from accounts.api import AuditEventSerializer
 from accounts.authentication import caller_of
 from accounts.models import AuditEvent
+from accounts.serializers import TransferSerializer
 
 from . import lifecycle, members
-from .access import Action, authorize, readable_channels
+from .access import Action, OrgAction, authorize, authorize_org, readable_channels
 from .models import Channel
 from .serializers import (
     ChannelSerializer,
@@ -33,7 +36,8 @@ class ChannelViewSet(viewsets.GenericViewSet):
         return {"request": self.request, "caller": caller_of(self.request)}
 
     def list(self, request):
-        channels = readable_channels(caller_of(request)).order_by("name")
+        channels = readable_channels(caller_of(request)).select_related("organization")
+        channels = channels.order_by("name")
         page = self.paginate_queryset(channels)
         data = ChannelSerializer(page, many=True, context=self._context()).data
         return self.get_paginated_response(data)
@@ -49,12 +53,16 @@ class ChannelViewSet(viewsets.GenericViewSet):
             )
         serializer = ChannelSerializer(data=request.data, context=self._context())
         serializer.is_valid(raise_exception=True)
+        organization = serializer.validated_data.get("organization")
+        if organization is not None:
+            authorize_org(caller, organization.name, OrgAction.CREATE_CHANNEL)
         try:
             channel = lifecycle.create_channel(
                 caller.user,
                 serializer.validated_data["name"],
                 description=serializer.validated_data.get("description", ""),
                 private=serializer.validated_data.get("private", False),
+                organization=organization,
                 request=request,
             )
         except IntegrityError as exc:
@@ -83,6 +91,24 @@ class ChannelViewSet(viewsets.GenericViewSet):
         channel = authorize(caller_of(request), name, Action.DELETE_CHANNEL)
         lifecycle.delete_channel(channel, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=TransferSerializer, responses={200: ChannelSerializer})
+    @action(detail=True, methods=["post"])
+    def transfer(self, request, name=None):
+        """Move the channel to an organisation: the caller must own the channel and be an
+        owner or admin of the organisation. Its members keep their roles."""
+        caller = caller_of(request)
+        channel = authorize(caller, name, Action.MANAGE)
+        serializer = TransferSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        organization = authorize_org(
+            caller, serializer.validated_data["organization"].name, OrgAction.CREATE_CHANNEL
+        )
+        try:
+            organizations.transfer_channel(channel, organization, caller.user, request=request)
+        except ModelValidationError as exc:
+            raise ValidationError({"organization": exc.messages}) from exc
+        return Response(ChannelSerializer(channel, context=self._context()).data)
 
 
 class ChannelAuditLog(generics.ListAPIView):

@@ -7,21 +7,31 @@ from accounts import audit
 from .models import Channel, Membership, Role
 
 
-def create_channel(owner, name, *, description="", private=False, request=None):
+def create_channel(owner, name, *, description="", private=False, organization=None, request=None):
     """Create a channel owned by ``owner``, with its empty noarch index published.
 
+    With an ``organization`` the channel belongs to it: its owners and admins own the
+    channel, and ``owner`` (who created it) gets no membership of their own. The caller
+    checks that ``owner`` may create channels there (``accounts.organizations``).
     With the ``request`` that asked for it, the creation goes into the audit log.
     """
     from packages_app.indexing import publish_empty_noarch
 
     with transaction.atomic():
-        channel = Channel(name=name, description=description, private=private, created_by=owner)
+        channel = Channel(
+            name=name, description=description, private=private, created_by=owner,
+            organization=organization,
+        )  # fmt: skip
         channel.full_clean()
         channel.save()
-        Membership.objects.create(channel=channel, user=owner, role=Role.OWNER)
+        if organization is None:
+            Membership.objects.create(channel=channel, user=owner, role=Role.OWNER)
         publish_empty_noarch(channel)
         if request is not None:
-            audit.record("channel.created", channel=channel, request=request, private=private)
+            details = {"organization": organization.name} if organization else {}
+            audit.record(
+                "channel.created", channel=channel, request=request, private=private, **details
+            )
     return channel
 
 

@@ -73,7 +73,13 @@ KEEP_AN_OWNER = "A channel must keep at least one owner."
 
 
 def has_other_owner(membership, *, lock=False):
-    """Whether the channel has an owner besides this membership."""
+    """Whether the channel has an owner besides this membership.
+
+    A channel of an organisation always has one: the organisation's owners own it (and
+    an organisation keeps at least one owner).
+    """
+    if membership.channel.organization_id is not None:
+        return True
     owners = Membership.objects.filter(channel_id=membership.channel_id, role=Role.OWNER)
     owners = owners.exclude(pk=membership.pk)
     return (owners.select_for_update() if lock else owners).exists()

@@ -2,18 +2,31 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from accounts.models import Organization
+
 from .access import Action, allowed_actions
 from .models import Channel, Membership, Role
 
 
 class ChannelSerializer(serializers.ModelSerializer):
+    organization = serializers.SlugRelatedField(
+        slug_field="name",
+        queryset=Organization.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="The organisation that owns the channel; null: its members own it.",
+        error_messages={"does_not_exist": "Organisation '{value}' not found."},
+    )
     role = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
     storage = serializers.SerializerMethodField()
 
     class Meta:
         model = Channel
-        fields = ["name", "description", "private", "created_at", "role", "url", "storage"]
+        fields = [
+            "name", "description", "private", "organization", "created_at", "role", "url",
+            "storage",
+        ]  # fmt: skip
         read_only_fields = ["created_at"]
 
     def get_role(self, channel) -> str | None:

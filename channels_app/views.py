@@ -16,9 +16,9 @@ from packages_app import statistics
 from packages_app.models import Package
 
 from . import install, lifecycle, members, related
-from .access import Action, allowed_actions, page_channel, readable_channels
+from .access import Action, allowed_actions, has_role, page_channel, readable_channels, roles_of
 from .forms import AddMemberForm, ChannelForm, ChannelSettingsForm, DeleteChannelForm, RoleForm
-from .models import Membership
+from .models import Channel
 
 RECENT_PACKAGES = 12
 PACKAGES_PER_PAGE = 50
@@ -39,7 +39,7 @@ def channel_list(request):
     channels = readable_channels(caller).annotate(package_count=Count("packages", distinct=True))
     mine = []
     if request.user.is_authenticated:
-        roles = dict(Membership.objects.filter(user=request.user).values_list("channel_id", "role"))
+        roles = roles_of(request.user, Channel.objects.filter(has_role(request.user)))
         mine = list(channels.filter(pk__in=roles).order_by("name"))
         for channel in mine:
             channel.role = roles[channel.pk]

@@ -39,7 +39,15 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accounts.authentication import REALM, InvalidCredentials, identify
 from channels_app.access import AccessError, Action, authorize, check, prime_role
-from channels_app.models import RESERVED_NAMES, Channel, Membership
+from channels_app.models import (
+    RESERVED_NAMES,
+    ROLE_RANK,
+    Channel,
+    Membership,
+    Role,
+    TeamChannel,
+    highest_role,
+)
 
 from . import archives, catalog, indexing, labels, repodata, statistics, storage
 from .models import MAIN_LABEL, PackageFile, SubdirIndex
@@ -182,7 +190,7 @@ class ChannelFileMiddleware:
 
 # -- one query: channel, the caller's role, and the row the file needs -------------------
 
-# Columns read besides the channel's id, privacy and the caller's role, by kind of file.
+# Columns read besides the channel's id, privacy and the caller's roles, by kind of file.
 _ROW_COLUMNS = {
     "index": (SubdirIndex, ("published_files", "published_at"), ("label", "subdir")),
     "package": (PackageFile, ("storage_path", "sha256", "size", "uploaded_at"),
@@ -191,32 +199,66 @@ _ROW_COLUMNS = {
 _SQL = {}
 
 
-def _lookup_sql(kind, labelled):
-    """SELECT channel id, private, caller's role[, whether the label is used][, file
-    columns] WHERE channel name = %s."""
-    if (kind, labelled) not in _SQL:
+def _lookup_sql(kind, labelled, signed_in=True):
+    """SELECT channel id, private, the caller's direct, team and organisation roles[,
+    whether the label is used][, file columns] WHERE channel name = %s.
+
+    Parameters in order: the caller's id twice (team and organisation roles), the label,
+    the caller's id (membership), the file's keys, the channel name. For anonymous callers
+    (most reads of public channels) the roles are NULL and not looked up: the role
+    subqueries cost planning time on every request.
+    """
+    key = (kind, labelled, signed_in)
+    if key not in _SQL:
+        from accounts.models import OrganizationMember, OrgRole, TeamMember
+
         q = connection.ops.quote_name
 
         def column(model, field):
             return q(model._meta.get_field(field).column)
 
+        def table(model):
+            return q(model._meta.db_table)
+
         channel_id = column(Channel, "id")
-        select = [
-            f"c.{channel_id}",
-            f"c.{column(Channel, 'private')}",
-            f"m.{column(Membership, 'role')}",
-        ]
+        # The access policy's sources of a role (Channel.role_of), as in
+        # ChannelQuerySet.with_roles_of: the best role of the caller's teams, and owner for
+        # an owner or admin of the channel's organisation. Role names are our constants.
+        # noqa below: names and role constants come from the models; values are parameters.
+        rank = " ".join(f"WHEN '{role}' THEN {n}" for role, n in ROLE_RANK.items())
+        team_role = (
+            f"(SELECT tc.{column(TeamChannel, 'role')} FROM {table(TeamChannel)} tc "  # noqa: S608
+            f"JOIN {table(TeamMember)} tm ON tm.{column(TeamMember, 'team')} = "
+            f"tc.{column(TeamChannel, 'team')} "
+            f"WHERE tc.{column(TeamChannel, 'channel')} = c.{channel_id} "
+            f"AND tm.{column(TeamMember, 'user')} = %s "
+            f"ORDER BY CASE tc.{column(TeamChannel, 'role')} {rank} ELSE 0 END DESC LIMIT 1)"
+        )
+        org_role = (
+            f"(SELECT '{Role.OWNER.value}' FROM {table(OrganizationMember)} om "  # noqa: S608
+            f"WHERE om.{column(OrganizationMember, 'organization')} = "
+            f"c.{column(Channel, 'organization')} "
+            f"AND om.{column(OrganizationMember, 'user')} = %s "
+            f"AND om.{column(OrganizationMember, 'role')} IN "
+            f"('{OrgRole.OWNER.value}', '{OrgRole.ADMIN.value}'))"
+        )
+        select = [f"c.{channel_id}", f"c.{column(Channel, 'private')}"]
+        joins = []
+        if signed_in:
+            select += [f"m.{column(Membership, 'role')}", team_role, org_role]
+            joins.append(
+                f"LEFT JOIN {table(Membership)} m ON m.{column(Membership, 'channel')} = "
+                f"c.{channel_id} AND m.{column(Membership, 'user')} = %s"
+            )
+        else:
+            select += ["NULL", "NULL", "NULL"]
         if labelled:
-            indexes = q(SubdirIndex._meta.db_table)
             label_used = (  # names from the models, the label a parameter
-                f"EXISTS (SELECT 1 FROM {indexes} l WHERE l.{column(SubdirIndex, 'channel')} "  # noqa: S608
-                f"= c.{channel_id} AND l.{column(SubdirIndex, 'label')} = %s)"
+                f"EXISTS (SELECT 1 FROM {table(SubdirIndex)} l "  # noqa: S608
+                f"WHERE l.{column(SubdirIndex, 'channel')} = c.{channel_id} "
+                f"AND l.{column(SubdirIndex, 'label')} = %s)"
             )
             select.append(label_used)
-        joins = [
-            f"LEFT JOIN {q(Membership._meta.db_table)} m ON m.{column(Membership, 'channel')} = "
-            f"c.{channel_id} AND m.{column(Membership, 'user')} = %s"
-        ]
         if kind in _ROW_COLUMNS:
             model, fields, keys = _ROW_COLUMNS[kind]
             select += [f"x.{column(model, field)}" for field in fields]
@@ -229,8 +271,8 @@ def _lookup_sql(kind, labelled):
         tables = f"{q(Channel._meta.db_table)} c {' '.join(joins)}"
         where = f"c.{column(Channel, 'name')} = %s"
         # Names come from the models; every value is a parameter.
-        _SQL[kind, labelled] = f"SELECT {columns} FROM {tables} WHERE {where}"  # noqa: S608
-    return _SQL[kind, labelled]
+        _SQL[key] = f"SELECT {columns} FROM {tables} WHERE {where}"  # noqa: S608
+    return _SQL[key]
 
 
 def _lookup(caller, channel_name, kind, subdir, name, label=None):
@@ -240,25 +282,29 @@ def _lookup(caller, channel_name, kind, subdir, name, label=None):
     labelled = label is not None
     if labelled and not labels.NAME.match(label):
         label = ""  # no label has this name; the query then says so
-    params = [label] if labelled else []
-    params.append(user.pk if user.is_authenticated else None)
+    signed_in = user.is_authenticated
+    params = [user.pk] * 2 if signed_in else []
+    if labelled:
+        params.append(label)
+    if signed_in:
+        params.append(user.pk)
     if kind == "index":
         params += [label if labelled else MAIN_LABEL, subdir]
     elif kind == "package":
         params += [subdir, name]
     params.append(channel_name)
     with connection.cursor() as cursor:
-        cursor.execute(_lookup_sql(kind, labelled), params)
+        cursor.execute(_lookup_sql(kind, labelled, signed_in), params)
         row = cursor.fetchone()
     if row is None:
         return None, None, True
     channel = Channel.from_db(
         connection.alias, ["id", "name", "private"], [row[0], channel_name, bool(row[1])]
     )
-    prime_role(channel, user, row[2])
+    prime_role(channel, user, highest_role(*row[2:5]))
     if labelled:
-        return channel, row[4:], bool(row[3])
-    return channel, row[3:], True
+        return channel, row[6:], bool(row[5])
+    return channel, row[5:], True
 
 
 def _aware(value):

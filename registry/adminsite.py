@@ -3,7 +3,9 @@
 Wharf grants rights by channel role, not by Django's model permissions. A user who owns
 a channel may sign in here, staff or not, and sees the channels they own with their
 members, related channels and package files (:class:`ChannelOwnedAdmin`,
-:class:`ChannelPartInline`). The site's own models — users, tokens, groups, index
+:class:`ChannelPartInline`). Likewise an owner of an organisation sees the organisations
+they own, with their members, invitations, teams and the teams' channel roles
+(:class:`OrganizationOwnedAdmin`). The site's own models — users, tokens, groups, index
 internals — keep Django's model permissions, which channel owners are not given.
 Superusers see everything.
 """
@@ -18,7 +20,7 @@ from django.contrib.admin.apps import AdminConfig
 def owned_channels(user):
     """The channels the user manages in the admin: every one for a superuser, else those
     where their role grants :attr:`Action.MANAGE`."""
-    from channels_app.access import ROLE_ACTIONS, Action
+    from channels_app.access import ROLE_ACTIONS, Action, has_role
     from channels_app.models import Channel
 
     if user.is_superuser:
@@ -26,7 +28,7 @@ def owned_channels(user):
     if not user.is_authenticated:
         return Channel.objects.none()
     roles = [role for role, actions in ROLE_ACTIONS.items() if Action.MANAGE in actions]
-    return Channel.objects.filter(memberships__user=user, memberships__role__in=roles)
+    return Channel.objects.filter(has_role(user, roles))
 
 
 def manages(user, channel=None):
@@ -39,29 +41,32 @@ def manages(user, channel=None):
     return channels.exists()
 
 
-class ChannelOwnedAdmin(admin.ModelAdmin):
-    """The rows of the channels the signed-in user manages, and rights on them.
+class ScopedAdmin(admin.ModelAdmin):
+    """The rows within what the signed-in user manages (:meth:`scope`), and rights on them.
 
-    ``channel_path`` leads from the model to its channel ("pk" for Channel itself).
-    A foreign key of that name offers only the managed channels.
+    :attr:`scope_path` leads from the model to the managed object; a foreign key of that
+    name offers only the managed ones.
     """
 
-    channel_path = "channel"
+    scope_path = None
+
+    def scope(self, user):
+        raise NotImplementedError
 
     def get_queryset(self, request):
         rows = super().get_queryset(request)
         if request.user.is_superuser:
             return rows
-        return rows.filter(**{f"{self.channel_path}__in": owned_channels(request.user)})
+        return rows.filter(**{f"{self.scope_path}__in": self.scope(request.user)})
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == self.channel_path:
-            kwargs["queryset"] = owned_channels(request.user)
+        if db_field.name == self.scope_path:
+            kwargs["queryset"] = self.scope(request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def _manages(self, request, obj=None):
         if obj is None:
-            return manages(request.user)
+            return request.user.is_superuser or self.scope(request.user).exists()
         return self.get_queryset(request).filter(pk=obj.pk).exists()
 
     def has_module_permission(self, request):
@@ -80,20 +85,93 @@ class ChannelOwnedAdmin(admin.ModelAdmin):
         return self._manages(request, obj)
 
 
-class ChannelPartInline(admin.TabularInline):
-    """An inline on the channel page: rights follow the channel (``obj``)."""
+class ScopedInline(admin.TabularInline):
+    """An inline whose rights follow the page's object (``obj``): :meth:`manages`."""
+
+    def manages(self, user, obj):
+        raise NotImplementedError
 
     def has_view_permission(self, request, obj=None):
-        return manages(request.user, obj)
+        return self.manages(request.user, obj)
 
     def has_change_permission(self, request, obj=None):
-        return manages(request.user, obj)
+        return self.manages(request.user, obj)
 
     def has_add_permission(self, request, obj=None):
-        return manages(request.user, obj)
+        return self.manages(request.user, obj)
 
     def has_delete_permission(self, request, obj=None):
-        return manages(request.user, obj)
+        return self.manages(request.user, obj)
+
+
+class ChannelOwnedAdmin(ScopedAdmin):
+    """The rows of the channels the signed-in user manages, and rights on them.
+
+    ``channel_path`` leads from the model to its channel ("pk" for Channel itself).
+    A foreign key of that name offers only the managed channels.
+    """
+
+    channel_path = "channel"
+
+    @property
+    def scope_path(self):
+        return self.channel_path
+
+    def scope(self, user):
+        return owned_channels(user)
+
+
+class ChannelPartInline(ScopedInline):
+    """An inline on the channel page: rights follow the channel (``obj``)."""
+
+    def manages(self, user, obj):
+        return manages(user, obj)
+
+
+def owned_organizations(user):
+    """The organisations the user manages in the admin: every one for a superuser, else
+    those they own."""
+    from accounts.models import Organization, OrgRole
+
+    if user.is_superuser:
+        return Organization.objects.all()
+    if not user.is_authenticated:
+        return Organization.objects.none()
+    return Organization.objects.filter(members__user=user, members__role=OrgRole.OWNER)
+
+
+def manages_organization(user, organization=None):
+    """Whether the user manages ``organization`` in the admin; with none, any."""
+    if user.is_superuser:
+        return True
+    organizations = owned_organizations(user)
+    if organization is not None:
+        organizations = organizations.filter(pk=organization.pk)
+    return organizations.exists()
+
+
+class OrganizationOwnedAdmin(ScopedAdmin):
+    """The rows of the organisations the signed-in user owns, and rights on them.
+
+    ``organization_path`` leads from the model to its organisation ("pk" for the
+    organisation itself); a foreign key of that name offers only the owned ones.
+    """
+
+    organization_path = "organization"
+
+    @property
+    def scope_path(self):
+        return self.organization_path
+
+    def scope(self, user):
+        return owned_organizations(user)
+
+
+class OrganizationPartInline(ScopedInline):
+    """An inline on an organisation's or team's page: rights follow the organisation."""
+
+    def manages(self, user, obj):
+        return manages_organization(user, getattr(obj, "organization", obj))
 
 
 class WharfAdminSite(admin.AdminSite):
@@ -110,7 +188,7 @@ class WharfAdminSite(admin.AdminSite):
 
     def has_permission(self, request):
         user = request.user
-        return user.is_active and (user.is_staff or manages(user))
+        return user.is_active and (user.is_staff or manages(user) or manages_organization(user))
 
 
 class WharfAdminConfig(AdminConfig):

@@ -327,6 +327,8 @@ WHARF_MAX_UNPACKED_SIZE = env_int("WHARF_MAX_UNPACKED_SIZE", 16 * 1024**3)
 # Bytes of package files a channel may hold (0: no limit). A site administrator sets
 # another quota per channel in the admin (0 there: no limit for that channel).
 WHARF_CHANNEL_QUOTA_BYTES = env_int("WHARF_CHANNEL_QUOTA_BYTES", 0)
+# Days an invitation to an organisation may be accepted.
+WHARF_INVITATION_DAYS = env_int("WHARF_INVITATION_DAYS", 7)
 WHARF_TOKEN_PREFIX = "wharf-"  # noqa: S105 - a public prefix, not a secret
 # How long an index rebuild may hold its (channel, subdir) before another worker may take
 # over; a rebuild renews it between rounds.
@@ -463,6 +465,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Channel roles and organisation roles are both "role" fields.
+    "ENUM_NAME_OVERRIDES": {
+        "ChannelRoleEnum": "channels_app.models.Role",
+        "OrganizationRoleEnum": "accounts.models.OrgRole",
+    },
 }
 
 # Operations ----------------------------------------------------------------------------

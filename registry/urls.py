@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
+from accounts import org_api
 from accounts import views as account_views
 from accounts.api import ApiTokenViewSet
 from channels_app import views as channel_views
@@ -80,6 +81,49 @@ api_v1 = [
     ),
     path("channels/<str:channel_name>/audit/", ChannelAuditLog.as_view(), name="channel-audit"),
     path("search", packages_api.Search.as_view(), name="search"),
+    # Organisations, their members, invitations and teams.
+    path("orgs/", org_api.OrganizationList.as_view(), name="org-list"),
+    path("orgs/<str:org>/", org_api.OrganizationDetail.as_view(), name="org-detail"),
+    path("orgs/<str:org>/members/", org_api.OrganizationMembers.as_view(), name="org-members"),
+    path(
+        "orgs/<str:org>/members/<str:username>/",
+        org_api.OrganizationMemberDetail.as_view(),
+        name="org-member",
+    ),
+    path(
+        "orgs/<str:org>/invitations/",
+        org_api.OrganizationInvitations.as_view(),
+        name="org-invitations",
+    ),
+    path(
+        "orgs/<str:org>/invitations/<int:invitation_id>/",
+        org_api.OrganizationInvitation.as_view(),
+        name="org-invitation",
+    ),
+    path("orgs/<str:org>/teams/", org_api.OrganizationTeams.as_view(), name="org-teams"),
+    path("orgs/<str:org>/teams/<str:team>/", org_api.OrganizationTeam.as_view(), name="org-team"),
+    path(
+        "orgs/<str:org>/teams/<str:team>/members/<str:username>/",
+        org_api.TeamMemberView.as_view(),
+        name="org-team-member",
+    ),
+    path(
+        "orgs/<str:org>/teams/<str:team>/channels/<str:channel>/",
+        org_api.TeamChannelView.as_view(),
+        name="org-team-channel",
+    ),
+    path("orgs/<str:org>/channels/", org_api.OrganizationChannels.as_view(), name="org-channels"),
+    path("invitations/", org_api.MyInvitations.as_view(), name="my-invitations"),
+    path(
+        "invitations/<int:invitation_id>/accept/",
+        org_api.AnswerInvitation.as_view(answer="accept"),
+        name="invitation-accept",
+    ),
+    path(
+        "invitations/<int:invitation_id>/decline/",
+        org_api.AnswerInvitation.as_view(answer="decline"),
+        name="invitation-decline",
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI's page carries a <style> element: the one page whose policy allows them.
     path(

@@ -18,6 +18,7 @@ import pytest
 import zstandard
 from django.test import Client
 
+from accounts import organizations
 from accounts.models import ApiToken
 from channels_app.lifecycle import create_channel
 from channels_app.models import Membership, Role
@@ -116,16 +117,26 @@ LIST_ROUTES = {
     "admin package files": ("/admin/packages_app/packagefile/", "other-tool"),
     "admin memberships": ("/admin/channels_app/membership/", "elsewhere"),
     "admin audit log": ("/admin/accounts/auditevent/", None),
+    # Both channels belong to the organisation acme; its team "core" has roles on both.
+    "REST my organisations": ("/api/v1/orgs/", None),
+    "REST organisation channels": ("/api/v1/orgs/acme/channels/", "open-tools"),
+    "REST organisation teams": ("/api/v1/orgs/acme/teams/", "core"),
+    "REST team": ("/api/v1/orgs/acme/teams/core/", "open-tools"),
+    "REST organisation members": ("/api/v1/orgs/acme/members/", "owner"),
+    "admin organisations": ("/admin/accounts/organization/", None),
+    "admin teams": ("/admin/accounts/team/", None),
 }
 
 # What each caller gets from a hidden channel's routes, as for a missing one: anonymous
 # callers are asked for credentials, signed-in ones told it does not exist; tokens do not
-# open web pages or the admin (they are read as anonymous there).
+# open web pages or the admin (they are read as anonymous there). A member of the
+# channel's organisation who is in none of its teams is an outsider to the channel.
 HIDDEN = {
     "anonymous": {"conda": 401, "rest": 401, "web": 404, "search": 200, "admin": 302},
     "outsider session": {"conda": 404, "rest": 404, "web": 404, "search": 200, "admin": 302},
     "outsider token": {"conda": 404, "rest": 404, "web": 404, "search": 200, "admin": 302},
     "limited token": {"conda": 404, "rest": 404, "web": 404, "search": 200, "admin": 302},
+    "org member token": {"conda": 404, "rest": 404, "web": 404, "search": 200, "admin": 302},
 }
 # Statistics and labels by REST answer as the other REST routes.
 for expected in HIDDEN.values():
@@ -133,9 +144,19 @@ for expected in HIDDEN.values():
 # The list routes' status for each caller (only the outsider owns a channel, elsewhere,
 # so only they may use the admin; its audit log is for superusers).
 ADMIN_LIST = {"anonymous": 302, "outsider session": 200, "outsider token": 302,
-              "limited token": 302}  # fmt: skip
+              "limited token": 302, "org member token": 302}  # fmt: skip
+# Members and teams of an organisation are for its members.
+ORG_MEMBERS_ONLY = {"anonymous": 401, "outsider session": 403, "outsider token": 403,
+                    "limited token": 403}  # fmt: skip
 LISTED = {
     "REST tokens": {"anonymous": 401},
+    "REST my organisations": {"anonymous": 401},
+    "REST organisation teams": ORG_MEMBERS_ONLY,
+    "REST team": ORG_MEMBERS_ONLY,
+    "REST organisation members": ORG_MEMBERS_ONLY,
+    # The outsider may use the admin (for their channel) but owns no organisation.
+    "admin organisations": {**ADMIN_LIST, "outsider session": 403},
+    "admin teams": {**ADMIN_LIST, "outsider session": 403},
     "admin channels": ADMIN_LIST,
     "admin channel search": ADMIN_LIST,
     "admin package files": ADMIN_LIST,
@@ -186,7 +207,7 @@ class Visitor:
 
 
 @pytest.fixture
-def world(users, tokens, client_for, private_channel, public_channel, packages):
+def world(users, tokens, client_for, private_channel, public_channel, packages, django_user_model):
     """The private channel with a real, indexed package; a public package; the outsider's
     own channel, of which the member is a member too; the member's token limited to it."""
     path = packages.make(SECRET_PACKAGE, "1.0")
@@ -201,6 +222,18 @@ def world(users, tokens, client_for, private_channel, public_channel, packages):
     Membership.objects.create(channel=elsewhere, user=users["member"], role=Role.MEMBER)
     catalog_file(elsewhere, "noarch", "other-tool", "1.0")
     _, limited = ApiToken.create_for(users["member"], "limited", channels=[elsewhere])
+    # Both channels move to the organisation acme, whose team "core" (the owner) has
+    # roles on them; org-member is in acme, in no team.
+    acme = organizations.create_organization(users["owner"], "acme")
+    org_member = django_user_model.objects.create_user("org-member", "om@example.org", "pw")
+    organizations.accept(organizations.invite(acme, "org-member", "member", users["owner"]),
+                         org_member)  # fmt: skip
+    core = organizations.create_team(acme, "core", users["owner"])
+    organizations.add_team_member(core, users["owner"], users["owner"])
+    for channel in (private_channel, public_channel):
+        organizations.transfer_channel(channel, acme, users["owner"])
+        organizations.set_team_channel_role(core, channel, Role.MEMBER, users["owner"])
+    _, org_member_secret = ApiToken.create_for(org_member, "org member")
 
     owner = Visitor(users["owner"], tokens["owner"])
     shard_index = owner.get(CONDA_ROUTES["shard index"].format(channel=PRIVATE))
@@ -224,6 +257,7 @@ def world(users, tokens, client_for, private_channel, public_channel, packages):
             "outsider session": Visitor(users["outsider"]),
             "outsider token": Visitor(secret=tokens["outsider"]),
             "limited token": Visitor(secret=limited),
+            "org member token": Visitor(secret=org_member_secret),
             "owner": owner,
         },
     }
@@ -321,10 +355,21 @@ def test_the_owner_reaches_everything_the_matrix_hides(world):
             continue  # superusers only
         if response.status_code != 200:
             problems.append(f"{name}: {response.status_code}")
-        elif name != "REST tokens" and not any(w in normalized(response) for w in HIDDEN_WORDS):
+        elif name not in QUIET_LISTS and not any(w in normalized(response) for w in HIDDEN_WORDS):
             problems.append(f"{name}: does not name the private channel or package")
 
     assert problems == []
+
+
+# Lists that name no channel, even to the owner.
+QUIET_LISTS = {
+    "REST tokens",
+    "REST my organisations",
+    "REST organisation teams",
+    "REST organisation members",
+    "admin organisations",
+    "admin teams",
+}
 
 
 def assert_ok(response):
