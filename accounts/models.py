@@ -222,8 +222,12 @@ def validate_organization_name(name):
             "An organisation name uses lowercase letters, digits, '-', '_' and '.', starts "
             "with a letter or digit and has at most 100 characters."
         )
-    if name in RESERVED_NAMES:
+    if name in RESERVED_NAMES or name in ORGANIZATION_PAGES:
         raise ValidationError(f"'{name}' is reserved by Wharf; choose another organisation name.")
+
+
+# Pages at /orgs/<segment>/ that are not an organisation's.
+ORGANIZATION_PAGES = frozenset({"new", "invitations"})
 
 
 def validate_team_name(name):

@@ -11,10 +11,13 @@ credential used). Every change goes into the audit log; ``request`` names who ma
 and from where.
 """
 
+from allauth.account.models import EmailAddress
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from channels_app import lifecycle
@@ -141,6 +144,18 @@ def pending_invitations(user):
         .select_related("organization", "invited_by")
         .order_by("-created_at", "-pk")
     )
+
+
+def count_pending_invitations(user):
+    """How many pending invitations await the user (as :func:`pending_invitations`), in
+    one query: the top bar shows it on every page."""
+    if not user.is_authenticated:
+        return 0
+    verified = EmailAddress.objects.filter(user=user, verified=True)
+    addressed = Q(user=user) | Q(email__in=verified.values(lowered=Lower("email")))
+    if settings.ACCOUNT_EMAIL_VERIFICATION != "mandatory" and user.email:
+        addressed |= Q(email=user.email.lower())
+    return Invitation.objects.pending().filter(addressed).count()
 
 
 @transaction.atomic
