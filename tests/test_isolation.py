@@ -18,6 +18,7 @@ import pytest
 import zstandard
 from django.test import Client
 
+from accounts import organizations
 from accounts.models import ApiToken
 from channels_app.lifecycle import create_channel
 from channels_app.models import Membership, Role
@@ -101,6 +102,9 @@ LIST_ROUTES = {
     "admin package files": ("/admin/packages_app/packagefile/", "other-tool"),
     "admin memberships": ("/admin/channels_app/membership/", "elsewhere"),
     "admin audit log": ("/admin/accounts/auditevent/", None),
+    # Both channels belong to the organisation "crew"; its team "builders" has a role on each.
+    "organisation page": ("/orgs/crew/", "open-tools"),
+    "organisation team page": ("/orgs/crew/teams/builders/", None),
 }
 
 # What each caller gets from a hidden channel's routes, as for a missing one: anonymous
@@ -126,6 +130,13 @@ LISTED = {
     "admin package files": ADMIN_LIST,
     "admin memberships": ADMIN_LIST,
     "admin audit log": {**ADMIN_LIST, "outsider session": 403},
+    # Teams are for members: others are sent to sign in (tokens do not open pages) or told.
+    "organisation team page": {
+        "anonymous": 302,
+        "outsider session": 403,
+        "outsider token": 302,
+        "limited token": 302,
+    },  # fmt: skip
 }
 
 TOKEN_FORMS = ["bearer", "basic", "x-api-key", "url"]
@@ -184,6 +195,11 @@ def world(users, tokens, client_for, private_channel, public_channel, packages):
     Membership.objects.create(channel=elsewhere, user=users["member"], role=Role.MEMBER)
     catalog_file(elsewhere, "noarch", "other-tool", "1.0")
     _, limited = ApiToken.create_for(users["member"], "limited", channels=[elsewhere])
+    crew = organizations.create_organization(users["owner"], "crew")
+    builders = organizations.create_team(crew, "builders", users["owner"])
+    for channel in (private_channel, public_channel):
+        organizations.transfer_channel(channel, crew, users["owner"])
+        organizations.set_team_channel_role(builders, channel, Role.MEMBER, users["owner"])
 
     owner = Visitor(users["owner"], tokens["owner"])
     shard_index = owner.get(CONDA_ROUTES["shard index"].format(channel=PRIVATE))
