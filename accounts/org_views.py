@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -59,6 +60,14 @@ def _submit(request, form, field, change):
         return form
     messages.success(request, done)
     return None
+
+
+def _posted(request, objects, field):
+    """The one of ``objects`` whose id was posted in ``field``; 404 when there is none."""
+    value = request.POST.get(field, "")
+    if not value.isdigit():
+        raise Http404(f"No {field} {value!r}.")
+    return get_object_or_404(objects, pk=value)
 
 
 def _context(request, organization, tab):
@@ -200,20 +209,19 @@ def _change_members(request, organization):
         return _submit(request, InviteForm(request.POST), "identifier", invite)
     try:
         if action == "withdraw":
-            invitation = get_object_or_404(
-                organization.invitations, pk=request.POST.get("invitation")
-            )
+            invitation = _posted(request, organization.invitations, "invitation")
             organizations.withdraw(invitation, request.user, request=request)
             messages.success(request, f"Invitation of {invitation.invitee} withdrawn.")
             return None
-        member = get_object_or_404(organization.members, pk=request.POST.get("member"))
+        member = _posted(request, organization.members.select_related("user"), "member")
         if action == "role":
             role_form = OrgRoleForm(request.POST)
-            if role_form.is_valid():
-                organizations.change_role(
-                    member, role_form.cleaned_data["role"], request.user, request=request
-                )
-                messages.success(request, f"{member.user.username} is now {member.role}.")
+            if not role_form.is_valid():
+                raise ValidationError(f"Choose a role: {', '.join(OrgRole.values)}.")
+            organizations.change_role(
+                member, role_form.cleaned_data["role"], request.user, request=request
+            )
+            messages.success(request, f"{member.user.username} is now {member.role}.")
         elif action == "remove":
             organizations.remove_member(member, request.user, request=request)
             messages.success(request, f"{member.user.username} was removed.")
@@ -303,15 +311,11 @@ def _change_team(request, organization, team):
         return _submit(request, form, "channel", grant)
     try:
         if action == "remove-member":
-            member = get_object_or_404(
-                team.members.select_related("user"), pk=request.POST.get("member")
-            )
+            member = _posted(request, team.members.select_related("user"), "member")
             organizations.remove_team_member(team, member.user, request.user, request=request)
             messages.success(request, f"{member.user.username} left the team.")
         elif action == "remove-channel":
-            grant = get_object_or_404(
-                team.channel_roles.select_related("channel"), pk=request.POST.get("grant")
-            )
+            grant = _posted(request, team.channel_roles.select_related("channel"), "grant")
             organizations.remove_team_channel(team, grant.channel, request.user, request=request)
             messages.success(
                 request, f"Team '{team.name}' no longer has a role on '{grant.channel.name}'."

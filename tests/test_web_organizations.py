@@ -678,3 +678,29 @@ def test_the_invitation_badge_counts_by_account_and_verified_address_in_one_quer
         count = organizations.count_pending_invitations(stranger)
 
     assert count == 2 == organizations.pending_invitations(stranger).count()
+
+
+@pytest.mark.parametrize(
+    ("path", "form"),
+    [
+        ("/orgs/acme/members/", {"action": "remove", "member": "abc"}),
+        ("/orgs/acme/members/", {"action": "remove", "member": "987654"}),
+        ("/orgs/acme/members/", {"action": "withdraw", "invitation": "1; drop"}),
+        ("/orgs/acme/teams/devs/", {"action": "remove-member", "member": ""}),
+        ("/orgs/acme/teams/devs/", {"action": "remove-channel", "grant": "x"}),
+    ],
+)
+def test_a_posted_id_that_names_nothing_is_404(web, acme, path, form):
+    assert web("boss").post(path, form).status_code == 404
+    assert acme.members.count() == 4
+
+
+def test_a_role_that_does_not_exist_is_named(web, acme, people):
+    plain = acme.members.get(user=people["plain"])
+
+    response = web("boss").post(
+        "/orgs/acme/members/", {"action": "role", "member": plain.pk, "role": "king"}, follow=True
+    )
+
+    assert messages_of(response) == ["Choose a role: owner, admin, member."]
+    assert role_in(acme, people["plain"]) == OrgRole.MEMBER
