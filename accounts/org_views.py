@@ -9,6 +9,7 @@ are: on the form that was posted, or as a message when the change was a button.
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError
 from django.db.models import Count
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -113,6 +114,8 @@ def org_new(request):
             )
         except ValidationError as exc:
             form.add_error(None, exc)
+        except IntegrityError:  # taken by someone else since the form was checked
+            form.add_error("name", "Organization with this Name already exists.")
         else:
             messages.success(request, f"Organisation '{organization.name}' created.")
             return redirect("org", org=organization.name)
