@@ -223,8 +223,12 @@ def validate_organization_name(name):
             "An organisation name uses lowercase letters, digits, '-', '_' and '.', starts "
             "with a letter or digit and has at most 100 characters."
         )
-    if name in RESERVED_NAMES:
+    if name in RESERVED_NAMES or name in ORGANIZATION_PAGES:
         raise ValidationError(f"'{name}' is reserved by Wharf; choose another organisation name.")
+
+
+# Pages at /orgs/<segment>/ that are not an organisation's.
+ORGANIZATION_PAGES = frozenset({"new", "invitations"})
 
 
 def validate_team_name(name):
@@ -303,7 +307,12 @@ class InvitationQuerySet(models.QuerySet):
     def for_user(self, user):
         """Invitations addressed to the user: by account, or by one of their verified
         e-mail addresses."""
-        return self.filter(models.Q(user=user) | models.Q(email__in=invitable_emails(user)))
+        from allauth.account.models import EmailAddress
+
+        # A subquery, so that counting them for the top bar stays one query.
+        verified = EmailAddress.objects.filter(user=user, verified=True)
+        emails = verified.values(lowered=models.functions.Lower("email"))
+        return self.filter(models.Q(user=user) | models.Q(email__in=emails))
 
 
 def invitable_emails(user):

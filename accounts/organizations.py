@@ -13,11 +13,13 @@ and from where.
 
 from datetime import timedelta
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from channels_app import lifecycle
@@ -144,6 +146,14 @@ def pending_invitations(user):
         .select_related("organization", "invited_by")
         .order_by("-created_at", "-pk")
     )
+
+
+def count_pending_invitations(user):
+    """How many pending invitations await the user (as :func:`pending_invitations`), in
+    one query: the top bar shows it on every page."""
+    if not user.is_authenticated:
+        return 0
+    return Invitation.objects.pending().for_user(user).count()
 
 
 @transaction.atomic

@@ -6,6 +6,12 @@ from .models import Channel, Role
 
 
 class ChannelForm(forms.ModelForm):
+    owner = forms.ChoiceField(
+        required=False,
+        help_text="You, or an organisation where you are an owner or admin: its owners and "
+        "admins then own the channel.",
+    )
+
     class Meta:
         model = Channel
         fields = ["name", "description", "private"]
@@ -14,6 +20,19 @@ class ChannelForm(forms.ModelForm):
             "private": "Only members can see and install from a private channel.",
         }
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, user, **kwargs):
+        from accounts.organizations import managed_organizations
+
+        super().__init__(*args, **kwargs)
+        self.organizations = {org.name: org for org in managed_organizations(user)}
+        self.fields["owner"].choices = [("", f"{user.username} (you)")] + [
+            (name, name) for name in self.organizations
+        ]
+
+    def clean_owner(self):
+        """The organisation that will own the channel; None for the signed-in user."""
+        return self.organizations.get(self.cleaned_data["owner"])
 
     def clean_name(self):
         name = self.cleaned_data["name"]

@@ -2,7 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import IntegrityError
 from django.db.models import Count
@@ -10,8 +10,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from accounts import audit
+from accounts import audit, organizations
 from accounts.authentication import Caller
+from accounts.org_forms import TransferChannelForm
 from packages_app import statistics
 from packages_app.models import Package
 
@@ -50,18 +51,24 @@ def channel_list(request):
 
 @login_required
 def channel_new(request):
-    form = ChannelForm(request.POST or None)
+    initial = {"owner": request.GET.get("owner", "")}
+    form = ChannelForm(request.POST or None, user=request.user, initial=initial)
     if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        options = {"description": data["description"], "private": data["private"]}
         try:
-            channel = lifecycle.create_channel(
-                request.user,
-                form.cleaned_data["name"],
-                description=form.cleaned_data["description"],
-                private=form.cleaned_data["private"],
-                request=request,
-            )
+            if data["owner"] is None:
+                channel = lifecycle.create_channel(
+                    request.user, data["name"], **options, request=request
+                )
+            else:
+                channel = organizations.create_channel(
+                    data["owner"], data["name"], request.user, **options, request=request
+                )
         except IntegrityError:
             form.add_error("name", "A channel with this name already exists.")
+        except PermissionDenied as exc:
+            form.add_error("owner", str(exc))
         else:
             messages.success(request, f"Channel '{channel.name}' created.")
             return redirect("channel", channel=channel.name)
@@ -162,8 +169,37 @@ def channel_settings(request, channel):
         messages.success(request, "Settings saved.")
         return redirect("channel-settings", channel=channel.name)
     context = _context(request, channel, "settings")
-    context.update(form=form, delete_form=DeleteChannelForm(channel=channel))
+    context.update(
+        form=form,
+        delete_form=DeleteChannelForm(channel=channel),
+        transfer_form=_transfer_form(request, channel),
+    )
     return render(request, "channels/settings.html", context)
+
+
+def _transfer_form(request, channel, data=None):
+    """The organisations the channel may move to: those the caller manages."""
+    managed = organizations.managed_organizations(request.user)
+    return TransferChannelForm(data, organizations=managed.exclude(pk=channel.organization_id))
+
+
+@require_POST
+def channel_transfer(request, channel):
+    channel = page_channel(request, channel, Action.MANAGE)
+    form = _transfer_form(request, channel, request.POST)
+    if not form.is_valid():
+        messages.error(
+            request, " ".join(form.errors.get("organization", ["Choose an organisation."]))
+        )
+        return redirect("channel-settings", channel=channel.name)
+    organization = form.cleaned_data["organization"]
+    try:
+        organizations.transfer_channel(channel, organization, request.user, request=request)
+    except (ValidationError, PermissionDenied) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+    else:
+        messages.success(request, f"Channel '{channel.name}' now belongs to '{organization.name}'.")
+    return redirect("channel-settings", channel=channel.name)
 
 
 @require_POST
@@ -173,7 +209,9 @@ def channel_delete(request, channel):
     if not form.is_valid():
         context = _context(request, channel, "settings")
         settings_form = ChannelSettingsForm(instance=channel, caller=Caller(request.user))
-        context.update(form=settings_form, delete_form=form)
+        context.update(
+            form=settings_form, delete_form=form, transfer_form=_transfer_form(request, channel)
+        )
         return render(request, "channels/settings.html", context, status=400)
     name = channel.name
     lifecycle.delete_channel(channel, request=request)

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import SimpleRouter
 
 from accounts import org_api
+from accounts import org_views
 from accounts import views as account_views
 from accounts.api import ApiTokenViewSet
 from channels_app import views as channel_views
@@ -147,6 +148,7 @@ channel_pages = [
     path("audit/", channel_views.channel_audit, name="channel-audit"),
     path("statistics/", channel_views.channel_statistics, name="channel-statistics"),
     path("delete/", channel_views.channel_delete, name="channel-delete"),
+    path("transfer/", channel_views.channel_transfer, name="channel-transfer"),
     path("packages/<str:package_name>/", package_views.package_page, name="package"),
     path(
         "packages/<str:package_name>/files/<str:subdir>/<str:filename>/delete/",
@@ -170,6 +172,24 @@ urlpatterns = [
     path("search/", package_views.search, name="search"),
     path("channels/", channel_views.channel_list, name="channel-list"),
     path("channels/new/", channel_views.channel_new, name="channel-new"),
+    path("orgs/", org_views.org_list, name="org-list"),
+    path("orgs/new/", org_views.org_new, name="org-new"),
+    path(
+        "orgs/invitations/<int:invitation_id>/accept/",
+        org_views.invitation_accept,
+        name="invitation-accept",
+    ),
+    path(
+        "orgs/invitations/<int:invitation_id>/decline/",
+        org_views.invitation_decline,
+        name="invitation-decline",
+    ),
+    path("orgs/<str:org>/", org_views.org_page, name="org"),
+    path("orgs/<str:org>/members/", org_views.org_members, name="org-members"),
+    path("orgs/<str:org>/teams/", org_views.org_teams, name="org-teams"),
+    path("orgs/<str:org>/teams/<str:team>/", org_views.org_team, name="org-team"),
+    path("orgs/<str:org>/settings/", org_views.org_settings, name="org-settings"),
+    path("orgs/<str:org>/delete/", org_views.org_delete, name="org-delete"),
     path("settings/", account_views.profile, name="profile"),
     path("settings/keys/", account_views.api_keys, name="api-keys"),
     path("settings/keys/<int:key_id>/revoke/", account_views.revoke_key, name="api-key-revoke"),

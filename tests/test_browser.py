@@ -165,3 +165,60 @@ def refusal_of(page, upload_url, path):
             "Content-Type": "application/octet-stream",
         },
     )
+
+
+def test_it_takes_an_invited_person_into_an_organisations_private_channel(
+    page, live_server_url, users
+):
+    """The owner of a new organisation invites an address; its owner signs up, accepts,
+    and reads the organisation's private channel once a team gives them a role on it."""
+    sign_in(page.context, users["owner"], live_server_url)
+    page.goto("/orgs/new/")
+    page.get_by_label(re.compile(r"^Name:?$")).fill("harbour")
+    page.get_by_role("button", name="Create organisation").click()
+    expect(page).to_have_url(f"{live_server_url}/orgs/harbour/")
+
+    page.get_by_role("link", name="Members", exact=True).click()
+    page.get_by_label("Username or e-mail").fill("ada@example.org")
+    page.get_by_role("button", name="Invite", exact=True).click()
+    expect(page.get_by_role("cell", name="ada@example.org", exact=True)).to_be_visible()
+
+    page.goto("/channels/new/")
+    page.get_by_label("Owner").select_option("harbour")
+    page.get_by_label(re.compile(r"^Name:?$")).fill("harbour-secrets")
+    page.get_by_label("Private").check()
+    page.get_by_role("button", name="Create channel").click()
+    expect(page).to_have_url(f"{live_server_url}/harbour-secrets/")
+    expect(page.get_by_text("Owned by the organisation")).to_be_visible()
+
+    ada = page.context.browser.new_context(base_url=live_server_url).new_page()
+    ada.goto("/accounts/signup/")
+    ada.get_by_label("Email").fill("ada@example.org")
+    ada.get_by_label("Username").fill("ada")
+    ada.get_by_label(re.compile(r"^Password:?$")).fill("correct horse battery staple")
+    ada.get_by_label("Password (again)").fill("correct horse battery staple")
+    ada.get_by_role("button", name="Sign Up").click()
+    topbar = ada.get_by_role("navigation", name="Main")
+    expect(topbar.get_by_role("link", name=re.compile("Organisations"))).to_contain_text("1")
+    topbar.get_by_role("link", name=re.compile("Organisations")).click()
+    ada.get_by_role("button", name="Accept the invitation to harbour").click()
+    expect(ada).to_have_url(f"{live_server_url}/orgs/harbour/")
+    expect(ada.get_by_text("You are member")).to_be_visible()
+    # A member of the organisation alone reads none of its private channels.
+    expect(ada.locator('a[href="/harbour-secrets/"]')).to_have_count(0)
+    assert ada.goto("/harbour-secrets/").status == 404
+
+    page.goto("/orgs/harbour/teams/")
+    page.get_by_label(re.compile(r"^Name:?$")).fill("crew")
+    page.get_by_role("button", name="Create team").click()
+    expect(page).to_have_url(f"{live_server_url}/orgs/harbour/teams/crew/")
+    page.get_by_label("Username").fill("ada")
+    page.get_by_role("button", name="Add to team").click()
+    page.get_by_label("Channel").select_option("harbour-secrets")
+    page.get_by_role("button", name="Set role").click()
+    expect(page.get_by_role("link", name="harbour-secrets")).to_be_visible()
+
+    ada.goto("/orgs/harbour/")
+    ada.locator('a[href="/harbour-secrets/"]').click()
+    expect(ada).to_have_url(f"{live_server_url}/harbour-secrets/")
+    expect(ada.get_by_role("heading", level=1)).to_contain_text("harbour-secrets")

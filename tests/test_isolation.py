@@ -125,6 +125,8 @@ LIST_ROUTES = {
     "REST organisation members": ("/api/v1/orgs/acme/members/", "owner"),
     "admin organisations": ("/admin/accounts/organization/", None),
     "admin teams": ("/admin/accounts/team/", None),
+    "organisation page": ("/orgs/acme/", "open-tools"),
+    "organisation team page": ("/orgs/acme/teams/core/", None),
 }
 
 # What each caller gets from a hidden channel's routes, as for a missing one: anonymous
@@ -162,6 +164,13 @@ LISTED = {
     "admin package files": ADMIN_LIST,
     "admin memberships": ADMIN_LIST,
     "admin audit log": {**ADMIN_LIST, "outsider session": 403},
+    # Teams are for members: others are sent to sign in (tokens do not open pages) or told.
+    "organisation team page": {
+        "anonymous": 302,
+        "outsider session": 403,
+        "outsider token": 302,
+        "limited token": 302,
+    },  # fmt: skip
 }
 
 TOKEN_FORMS = ["bearer", "basic", "x-api-key", "url"]
