@@ -3,8 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
-from accounts import org_api
-from accounts import org_views
+from accounts import org_api, org_views
 from accounts import views as account_views
 from accounts.api import ApiTokenViewSet
 from channels_app import views as channel_views

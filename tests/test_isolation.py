@@ -170,6 +170,7 @@ LISTED = {
         "outsider session": 403,
         "outsider token": 302,
         "limited token": 302,
+        "org member token": 302,
     },  # fmt: skip
 }
 

@@ -5,6 +5,7 @@ with every kind of visitor."""
 from datetime import timedelta
 
 import pytest
+from allauth.account.models import EmailAddress
 from django.core import mail
 from django.test import Client
 from django.utils import timezone
@@ -249,9 +250,13 @@ def test_an_invitation_by_email_reaches_someone_who_signs_up_later(
     client = Client()
     client.force_login(newbie)
     invitation = Invitation.objects.get(email="newbie@example.org")
-    assert "<strong>acme</strong> invites you as <strong>admin</strong>" in text(
-        client.get("/orgs/")
-    )
+    invited = "<strong>acme</strong> invites you as <strong>admin</strong>"
+    # Until the address is verified, whoever signed up with it cannot take the invitation.
+    EmailAddress.objects.create(user=newbie, email="newbie@example.org", verified=False)
+    assert invited not in text(client.get("/orgs/"))
+    assert client.post(f"/orgs/invitations/{invitation.pk}/accept/").status_code == 404
+    EmailAddress.objects.filter(user=newbie).update(verified=True)
+    assert invited in text(client.get("/orgs/"))
     client.post(f"/orgs/invitations/{invitation.pk}/accept/")
 
     assert role_in(acme, newbie) == OrgRole.ADMIN
