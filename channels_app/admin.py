@@ -138,15 +138,16 @@ class ChannelAdmin(ChannelOwnedAdmin):
 
     @admin.action(permissions=["change"], description="Reindex selected channels")
     def reindex(self, request, queryset):
-        subdirs = 0
+        indexes = 0
         with transaction.atomic():
             for channel in queryset:
-                for subdir in channel.subdir_indexes.values_list("subdir", flat=True):
-                    indexing.request_rebuild(channel, subdir, full=True)
-                    subdirs += 1
+                for subdir, label in channel.subdir_indexes.values_list("subdir", "label"):
+                    indexing.request_rebuild(channel, subdir, label=label, full=True)
+                    indexes += 1
         self.message_user(
             request,
-            f"Requested a full rebuild of {subdirs} subdir(s) in {len(queryset)} channel(s).",
+            f"Requested a full rebuild of {indexes} subdir index(es), labels included, in "
+            f"{len(queryset)} channel(s).",
         )
 
     def save_model(self, request, obj, form, change):

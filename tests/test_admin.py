@@ -9,6 +9,7 @@ from channels_app.models import Channel, Membership, RelatedChannel, Role
 from packages_app.models import PackageFile, SubdirIndex
 
 from .packages import upload, wait_for_index
+from .test_labels import upload_with
 
 CHANNELS = "/admin/channels_app/channel/"
 MEMBERSHIPS = "/admin/channels_app/membership/"
@@ -232,7 +233,14 @@ def test_it_reindexes_the_selected_channels_the_owner_owns(
     upload_and_index(
         client_for("owner"), private_channel, packages.make(subdir="linux-64"), "linux-64"
     )
+    beta = packages.make("beta", "2.0", subdir="linux-64")
+    assert upload_with(client_for("owner"), private_channel, beta, "label=dev").status_code == 201
+    wait_for_index(private_channel, "linux-64", label="dev")
     before = dict(SubdirIndex.objects.values_list("pk", "requested_revision"))
+    indexes = SubdirIndex.objects.filter(channel=private_channel)
+    assert set(indexes.values_list("label", "subdir")) == {
+        ("main", "linux-64"), ("main", "noarch"), ("dev", "linux-64"), ("dev", "noarch")
+    }  # fmt: skip
 
     response = signed_in(client, users["owner"]).post(
         CHANNELS, {"action": "reindex", "_selected_action": [private_channel.pk, elsewhere.pk]}
@@ -244,6 +252,7 @@ def test_it_reindexes_the_selected_channels_the_owner_owns(
         assert raised == (index.channel_id == private_channel.pk), index
     assert wait_for_index(private_channel, "linux-64").is_current
     assert wait_for_index(private_channel, "noarch").is_current
+    assert wait_for_index(private_channel, "linux-64", label="dev").is_current
 
 
 # Memberships ---------------------------------------------------------------------------
