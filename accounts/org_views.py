@@ -6,6 +6,7 @@ the changes are made by :mod:`accounts.organizations`, whose errors are shown as
 are: on the form that was posted, or as a message when the change was a button.
 """
 
+from allauth.account.models import EmailAddress
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -100,6 +101,8 @@ def org_list(request):
         {
             "memberships": memberships.order_by("organization__name"),
             "invitations": organizations.pending_invitations(request.user),
+            # Invitations to these addresses show once they are confirmed.
+            "unconfirmed": EmailAddress.objects.filter(user=request.user, verified=False),
         },
     )
 

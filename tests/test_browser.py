@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import rattler_build
+from allauth.account.models import EmailAddress, EmailConfirmationHMAC
 from playwright.sync_api import expect
 
 from .browser import browser_context, drop_files, outside_the_event_loop, sign_in
@@ -198,6 +199,13 @@ def test_it_takes_an_invited_person_into_an_organisations_private_channel(
     ada.get_by_label(re.compile(r"^Password:?$")).fill("correct horse battery staple")
     ada.get_by_label("Password (again)").fill("correct horse battery staple")
     ada.get_by_role("button", name="Sign Up").click()
+    # Whoever signs up with the address must prove it is theirs before the invitation shows.
+    ada.goto("/orgs/")
+    expect(ada.locator("[data-unconfirmed]")).to_contain_text("ada@example.org")
+    expect(ada.get_by_role("button", name="Accept the invitation to harbour")).to_have_count(0)
+    address = EmailAddress.objects.get(email="ada@example.org")
+    ada.goto(f"/accounts/confirm-email/{EmailConfirmationHMAC(address).key}/")
+    ada.get_by_role("button", name="Confirm").click()
     topbar = ada.get_by_role("navigation", name="Main")
     expect(topbar.get_by_role("link", name=re.compile("Organisations"))).to_contain_text("1")
     topbar.get_by_role("link", name=re.compile("Organisations")).click()

@@ -253,10 +253,13 @@ def test_an_invitation_by_email_reaches_someone_who_signs_up_later(
     invited = "<strong>acme</strong> invites you as <strong>admin</strong>"
     # Until the address is verified, whoever signed up with it cannot take the invitation.
     EmailAddress.objects.create(user=newbie, email="newbie@example.org", verified=False)
-    assert invited not in text(client.get("/orgs/"))
+    waiting = text(client.get("/orgs/"))
+    assert invited not in waiting
+    assert "Invitations sent to newbie@example.org appear here once you" in waiting
     assert client.post(f"/orgs/invitations/{invitation.pk}/accept/").status_code == 404
     EmailAddress.objects.filter(user=newbie).update(verified=True)
-    assert invited in text(client.get("/orgs/"))
+    confirmed = text(client.get("/orgs/"))
+    assert invited in confirmed and "data-unconfirmed" not in confirmed
     client.post(f"/orgs/invitations/{invitation.pk}/accept/")
 
     assert role_in(acme, newbie) == OrgRole.ADMIN
