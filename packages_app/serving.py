@@ -293,7 +293,7 @@ def _lookup(caller, channel_name, kind, subdir, name, label=None):
     elif kind == "package":
         params += [subdir, name]
     params.append(channel_name)
-    with connection.cursor() as cursor:
+    with _lookup_cursor() as cursor:
         cursor.execute(_lookup_sql(kind, labelled, signed_in), params)
         row = cursor.fetchone()
     if row is None:
@@ -305,6 +305,22 @@ def _lookup(caller, channel_name, kind, subdir, name, label=None):
     if labelled:
         return channel, row[6:], bool(row[5])
     return channel, row[5:], True
+
+
+def _lookup_cursor():
+    """A cursor for the lookup. On PostgreSQL with WHARF_DB_PREPARED_STATEMENTS, one that
+    binds parameters on the server, so the lookup runs as a prepared statement: planning
+    its role subqueries took about 0.3 ms of every request, more than running them.
+    Django's own cursors bind on the client and never prepare (connection poolers).
+    Where queries are logged (DEBUG, tests counting queries) Django's cursor is used: its
+    log cannot show the text of a prepared statement."""
+    prepared = settings.WHARF_DB_PREPARED_STATEMENTS and not connection.queries_logged
+    if connection.vendor != "postgresql" or not prepared:
+        return connection.cursor()
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    connection.ensure_connection()
+    return connection.make_cursor(ServerBindingCursor(connection.connection))
 
 
 def _aware(value):

@@ -149,6 +149,13 @@ else:
             "OPTIONS": dict(SQLITE_OPTIONS),
         }
     }
+# The conda file lookup (packages_app.serving) runs as a prepared statement on PostgreSQL;
+# off for a pooler that cannot keep them (PgBouncer in transaction mode before 1.21).
+WHARF_DB_PREPARED_STATEMENTS = env_bool("WHARF_DB_PREPARED_STATEMENTS", True)
+if WHARF_DB_PREPARED_STATEMENTS and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # Prepared on first use; applies only to cursors that bind on the server (Django's
+    # own bind on the client and never prepare).
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 0
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory, so that a live server process can share the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-wharf.sqlite3")}

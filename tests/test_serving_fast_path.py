@@ -4,6 +4,8 @@ from datetime import timedelta
 from email.utils import parsedate_to_datetime
 
 import pytest
+from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from accounts import authentication
@@ -191,6 +193,39 @@ def test_it_dates_the_index_from_its_publication(client_for, stored):
     assert parsedate_to_datetime(response["Last-Modified"]) == index.published_at.replace(
         microsecond=0
     )
+
+
+def prepared_statements():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [statement for (statement,) in cursor.fetchall()]
+
+
+def test_it_looks_the_file_up_with_a_prepared_statement_on_postgresql(client_for, stored):
+    """Planning the role subqueries cost more than running them: PostgreSQL plans the
+    lookup once per connection. SQLite prepares every statement itself."""
+    path, _ = stored
+    member = client_for("member")
+
+    for url in (PRIVATE_REPODATA, f"/private-team/noarch/{path.name}"):
+        assert member.get(url).status_code == 200
+
+    if connection.vendor == "postgresql":
+        lookups = [s for s in prepared_statements() if "channels_app_teamchannel" in s]
+        assert len(lookups) == 2, prepared_statements()  # one per kind of file
+    else:
+        assert not settings.DATABASES["default"].get("OPTIONS", {}).get("prepare_threshold")
+
+
+def test_it_prepares_nothing_when_told_not_to(client_for, stored, settings):
+    settings.WHARF_DB_PREPARED_STATEMENTS = False
+    if connection.vendor == "postgresql":
+        connection.close()  # a fresh connection: none prepared before
+
+    assert client_for("member").get(PRIVATE_REPODATA).status_code == 200
+
+    if connection.vendor == "postgresql":
+        assert prepared_statements() == []
 
 
 def test_it_lets_a_superuser_read_every_channel(client_for, users, private_channel):
