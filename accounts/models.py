@@ -306,24 +306,19 @@ class InvitationQuerySet(models.QuerySet):
 
     def for_user(self, user):
         """Invitations addressed to the user: by account, or by one of their verified
-        e-mail addresses."""
-        from allauth.account.models import EmailAddress
-
-        # A subquery, so that counting them for the top bar stays one query.
-        verified = EmailAddress.objects.filter(user=user, verified=True)
-        emails = verified.values(lowered=models.functions.Lower("email"))
-        return self.filter(models.Q(user=user) | models.Q(email__in=emails))
+        e-mail addresses (a subquery: counting them for the top bar stays one query)."""
+        return self.filter(models.Q(user=user) | models.Q(email__in=invitable_emails(user)))
 
 
 def invitable_emails(user):
-    """The e-mail addresses an invitation by e-mail may be accepted with, lowercased: the
-    user's verified ones only. Sign-up does not always verify addresses
+    """The e-mail addresses, lowercased, an invitation by e-mail may be accepted with (a
+    subquery): the user's verified ones only. Sign-up does not always verify addresses
     (ACCOUNT_EMAIL_VERIFICATION), and an invitation by e-mail goes to an address no
     account had: whoever signs up with it first must prove it is theirs."""
     from allauth.account.models import EmailAddress
 
     verified = EmailAddress.objects.filter(user=user, verified=True)
-    return sorted({address.lower() for address in verified.values_list("email", flat=True)})
+    return verified.values_list(models.functions.Lower("email"), flat=True)
 
 
 class Invitation(models.Model):
@@ -388,7 +383,7 @@ class Invitation(models.Model):
         """Whether ``user`` is the one invited."""
         if self.user_id:
             return self.user_id == user.pk
-        return self.email.lower() in invitable_emails(user)
+        return invitable_emails(user).filter(email__iexact=self.email).exists()
 
 
 class Team(models.Model):

@@ -17,11 +17,10 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from channels_app import lifecycle
-from channels_app.access import Action, OrgAction, org_allows, org_role
+from channels_app.access import Action, OrgAction, org_refusal, org_role
 from channels_app.members import find_user
 from channels_app.models import Role, TeamChannel
 
@@ -33,7 +32,6 @@ from .models import (
     OrgRole,
     Team,
     TeamMember,
-    invitable_emails,
 )
 
 # Where invitees see and accept their invitations.
@@ -46,12 +44,9 @@ def _record(action, organization, request, by=None, **details):
 
 
 def _require(by, organization, action):
-    if not org_allows(by, organization, action):
-        role = org_role(by, organization)
-        raise PermissionDenied(
-            f"You may not {action.value} '{organization.name}'"
-            + (f" as {role}." if role else "; you are not a member.")
-        )
+    refusal = org_refusal(by, organization, action)
+    if refusal:
+        raise PermissionDenied(refusal)
 
 
 def _require_owner_for(by, organization, what):
@@ -180,11 +175,8 @@ def invite(organization, identifier, role, by, *, request=None):
         if organization.members.filter(user=user).exists():
             raise ValidationError(f"{user.username} is already a member of '{organization.name}'.")
     pending = Invitation.objects.pending().filter(organization=organization)
-    if user is not None:
-        pending = pending.filter(Q(user=user) | Q(email__in=invitable_emails(user)))
-    else:
-        pending = pending.filter(email__iexact=email)
-    existing = pending.first()
+    addressed = pending.for_user(user) if user is not None else pending.filter(email__iexact=email)
+    existing = addressed.first()
     if existing is not None:
         raise ValidationError(
             f"{existing.invitee} already has a pending invitation to '{organization.name}' "

@@ -248,6 +248,16 @@ def org_allows(user, organization, action):
     return role is not None and action in _org_role_actions()[role]
 
 
+def org_refusal(user, organization, action):
+    """Why the user's organisation role does not grant ``action``, or None when it does."""
+    if org_allows(user, organization, action):
+        return None
+    role = org_role(user, organization)
+    return f"You may not {action.value} '{organization.name}'" + (
+        f" as {role}." if role else "; you are not a member."
+    )
+
+
 def authorize_org(caller, org_name, action=OrgAction.READ):
     """Return the organisation if the caller may do ``action`` to it; raise AccessError.
 
@@ -274,12 +284,9 @@ def authorize_org(caller, org_name, action=OrgAction.READ):
             "This token is read-only or limited to channels; managing an organisation needs "
             "a full token."
         )
-    if not org_allows(caller.user, organization, action):
-        role = org_role(caller.user, organization)
-        raise Forbidden(
-            f"You may not {action.value} '{org_name}'"
-            + (f" as {role}." if role else "; you are not a member.")
-        )
+    refusal = org_refusal(caller.user, organization, action)
+    if refusal:
+        raise Forbidden(refusal)
     return organization
 
 
