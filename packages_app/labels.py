@@ -71,13 +71,17 @@ def attach(package_file, labels):
     Returns the labels whose indexes the change touches: the new ones and those it lost.
     """
     before = set(package_file.labels.values_list("label", flat=True))
-    if labels is None:
-        labels = sorted(before) or [MAIN_LABEL]
-    FileLabel.objects.filter(file=package_file).exclude(label__in=labels).delete()
+    after = set(labels) if labels is not None else before or {MAIN_LABEL}
+    _replace(package_file, before, after)
+    return before | after
+
+
+def _replace(package_file, before, after):
+    """Make the file carry the labels ``after`` instead of ``before``."""
+    FileLabel.objects.filter(file=package_file, label__in=before - after).delete()
     FileLabel.objects.bulk_create(
-        [FileLabel(file=package_file, label=label) for label in labels if label not in before]
+        [FileLabel(file=package_file, label=label) for label in sorted(after - before)]
     )
-    return before | set(labels)
 
 
 def attach_main(files):
@@ -110,10 +114,7 @@ def change(package_file, *, add=(), remove=(), labels=None, request=None):
         if len(after) > MAX_LABELS:
             raise LabelError(f"A file carries at most {MAX_LABELS} labels.")
         if after != before:
-            FileLabel.objects.filter(file=locked, label__in=before - after).delete()
-            FileLabel.objects.bulk_create(
-                [FileLabel(file=locked, label=label) for label in sorted(after - before)]
-            )
+            _replace(locked, before, after)
             audit.record(
                 "package.labels_changed",
                 channel=package_file.channel,
