@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import caller_of
-from channels_app.access import OrgAction, authorize_org, readable_channels
+from channels_app.access import Action, OrgAction, authorize, authorize_org, readable_channels
 from channels_app.models import Channel
 from channels_app.serializers import ChannelSerializer
 
@@ -321,8 +321,9 @@ class TeamChannelView(TeamView):
     """Give the team a role on a channel of the organisation, or take it away."""
 
     def channel(self, organization, name):
-        channel = Channel.objects.filter(name=name, organization=organization).first()
-        if channel is None:
+        # The channel's own policy too: giving a team a role on it is managing it.
+        channel = authorize(self.caller, name, Action.MANAGE)
+        if channel.organization_id != organization.pk:
             raise NotFound(f"Organisation '{organization.name}' has no channel '{name}'.")
         return channel
 
