@@ -343,6 +343,8 @@ def publish(index, revision, owner=None):
         if not switched:
             transaction.set_rollback(True)
     if not switched:
+        if _forget_if_deleted(index):
+            return None
         log.warning(
             "lost the lease of %s/%s (label %s) before publishing revision %s; not published",
             index.channel_id, index.subdir, index.label, revision,
@@ -545,18 +547,47 @@ def refresh_bz2(channel_id, subdir, label=MAIN_LABEL):
     if current and current.get("source") == source["etag"]:
         return None
     started = time.perf_counter()
-    with default_storage.open(source["path"], "rb") as handle:
-        compressed = repodata.bz2_compress(handle.read())
+    try:
+        with default_storage.open(source["path"], "rb") as handle:
+            compressed = repodata.bz2_compress(handle.read())
+    except storage.ERRORS:
+        if _forget_if_deleted(index):
+            return None
+        raise
     base = index_folder(channel_id, subdir, label)
     folder = f"{base}/bz2-{int(time.time())}-{uuid.uuid4().hex[:8]}"
     entry = _save(folder, repodata.REPODATA_BZ2, compressed)
     entry["source"] = source["etag"]
     with transaction.atomic():
-        latest = SubdirIndex.objects.select_for_update().get(pk=index.pk)
-        files = dict(latest.published_files)
-        files[repodata.REPODATA_BZ2] = entry
-        SubdirIndex.objects.filter(pk=index.pk).update(published_files=files)
+        latest = SubdirIndex.objects.select_for_update().filter(pk=index.pk).first()
+        if latest is not None:
+            files = dict(latest.published_files)
+            files[repodata.REPODATA_BZ2] = entry
+            SubdirIndex.objects.filter(pk=index.pk).update(published_files=files)
+    if latest is None and _forget_if_deleted(index):
+        return None
     return time.perf_counter() - started
+
+
+def _forget_if_deleted(index):
+    """Whether ``index`` was deleted (with its channel) while files were written for it;
+    if so, delete everything stored for it.
+
+    The channel's deletion removes its stored files once it commits, but a build or a
+    compression running then may write after that, and nothing would refer to what it
+    wrote. Checked after writing, so one of the two always sees the other's files.
+    """
+    if SubdirIndex.objects.filter(pk=index.pk).exists():
+        return False
+    log.info(
+        "%s/%s (label %s) was deleted while being written; deleting what was written",
+        index.channel_id, index.subdir, index.label,
+    )  # fmt: skip
+    folder = index_folder(index.channel_id, index.subdir, index.label)
+    if not Channel.objects.filter(pk=index.channel_id).exists():
+        folder = index_folder(index.channel_id, "").rstrip("/")  # the channel's, folders too
+    delete_tree(folder)
+    return True
 
 
 def _collect_garbage(index):

@@ -12,6 +12,9 @@ import pytest
 import rattler
 import zstandard
 
+from packages_app import indexing, repodata
+from packages_app.models import SubdirIndex, SubdirPackage
+
 from .packages import eventually, upload, wait_for_index
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -254,6 +257,54 @@ def test_it_removes_every_stored_file_of_a_deleted_channel(published, client_for
 
     assert response.status_code == 204
     assert not any(folder.exists() for folder in folders)
+
+
+@pytest.fixture
+def deleted_midway(published, monkeypatch, settings):
+    """The linux-64 index of ``published``, settled, and a way to have a function delete
+    the channel (as its owner would) the first time it is called, so that what runs
+    around it finds the channel gone in the middle. Yields (index, folder, calls)."""
+    from channels_app import lifecycle
+
+    channel, _ = published
+    indexing.wait_for_background_work()
+    index = SubdirIndex.objects.get(channel=channel, label="main", subdir="linux-64")
+    calls = []
+
+    def on_first_call(module, name):
+        original = getattr(module, name)
+
+        def deleting_first(*args, **kwargs):
+            if not calls:
+                calls.append(name)
+                lifecycle.delete_channel(channel)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, deleting_first)
+
+    yield index, settings.STORAGE_DIR / "index" / str(channel.pk), on_first_call
+    assert calls, "the channel was not deleted midway"
+
+
+def test_it_leaves_nothing_of_an_index_built_while_its_channel_is_deleted(deleted_midway):
+    index, stored, on_first_call = deleted_midway
+    SubdirPackage.objects.filter(index=index).update(shard_sha256="")  # shards to write
+    on_first_call(repodata, "shard")
+
+    assert indexing.publish(index, index.built_revision) is None
+
+    assert not stored.exists()
+
+
+def test_it_leaves_nothing_of_a_bz2_compressed_while_its_channel_is_deleted(deleted_midway):
+    index, stored, on_first_call = deleted_midway
+    files = {k: v for k, v in index.published_files.items() if k != "repodata.json.bz2"}
+    SubdirIndex.objects.filter(pk=index.pk).update(published_files=files)
+    on_first_call(repodata, "bz2_compress")
+
+    assert indexing.refresh_bz2(index.channel_id, "linux-64") is None
+
+    assert not stored.exists()
 
 
 def test_it_answers_the_requests_conda_and_micromamba_send(published, client_for, tokens):
