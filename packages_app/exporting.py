@@ -7,6 +7,11 @@ channeldata.json. The package files written are exactly those the exported
 repodata.json lists, yanked ones (in its ``removed`` list) included, and each is checked
 against its sha256 while it is copied.
 
+Labels other than ``main`` are written where Wharf serves them, ``label/<label>/`` with
+the same layout, so the copy serves each label's URL too. A file carried by several
+labels is copied once and hard-linked into the other folders (copied where the file
+system has no hard links).
+
 Every file is written under a temporary name and renamed, so an interrupted export never
 leaves a truncated file under its final name; index files are written last, so a web
 server serving the directory during a second export never lists a package that is not
@@ -41,6 +46,7 @@ class ExportError(Exception):
 @dataclass
 class ExportResult:
     written: int = 0
+    linked: int = 0  # written as a hard link to a copy made by this export
     unchanged: int = 0
     written_bytes: int = 0
     stale: list = field(default_factory=list)  # files in the directory no longer in the channel
@@ -56,6 +62,17 @@ class SubdirSnapshot:
     packages: dict = field(default_factory=dict)  # filename -> (sha256, size)
     shards: list = field(default_factory=list)  # hex digests
     removed: list = field(default_factory=list)  # yanked files: in "removed", still served
+    label: str = MAIN_LABEL
+
+    @property
+    def folder(self):
+        return label_root(self.label) / self.subdir
+
+
+def label_root(label):
+    """Where a label's channel sits in an export, as in Wharf's URLs: at the top for
+    ``main``, in label/<label>/ for another label."""
+    return Path() if label == MAIN_LABEL else Path("label", label)
 
 
 def export_channel(channel, directory, *, prune=False, wait=60, progress=None):
@@ -70,35 +87,40 @@ def export_channel(channel, directory, *, prune=False, wait=60, progress=None):
     directory.mkdir(parents=True, exist_ok=True)
     result = ExportResult()
     snapshots = [snapshot(index) for index in _current_indexes(channel, wait, result)]
-    if not any(s.subdir == "noarch" for s in snapshots):
+    if not any(s.subdir == "noarch" and s.label == MAIN_LABEL for s in snapshots):
         snapshots.append(_empty_snapshot("noarch"))
     total = sum(len(s.packages) + len(s.shards) for s in snapshots)
     done = 0
+    copies = {}  # sha256 -> a complete copy in the directory, to link the same bytes to
     for snap in snapshots:
-        folder = directory / snap.subdir
+        folder = directory / snap.folder
         _clear_partial(folder, folder / "shards")
         paths = _storage_paths(channel, snap, result)
         paths.update(_yanked(channel, snap))
         for filename, (sha256, size) in snap.packages.items():
             if filename in paths:
-                _copy(paths[filename], folder / filename, sha256, size, result)
+                _copy(paths[filename], folder / filename, sha256, size, result, copies)
             done += 1
             if progress:
                 progress(done, total)
         for digest in snap.shards:
-            path = indexing.shard_path(channel.pk, snap.subdir, digest)
-            _copy(path, folder / "shards" / f"{digest}.msgpack.zst", digest, None, result)
+            path = indexing.shard_path(channel.pk, snap.subdir, digest, snap.label)
+            target = folder / "shards" / f"{digest}.msgpack.zst"
+            _copy(path, target, digest, None, result, copies)
             done += 1
             if progress:
                 progress(done, total)
     for snap in snapshots:
         # repodata.json last: a reader of the directory sees the new index only when
         # everything it names is in place.
+        folder = directory / snap.folder
         for name in (repodata.SHARD_INDEX, repodata.REPODATA_ZST, repodata.REPODATA_BZ2):
-            _write(directory / snap.subdir / name, snap.files[name], result)
-        _write(directory / snap.subdir / repodata.REPODATA, snap.files[repodata.REPODATA], result)
-        _stale(directory / snap.subdir, snap, prune, result)
-    _write(directory / CHANNELDATA, orjson.dumps(catalog.channeldata(channel)), result)
+            _write(folder / name, snap.files[name], result)
+        _write(folder / repodata.REPODATA, snap.files[repodata.REPODATA], result)
+        _stale(folder, snap, prune, result)
+    for label in sorted({s.label for s in snapshots}):
+        data = orjson.dumps(catalog.channeldata(channel, label))
+        _write(directory / label_root(label) / CHANNELDATA, data, result)
     return result
 
 
@@ -110,16 +132,17 @@ def _current_indexes(channel, wait, result):
     """
     deadline = time.monotonic() + wait
     indexes = []
-    # The channel as its own URL serves it: label main.
-    for index in SubdirIndex.objects.filter(channel=channel, label=MAIN_LABEL).order_by("subdir"):
+    # main first: its folders get the copies that other labels' folders link to.
+    found = SubdirIndex.objects.filter(channel=channel)
+    for index in sorted(found, key=lambda i: (i.label != MAIN_LABEL, i.label, i.subdir)):
         if not index.is_current:
-            indexing.rebuild_now(channel.pk, index.subdir)
+            indexing.rebuild_now(channel.pk, index.subdir, index.label)
             index.refresh_from_db()
         while not index.is_current and time.monotonic() < deadline:
             time.sleep(0.2)
             index.refresh_from_db()
         if not index.is_current:
-            result.problems[f"{index.subdir}/"] = (
+            result.problems[f"{label_root(index.label) / index.subdir}/"] = (
                 f"its index was still being rebuilt after {wait} s; the files it published "
                 "before were exported. Run the export again."
             )
@@ -147,7 +170,7 @@ def snapshot(index, attempts=3):
         if bz2_entry is None or bz2_entry.get("source") != published[repodata.REPODATA]["etag"]:
             # The .bz2 follows the rest a little later; compressed here the same way.
             files[repodata.REPODATA_BZ2] = repodata.bz2_compress(files[repodata.REPODATA])
-        return _described(index.subdir, files)
+        return _described(index.subdir, files, index.label)
 
 
 def _read_published(entry):
@@ -168,7 +191,7 @@ def _empty_snapshot(subdir):
     return _described(subdir, files)
 
 
-def _described(subdir, files):
+def _described(subdir, files, label=MAIN_LABEL):
     document = orjson.loads(files[repodata.REPODATA])
     packages = {}
     for key in (repodata.TAR_BZ2_KEY, repodata.CONDA_KEY):
@@ -177,7 +200,7 @@ def _described(subdir, files):
     reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(files[repodata.SHARD_INDEX]))
     shards = msgpack.unpackb(reader.read())["shards"]
     shards = sorted(d.hex() for d in shards.values())
-    return SubdirSnapshot(subdir, files, packages, shards, document.get("removed", []))
+    return SubdirSnapshot(subdir, files, packages, shards, document.get("removed", []), label)
 
 
 def _storage_paths(channel, snap, result):
@@ -190,7 +213,7 @@ def _storage_paths(channel, snap, result):
         if sha256 == snap.packages[filename][0]:
             paths[filename] = storage_path
     for filename in snap.packages.keys() - paths.keys():
-        result.problems[f"{snap.subdir}/{filename}"] = (
+        result.problems[f"{snap.folder}/{filename}"] = (
             "deleted or replaced after its index was published; run the export again."
         )
     return paths
@@ -224,11 +247,21 @@ class _Damaged(Exception):
     pass
 
 
-def _copy(storage_path, target, sha256, size, result):
-    """Copy a stored file to ``target`` unless it is there already; check its sha256."""
+def _copy(storage_path, target, sha256, size, result, copies):
+    """Copy a stored file to ``target`` unless it is there already; check its sha256.
+
+    ``copies`` ({sha256: path}) holds the files of this export known to be whole: the
+    same bytes are linked to one of them instead of being read from storage again.
+    """
     present = target.is_file() and (size is None or target.stat().st_size == size)
-    if present and _sha256_of(target) == sha256:
-        result.unchanged += 1
+    if present:
+        known = copies.get(sha256)
+        if (known and os.path.samefile(known, target)) or _sha256_of(target) == sha256:
+            result.unchanged += 1
+            copies.setdefault(sha256, target)
+            return
+    if sha256 in copies and _link(copies[sha256], target):
+        result.linked += 1
         return
     try:
         source = storage.blocks(storage_path)  # from a bucket too, never read whole
@@ -251,6 +284,19 @@ def _copy(storage_path, target, sha256, size, result):
         return
     result.written += 1
     result.written_bytes += target.stat().st_size
+    copies[sha256] = target
+
+
+def _link(source, target):
+    """Make ``target`` a hard link to ``source``; False where links cannot be made."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.parent / f"{PARTIAL_PREFIX}{os.urandom(6).hex()}"
+    try:
+        os.link(source, partial)
+    except OSError:
+        return False
+    os.replace(partial, target)
+    return True
 
 
 def _write(target, data, result):

@@ -18,6 +18,7 @@ about to commit.
 
 import contextlib
 import fcntl
+import filecmp
 import logging
 import os
 import time
@@ -54,50 +55,100 @@ class ImportResult:
     cleared: int = 0  # objects of an interrupted import that were deleted
 
 
-def channel_directory_files(directory, subdirs=None):
-    """The package files of a channel directory as ``(path, subdir)`` pairs, and the
-    package files that are not where a channel keeps them, as ``{path: reason}``.
+@dataclass
+class ChannelDirectory:
+    """What a channel directory holds (:func:`read_channel_directory`)."""
+
+    files: list = field(default_factory=list)  # (path, subdir), each file once
+    misplaced: dict = field(default_factory=dict)  # path -> why it cannot be imported
+    labels: dict = field(default_factory=dict)  # (subdir, filename) -> sorted labels
+    yanked: dict = field(default_factory=dict)  # (subdir, filename) -> reason
+
+
+def read_channel_directory(directory, subdirs=None):
+    """The package files of a channel directory, the labels they are found under, those
+    to import yanked, and the files that are not where a channel keeps them.
 
     A channel directory holds ``<subdir>/<file>.conda`` or ``.tar.bz2``, as conda-index
-    and rattler-index read and write it; everything else in it (repodata, shards, caches,
-    hidden files) is ignored. With ``subdirs``, only those folders are read.
+    and rattler-index read and write it; a file there carries label ``main``. Wharf's
+    export (and anaconda.org's URLs) put other labels in ``label/<label>/<subdir>/``. A
+    file found under several labels is imported once and carries each of them. Files a
+    folder's repodata.json lists in ``removed`` are imported yanked: yanked in the
+    channel it was exported from, or taken out by its maintainers (conda-index).
+    Everything else (repodata, shards, caches, hidden files) is ignored. With
+    ``subdirs``, only those subdir folders are read.
     """
     directory = Path(directory)
-    found, misplaced = [], {}
+    found = ChannelDirectory()
+    first = {}  # (subdir, filename) -> the path imported
     for root, folders, names in os.walk(directory):
-        folders[:] = sorted(f for f in folders if not f.startswith("."))
-        relative = Path(root).relative_to(directory).parts
+        parts = Path(root).relative_to(directory).parts
+        # label/ last: where two files of a name differ, the one in <subdir>/ is imported.
+        folders[:] = sorted((f for f in folders if not f.startswith(".")),
+                            key=lambda f: (not parts and f == "label", f))  # fmt: skip
+        label, subdir, problem = _folder(parts)
+        if subdir is not None and subdirs is not None and subdir not in subdirs:
+            continue
+        if subdir is not None and repodata.REPODATA in names:
+            for key, reason in _removed(Path(root), label, subdir).items():
+                found.yanked.setdefault(key, reason)  # main's reason, where it says so
         for name in sorted(names):
             if name.startswith(".") or archives.package_extension(name) is None:
                 continue
             path = os.path.join(root, name)
-            if len(relative) == 1 and relative[0] in archives.SUBDIRS:
-                if subdirs is None or relative[0] in subdirs:
-                    found.append((path, relative[0]))
-            elif subdirs is None:
-                misplaced[path] = (
-                    "Not in a subdir folder: a channel directory holds <subdir>/<package "
-                    "file>, with a subdir such as linux-64 or noarch."
+            if subdir is None:
+                if subdirs is None:
+                    found.misplaced[path] = problem
+                continue
+            key = (subdir, name)
+            if key not in first:
+                first[key] = path
+                found.files.append((path, subdir))
+            elif not _same_bytes(first[key], path):
+                found.misplaced[path] = (
+                    f"Not the same file as {first[key]}: a channel holds one file of each "
+                    "name, whatever its labels. Remove one of the two."
                 )
-    return found, misplaced
+                continue
+            found.labels.setdefault(key, set()).add(label)
+    found.labels = {key: sorted(names) for key, names in found.labels.items()}
+    return found
 
 
-def yanked_in(directory, subdirs=None):
-    """{(subdir, filename): reason} for the files a channel directory's repodata.json
-    files list in ``removed``: yanked in the channel it was exported from (Wharf's
-    export keeps them there), or taken out by its maintainers (conda-index)."""
-    yanked = {}
-    for path in sorted(Path(directory).glob(f"*/{repodata.REPODATA}")):
-        subdir = path.parent.name
-        if subdir not in archives.SUBDIRS or (subdirs is not None and subdir not in subdirs):
-            continue
+NOT_IN_A_SUBDIR = (
+    "Not in a subdir folder: a channel directory holds <subdir>/<package file>, with a "
+    "subdir such as linux-64 or noarch, and label/<label>/<subdir>/<package file>."
+)
+
+
+def _folder(parts):
+    """(label, subdir, None) for a folder that holds package files, else (None, None,
+    why a package file there cannot be imported)."""
+    if len(parts) == 1 and parts[0] in archives.SUBDIRS:
+        return MAIN_LABEL, parts[0], None
+    if len(parts) == 3 and parts[0] == "label" and parts[2] in archives.SUBDIRS:
         try:
-            removed = orjson.loads(path.read_bytes()).get("removed", [])
-        except (OSError, orjson.JSONDecodeError, AttributeError):
-            continue  # not an index; the package files are checked on their own
-        reason = f"Listed in 'removed' of the imported {subdir}/{repodata.REPODATA}."
-        yanked.update({(subdir, name): reason for name in removed if isinstance(name, str)})
-    return yanked
+            return labels.clean(parts[1]), parts[2], None
+        except labels.LabelError as exc:
+            return None, None, f"In label/{parts[1]}/: {exc.message}"
+    return None, None, NOT_IN_A_SUBDIR
+
+
+def _removed(folder, label, subdir):
+    """{(subdir, filename): reason} for the files ``folder``'s repodata.json lists in
+    ``removed``."""
+    try:
+        removed = orjson.loads((folder / repodata.REPODATA).read_bytes()).get("removed", [])
+    except (OSError, orjson.JSONDecodeError, AttributeError):
+        return {}  # not an index; the package files are checked on their own
+    where = "" if label == MAIN_LABEL else f"label/{label}/"
+    reason = f"Listed in 'removed' of the imported {where}{subdir}/{repodata.REPODATA}."
+    return {(subdir, name): reason for name in removed if isinstance(name, str)}
+
+
+def _same_bytes(one, other):
+    """Whether two files hold the same bytes (hard links of an export are not read)."""
+    return os.path.samefile(one, other) or filecmp.cmp(one, other, shallow=False)
 
 
 def import_files(
@@ -111,6 +162,7 @@ def import_files(
     source="",
     refused=None,
     yanked=None,
+    file_labels=None,
 ):
     """Import package files into ``channel``; return an :class:`ImportResult`.
 
@@ -119,7 +171,9 @@ def import_files(
     refused before, reported and recorded with the rest. ``progress(checked, result)`` is
     called as files are checked and batches stored. ``source`` (the directory) goes into
     the audit events. ``yanked`` (``{(subdir, filename): reason}``, see :func:`yanked_in`)
-    names files to import as yanked; files already in the channel keep their state.
+    names files to import as yanked, ``file_labels`` (``{(subdir, filename): labels}``) the
+    labels of files (``main`` for the others); files already in the channel keep their
+    state and labels. See :func:`read_channel_directory` for both.
     Raises :class:`ImportBusy` when another import into the channel is running.
     """
     items = [_item(p) for p in paths]
@@ -141,7 +195,8 @@ def import_files(
                     checked.append(item)
                     if progress:
                         progress(start + len(checked), result)
-                _import_batch(channel, checked, uploader, result, source, yanked or {})
+                found = (yanked or {}, file_labels or {})
+                _import_batch(channel, checked, uploader, result, source, found)
                 if progress:
                     progress(start + len(checked), result)
         finally:
@@ -191,11 +246,11 @@ def _inspect(item):
     return received, metadata, None
 
 
-def _import_batch(channel, inspected, uploader, result, source, yanked):
+def _import_batch(channel, inspected, uploader, result, source, found):
     for attempt in range(3):
         batch = ImportResult()
         try:
-            _store_batch(channel, inspected, uploader, batch, source, yanked)
+            _store_batch(channel, inspected, uploader, batch, source, found)
         except IntegrityError:
             # A file of the same name was uploaded meanwhile: check the batch again.
             if attempt == 2:
@@ -208,7 +263,7 @@ def _import_batch(channel, inspected, uploader, result, source, yanked):
         return
 
 
-def _store_batch(channel, inspected, uploader, result, source, yanked):
+def _store_batch(channel, inspected, uploader, result, source, found):
     accepted = []
     for received, metadata, problem in inspected:
         if problem:
@@ -233,7 +288,7 @@ def _store_batch(channel, inspected, uploader, result, source, yanked):
         pause = settings.WHARF_TEST_IMPORT_PAUSE_SECONDS
         if pause:
             time.sleep(pause)  # tests only: a moment to kill an import between store and commit
-        over = _commit(channel, fresh, planned, uploader, source, yanked)
+        over = _commit(channel, fresh, planned, uploader, source, found)
     except BaseException:
         _unstage(planned)
         raise
@@ -292,13 +347,16 @@ def _within_quota(channel, fresh, result):
     return kept
 
 
-def _commit(channel, fresh, planned, uploader, source, yanked):
+def _commit(channel, fresh, planned, uploader, source, found):
     """Record the stored files in one transaction; return ``{path: (storage path, reason)}``
-    for those that no longer fit the quota (another upload took the room meanwhile)."""
+    for those that no longer fit the quota (another upload took the room meanwhile).
+    ``found`` holds the reasons of files to yank and the labels of files, by (subdir,
+    filename)."""
+    yanked, file_labels = found
     with transaction.atomic():
         kept, refused = _fit(channel, uploads.quota_of(channel, lock=True), fresh)
         storage = dict(zip([r.path for r, _ in fresh], planned, strict=True))
-        rows, events, names = [], [], {}
+        rows, events, names, carried = [], [], {}, []
         now = timezone.now()
         for received, metadata in kept:
             path = storage[received.path]
@@ -322,12 +380,16 @@ def _commit(channel, fresh, planned, uploader, source, yanked):
                     source=source,
                 )
             )
-            names.setdefault(metadata.subdir, set()).add(metadata.name)
+            # main, as uploads by default, unless the directory had it under other labels
+            file_label_names = file_labels.get((metadata.subdir, received.filename), [MAIN_LABEL])
+            carried.append(file_label_names)
+            for label in file_label_names:
+                names.setdefault((label, metadata.subdir), set()).add(metadata.name)
         PackageFile.objects.bulk_create(rows, batch_size=1000)
-        labels.attach_main(rows)  # imported files carry main, as uploads do by default
+        labels.attach_each(rows, carried)
         AuditEvent.objects.bulk_create(events, batch_size=1000)
-        for subdir, subdir_names in names.items():
-            indexing.request_rebuild(channel, subdir, subdir_names, enqueue=False)
+        for (label, subdir), subdir_names in sorted(names.items()):
+            indexing.request_rebuild(channel, subdir, subdir_names, label=label, enqueue=False)
         catalog.refresh(channel, set().union(*names.values()))
         StagedFile.objects.filter(storage_path__in=[row.storage_path for row in rows]).delete()
     return {path: (storage[path], reason) for path, reason in refused.items()}
@@ -406,10 +468,10 @@ def _rebuild_behind(channel):
     from .tasks import rebuild_subdir_index
 
     behind = SubdirIndex.objects.filter(
-        channel=channel, label=MAIN_LABEL, built_revision__lt=F("requested_revision")
-    ).values_list("subdir", flat=True)
-    for subdir in behind:
+        channel=channel, built_revision__lt=F("requested_revision")
+    ).values_list("subdir", "label")
+    for subdir, label in behind.order_by("label", "subdir"):
         if rebuild_subdir_index.app.conf.task_always_eager:
-            indexing.rebuild_now(channel.pk, subdir)
+            indexing.rebuild_now(channel.pk, subdir, label)
         else:
-            indexing.send(rebuild_subdir_index, channel.pk, subdir)
+            indexing.send(rebuild_subdir_index, channel.pk, subdir, label)

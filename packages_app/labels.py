@@ -84,9 +84,16 @@ def _replace(package_file, before, after):
     )
 
 
-def attach_main(files):
-    """Give each of ``files`` (saved, e.g. by bulk_create) the label ``main``."""
-    FileLabel.objects.bulk_create([FileLabel(file=f, label=MAIN_LABEL) for f in files])
+def attach_each(files, labels):
+    """Give each of ``files`` (saved, e.g. by bulk_create) its ``labels`` (one list per
+    file, in the same order)."""
+    FileLabel.objects.bulk_create(
+        [
+            FileLabel(file=f, label=label)
+            for f, names in zip(files, labels, strict=True)
+            for label in names
+        ]
+    )
 
 
 def change(package_file, *, add=(), remove=(), labels=None, request=None):

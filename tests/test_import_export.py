@@ -414,6 +414,100 @@ def test_a_yanked_file_is_exported_and_imported_as_yanked(
     assert served["removed"] == [yanked.name]
 
 
+@pytest.fixture
+def labelled(imported, good_files, client_for):
+    """``imported`` with app 1.0 (linux-64) in main and dev, tool 0.3 in dev only and
+    lib 2.1 (noarch) in rc only; returns {(subdir, filename): labels}."""
+    wanted = {
+        ("linux-64", "app-1.0-h1234_0.conda"): ["dev", "main"],
+        ("linux-64", "tool-0.3-h1234_0.conda"): ["dev"],
+        ("noarch", "lib-2.1-0.tar.bz2"): ["rc"],
+    }
+    owner = client_for("owner")
+    for (subdir, filename), labels in wanted.items():
+        url = f"/api/v1/channels/{imported.name}/files/{subdir}/{filename}/labels/"
+        assert owner.post(url, {"labels": labels}, format="json").status_code == 200
+    for label, subdir in [("main", "linux-64"), ("main", "noarch"), ("dev", "linux-64"),
+                          ("dev", "noarch"), ("rc", "noarch")]:  # fmt: skip
+        wait_for_index(imported, subdir, label=label)
+    files = [(path.parent.name, path.name) for path in good_files]
+    return {key: wanted.get(key, ["main"]) for key in files}
+
+
+def test_labels_are_exported_where_wharf_serves_them_and_imported_back(
+    imported, labelled, good_files, tmp_path, client_for
+):
+    target = tmp_path / "export"
+    out, _, error = run("export_channel", imported.name, str(target))
+
+    assert error is None, error
+    anonymous = client_for()
+    dev = target / "label" / "dev"
+    for folder, base in [(dev / "linux-64", f"/{imported.name}/label/dev/linux-64"),
+                         (dev / "noarch", f"/{imported.name}/label/dev/noarch"),
+                         (target / "label" / "rc" / "noarch", f"/{imported.name}/label/rc/noarch"),
+                         (target / "linux-64", f"/{imported.name}/linux-64")]:  # fmt: skip
+        for name in INDEX_FILES:
+            url = f"{base}/{name}"
+            exported = (folder / name).read_bytes()
+            eventually(lambda url=url, exported=exported: _same(anonymous.get(url), exported))
+        for shard in folder.glob("shards/*"):  # an empty subdir has none
+            assert shard.read_bytes() == body(anonymous.get(f"{base}/shards/{shard.name}"))
+    assert sorted(p.name for p in (dev / "linux-64").glob("*.conda")) == [
+        "app-1.0-h1234_0.conda", "tool-0.3-h1234_0.conda"
+    ]  # fmt: skip
+    assert not (target / "linux-64" / "tool-0.3-h1234_0.conda").exists()
+    assert not (target / "noarch" / "lib-2.1-0.tar.bz2").exists()
+    # The same bytes once on disk: the dev copy of app 1.0 is main's, linked.
+    assert (dev / "linux-64" / "app-1.0-h1234_0.conda").samefile(
+        target / "linux-64" / "app-1.0-h1234_0.conda"
+    )
+    assert "1 linked to a copy in another label" in out
+    channeldata = orjson.loads((dev / "channeldata.json").read_bytes())
+    assert channeldata == orjson.loads(
+        body(anonymous.get(f"/{imported.name}/label/dev/channeldata.json"))
+    )
+    again, _, _ = run("export_channel", imported.name, str(target))
+    assert "0 files written (0 bytes)" in again
+    # A real client reads a label of the copy as it reads the label's URL.
+    records = asyncio.run(rattler.solve([dev.as_uri()], ["tool"], platforms=["linux-64"]))
+    assert [str(r.version) for r in records] == ["0.3"]
+
+    _, _, error = run(
+        "import_channel", str(target), "--channel", "copy", "--create", "--owner", "owner"
+    )
+
+    assert error is None, error
+    copy = Channel.objects.get(name="copy")
+    rows = PackageFile.objects.filter(channel=copy).prefetch_related("labels")
+    carried = {(f.subdir, f.filename): sorted(lb.label for lb in f.labels.all()) for f in rows}
+    assert carried == labelled
+    for label, subdir in [("main", "linux-64"), ("dev", "linux-64"), ("rc", "noarch")]:
+        wait_for_index(copy, subdir, label=label)
+        prefix = "" if label == "main" else f"/label/{label}"
+        assert served_repodata(anonymous, f"copy{prefix}", subdir) == served_repodata(
+            anonymous, f"{imported.name}{prefix}", subdir
+        )
+
+
+def test_it_refuses_label_folders_it_cannot_import_naming_why(tmp_path, packages, public_channel):
+    root = tmp_path / "channel"
+    app = packages.make("app", "1.0", "linux-64")
+    place(app, root / "linux-64")
+    other = packages.make("app", "1.0", "linux-64", depends=["other"])  # same name, other bytes
+    place(other, root / "label" / "dev" / "linux-64")
+    bad = place(packages.make("bad", "1.0", "linux-64"), root / "label" / "Not Ok" / "linux-64")
+
+    _, err, error = run("import_channel", str(root), "--channel", public_channel.name)
+
+    assert "2 of 3 files were refused" in str(error)
+    assert "In label/Not Ok/: 'Not Ok' is not a label name" in err
+    assert f"label/dev/linux-64/app-1.0-h1234_0.conda: Not the same file as {root}/linux-64/" in err
+    assert not PackageFile.objects.filter(filename=bad.name).exists()
+    stored = PackageFile.objects.get(channel=public_channel, filename=app.name)
+    assert stored.labels.count() == 1
+
+
 def test_an_export_is_incremental_and_replaces_what_is_wrong(imported, tmp_path, client_for):
     target = tmp_path / "export"
     run("export_channel", imported.name, str(target))

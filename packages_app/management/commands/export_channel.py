@@ -9,7 +9,8 @@ class Command(BaseCommand):
     help = (
         "Write a channel to a directory that any web server can serve as a conda channel: "
         "<subdir>/<package files>, repodata.json (.zst, .bz2), sharded repodata and "
-        "channeldata.json, the same bytes Wharf serves. Run it again to bring the copy up "
+        "channeldata.json, the same bytes Wharf serves; other labels than main in "
+        "label/<label>/. Run it again to bring the copy up "
         "to date: files already there with the right content are not copied again."
     )
 
@@ -53,9 +54,10 @@ class Command(BaseCommand):
         finally:
             progress.close()
         if verbosity:
+            linked = f", {result.linked} linked to a copy in another label" if result.linked else ""
             self.stdout.write(
                 f"Exported '{channel}' to {directory}: {result.written} files written "
-                f"({result.written_bytes} bytes), {result.unchanged} already up to date."
+                f"({result.written_bytes} bytes){linked}, {result.unchanged} already up to date."
             )
             if result.stale:
                 self.stdout.write(

@@ -20,7 +20,8 @@ from packages_app.models import SubdirIndex
 class Command(BaseCommand):
     help = (
         "Import a channel directory (<subdir>/<package files>, as conda-index or "
-        "rattler-index write it, or a mirror) into a channel. Every file is checked as an "
+        "rattler-index write it, or a mirror; label/<label>/<subdir>/ for other labels than "
+        "main, as export_channel writes them) into a channel. Every file is checked as an "
         "upload is; files already in the channel are skipped; the index is rebuilt once at "
         "the end. Safe to interrupt and run again."
     )
@@ -61,7 +62,8 @@ class Command(BaseCommand):
             raise CommandError("--batch-size must be at least 1.")
         owner = self._user(options["owner"])
         channel = self._channel(options, owner)
-        files, misplaced = importing.channel_directory_files(root, subdirs)
+        found = importing.read_channel_directory(root, subdirs)
+        files, misplaced = found.files, found.misplaced
         if not files and not misplaced:
             raise CommandError(
                 f"No package files in '{directory}': a channel directory holds "
@@ -89,7 +91,8 @@ class Command(BaseCommand):
                     progress=report,
                     source=str(root.resolve()),
                     refused=misplaced,
-                    yanked=importing.yanked_in(root, subdirs),
+                    yanked=found.yanked,
+                    file_labels=found.labels,
                 )
             except importing.ImportBusy as exc:
                 raise CommandError(f"{exc} Wait for it to finish.") from exc
