@@ -43,10 +43,12 @@ def _flag(request, name):
     return request.query_params.get(name, "").lower() in {"1", "true", "yes"}
 
 
-def _upload_labels(request):
-    """The labels an upload asks for with ``?label=`` (None: none named); 400 for a bad one."""
+def _upload_labels(request, form_fields=None):
+    """The labels an upload asks for with ``?label=`` and form fields ``label`` (None:
+    none named); 400 for a bad one."""
+    named = request.query_params.getlist("label") + (form_fields or {}).get("label", [])
     try:
-        return labels.for_upload(request.query_params.getlist("label"))
+        return labels.for_upload(named)
     except labels.LabelError as exc:
         raise uploads.UploadError(400, exc.message) from None
 
@@ -89,7 +91,8 @@ class PrefixUpload(UploadErrorMixin, APIView):
     The package comes as the multipart part ``file`` (part headers ``x-file-name`` and
     ``x-file-sha256``) or as the raw body with ``X-File-Name`` / ``X-File-SHA256`` headers.
     ``?force=true`` replaces an existing file (owners); otherwise an existing file is 409.
-    ``?label=dev`` (repeated, or comma-separated) gives the file labels instead of main.
+    ``?label=dev`` (repeated, or comma-separated) gives the file labels instead of main;
+    so do multipart form fields ``label``.
     """
 
     @extend_schema(request=None, responses={201: PackageFileSerializer},
@@ -99,17 +102,23 @@ class PrefixUpload(UploadErrorMixin, APIView):
         target = authorize(
             caller_of(request), channel, Action.REPLACE_PACKAGE if force else Action.UPLOAD
         )
-        file_labels = _upload_labels(request)
+        _upload_labels(request)  # a bad ?label= answers before the body is read
         django_request = request._request
         stream = uploads.body_stream(django_request)
         if django_request.content_type == "multipart/form-data":
-            received = uploads.receive_multipart(django_request, stream)
+            received, fields = uploads.receive_multipart(django_request, stream, ("label",))
         else:
             received = uploads.receive_raw(
                 stream,
                 django_request.META.get("HTTP_X_FILE_NAME", ""),
                 django_request.META.get("HTTP_X_FILE_SHA256"),
             )
+            fields = {}
+        try:
+            file_labels = _upload_labels(request, fields)
+        except uploads.UploadError:
+            received.discard()
+            raise
         package_file = uploads.accept(
             target, received, request.user, force=force, request=request, labels=file_labels
         )

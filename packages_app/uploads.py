@@ -166,8 +166,13 @@ def receive_raw(stream, filename, declared_sha256):
     return sink.finish(declared_sha256)
 
 
-def receive_multipart(request, stream):
-    """A multipart/form-data body with one part named ``file``, as rattler-build sends.
+# A form field of an upload (a label name, say) longer than this is not a field value.
+MAX_FIELD_BYTES = 4096
+
+
+def receive_multipart(request, stream, fields=()):
+    """A multipart/form-data body with one part named ``file``, as rattler-build sends;
+    returns (the file, {field: [values]} of the text parts named in ``fields``).
 
     The file name and sha256 come from the part headers ``x-file-name`` and
     ``x-file-sha256`` (or the part's filename).
@@ -178,6 +183,7 @@ def receive_multipart(request, stream):
         raise UploadError(400, "multipart/form-data without a boundary.")
     sink = None
     received = None
+    values = {name: [] for name in fields}
     try:
         with multipart.PushMultipartParser(boundary, max_segment_count=16) as parser:
             segment = None
@@ -190,6 +196,8 @@ def receive_multipart(request, stream):
                             filename = segment.header("X-File-Name") or segment.filename or ""
                             _check_filename(filename)
                             sink = _Sink(filename)
+                        elif segment.name in values:
+                            values[segment.name].append(b"")
                     elif event is None:
                         if sink is not None and segment.name == "file":
                             received = sink.finish(segment.header("X-File-Sha256"))
@@ -197,6 +205,14 @@ def receive_multipart(request, stream):
                         segment = None
                     elif sink is not None and segment is not None and segment.name == "file":
                         sink.write(event)
+                    elif segment is not None and segment.name in values:
+                        value = values[segment.name][-1] + event
+                        if len(value) > MAX_FIELD_BYTES:
+                            raise UploadError(
+                                400, f"The form field '{segment.name}' is longer than "
+                                f"{MAX_FIELD_BYTES} bytes.",
+                            )  # fmt: skip
+                        values[segment.name][-1] = value
                 if not chunk:
                     break
     except BaseException as exc:
@@ -210,7 +226,11 @@ def receive_multipart(request, stream):
             sink.abort()
     if received is None:
         raise UploadError(400, "The multipart body has no part named 'file' with the package.")
-    return received
+    try:
+        return received, {name: [v.decode() for v in found] for name, found in values.items()}
+    except UnicodeDecodeError:
+        received.discard()
+        raise UploadError(400, "A form field of the upload is not UTF-8 text.") from None
 
 
 def _check_filename(filename):

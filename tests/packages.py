@@ -69,21 +69,32 @@ def wait_for_index(channel, subdir, timeout=60, label="main"):
     raise AssertionError(f"{channel}/{subdir} was not indexed within {timeout} s")
 
 
-def multipart_body(path, *, filename=None, sha256=None, field="file"):
-    """A body shaped as rattler-build's prefix upload sends it (part headers included)."""
+def multipart_body(path, *, filename=None, sha256=None, field="file", before=(), after=()):
+    """A body shaped as rattler-build's prefix upload sends it (part headers included),
+    with the text fields ``before`` and ``after`` ((name, value) pairs) around the file."""
     data = Path(path).read_bytes()
     filename = filename or Path(path).name
     sha256 = sha256 or hashlib.sha256(data).hexdigest()
     boundary = "wharf-test-boundary"
+
+    def text(fields):
+        return "".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+            for name, value in fields
+        ).encode()
+
     head = (
-        f"--{boundary}\r\n"
-        f'Content-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
-        "content-type: application/octet-stream\r\n"
-        f"content-length: {len(data)}\r\n"
-        f"x-file-name: {filename}\r\n"
-        f"x-file-sha256: {sha256}\r\n\r\n"
-    ).encode()
-    body = head + data + f"\r\n--{boundary}--\r\n".encode()
+        text(before)
+        + (
+            f"--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+            "content-type: application/octet-stream\r\n"
+            f"content-length: {len(data)}\r\n"
+            f"x-file-name: {filename}\r\n"
+            f"x-file-sha256: {sha256}\r\n\r\n"
+        ).encode()
+    )
+    body = head + data + b"\r\n" + text(after) + f"--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
 
 

@@ -261,6 +261,48 @@ def test_an_upload_may_carry_several_labels(client, client_for, public_channel, 
     assert listed(client, base_of(public_channel, "rc"), "linux-64") == {repeated.name, commas.name}
 
 
+def test_a_prefix_upload_takes_labels_as_form_fields(client, client_for, public_channel, packages):
+    """As ``?label=``, before or after the file part, added to any in the URL."""
+    first = packages.make("formed", "1.0", "linux-64")
+    second = packages.make("formed", "2.0", "linux-64")
+    owner = client_for("owner")
+    url = f"/api/v1/upload/{public_channel.name}"
+
+    data, content_type = multipart_body(first, before=[("label", "dev")], after=[("label", "rc")])
+    one = owner.generic("POST", url, data, content_type=content_type)
+    data, content_type = multipart_body(second, after=[("label", "main,rc")])
+    two = owner.generic("POST", f"{url}?label=dev", data, content_type=content_type)
+    settle(public_channel, "linux-64", "main", "dev", "rc")
+
+    assert one.status_code == two.status_code == 201, (one.content, two.content)
+    assert one.json()["labels"] == ["dev", "rc"]
+    assert two.json()["labels"] == ["dev", "main", "rc"]
+    assert listed(client, base_of(public_channel), "linux-64") == {second.name}
+    assert listed(client, base_of(public_channel, "rc"), "linux-64") == {first.name, second.name}
+
+
+def test_a_bad_label_form_field_is_refused_and_nothing_is_stored(
+    client_for, public_channel, packages, settings, tmp_path
+):
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "upload-temp")
+    (tmp_path / "upload-temp").mkdir()
+    path = packages.make("formed", "1.0", "linux-64")
+    owner = client_for("owner")
+    url = f"/api/v1/upload/{public_channel.name}"
+
+    data, content_type = multipart_body(path, after=[("label", "Not Ok")])
+    bad = owner.generic("POST", url, data, content_type=content_type)
+    data, content_type = multipart_body(path, before=[("label", "x" * 5000)])
+    long = owner.generic("POST", url, data, content_type=content_type)
+
+    assert bad.status_code == long.status_code == 400
+    assert "'Not Ok' is not a label name" in bad.json()["detail"]
+    assert long.json()["detail"] == "The form field 'label' is longer than 4096 bytes."
+    assert not PackageFile.objects.exists()
+    assert not any((settings.STORAGE_DIR / "packages" / str(public_channel.pk)).rglob("*.conda"))
+    assert not any((tmp_path / "upload-temp").iterdir())  # the received file is gone too
+
+
 def test_the_quetz_upload_takes_labels_too(client, client_for, tokens, public_channel, packages):
     path = packages.make("quetzal", "1.0", "linux-64")
     url = (
