@@ -18,9 +18,10 @@ class Snippet:
     text: str
 
 
-def channel_urls(request, channel, related=()):
-    """Absolute URLs of the channel, then of its related channels (RelatedChannel rows)."""
-    urls = [request.build_absolute_uri(f"/{channel.name}")]
+def channel_urls(request, channel, related=(), path=""):
+    """Absolute URLs of the channel (with ``path`` added: a label's), then of its related
+    channels (RelatedChannel rows)."""
+    urls = [request.build_absolute_uri(f"/{channel.name}{path}")]
     for entry in related:
         urls.append(
             request.build_absolute_uri(f"/{entry.target.name}") if entry.target_id else entry.url
@@ -28,10 +29,11 @@ def channel_urls(request, channel, related=()):
     return urls
 
 
-def snippets(request, channel, related=(), package="<package>"):
-    """Copyable commands that install ``package`` from the channel with pixi, micromamba
-    and conda, including the login step when the channel is private."""
-    urls = channel_urls(request, channel, related)
+def snippets(request, channel, related=(), package="<package>", path=""):
+    """Copyable commands that install ``package`` from the channel (its URL with ``path``
+    added) with pixi, micromamba and conda, including the login step when the channel is
+    private."""
+    urls = channel_urls(request, channel, related, path)
     base = request.build_absolute_uri("/").rstrip("/")
     flags = " ".join(f"-c {url}" for url in urls)
     pixi, micromamba, conda = [], [], []

@@ -364,14 +364,16 @@ class Search(generics.GenericAPIView):
 class PackageInstall(APIView):
     """The channels needed to install a package, by solving its dependencies.
 
-    ``?platform=`` (default: that of its newest file) and ``?version=`` choose what to
-    solve for. Only the channel and the related channels the caller may read are used.
+    ``?platform=`` (default: that of its newest file), ``?version=`` and ``?label=``
+    (default: main, or a label of the newest file when no file carries main) choose what
+    to solve for. Only the channel and the related channels the caller may read are used.
     """
 
     @extend_schema(
         parameters=[
             OpenApiParameter("platform", str, description="A conda subdir, e.g. linux-64."),
             OpenApiParameter("version", str, description="A version of the package."),
+            OpenApiParameter("label", str, description="A label of the channel, e.g. dev."),
         ],
         responses={200: dict},
     )
@@ -385,6 +387,7 @@ class PackageInstall(APIView):
                 caller,
                 platform=request.query_params.get("platform", ""),
                 version=request.query_params.get("version", ""),
+                label=request.query_params.get("label", ""),
             )
         except PackageFile.DoesNotExist as exc:
             raise NotFound(str(exc)) from None

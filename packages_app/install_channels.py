@@ -8,8 +8,13 @@ take part. External related channels take part when they answer within
 back to what the dependencies declare (:func:`packages_app.dependencies.resolve`),
 marked not checked.
 
-Results are cached per (channel, package, version, platform) and the etags of every
-published index used, so a new upload to any of them asks again.
+The package's channel takes part with one label: ``main`` (the channel's own URL) when
+a file of the package carries it, else a label its newest file carries (a package
+published only to ``dev`` installs from ``/<channel>/label/dev``); the install commands
+name that URL. Related channels take part with their own URL.
+
+Results are cached per (channel, label, package, version, platform) and the etags of
+every published index used, so a new upload to any of them asks again.
 """
 
 import asyncio
@@ -25,6 +30,7 @@ from datetime import timedelta
 import rattler
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import Q
 from rattler.exceptions import (
     FetchRepoDataError,
     GatewayError,
@@ -74,6 +80,7 @@ class InstallChannels:
     provided: list = field(default_factory=list)
     problem: str = ""
     seconds: float = 0.0
+    label: str = MAIN_LABEL  # of the package's channel
 
     @property
     def related_needed(self):
@@ -98,12 +105,13 @@ def reachable(url):
     return answer
 
 
-def _published(channel_ids, subdirs):
-    """{(channel id, subdir): published repodata.json entry} of those channels (their
-    ``main`` label, what the channel's own URL serves)."""
-    indexes = SubdirIndex.objects.filter(
-        channel_id__in=channel_ids, subdir__in=subdirs, label=MAIN_LABEL
-    )
+def _published(labelled, subdirs):
+    """{(channel id, subdir): published repodata.json entry} of the ``labelled`` (channel
+    id, label) pairs' indexes."""
+    wanted = Q()
+    for channel_id, label in labelled:
+        wanted |= Q(channel_id=channel_id, label=label)
+    indexes = SubdirIndex.objects.filter(wanted, subdir__in=subdirs)
     return {
         (index.channel_id, index.subdir): index.published_files[repodata.REPODATA]
         for index in indexes
@@ -145,22 +153,32 @@ def _virtual_packages(platform):
     ]
 
 
-def _source_url(source):
-    return f"{INTERNAL_HOST}/{source.channel.name}" if source.checked else source.url
+def _source_url(source, label=MAIN_LABEL):
+    if not source.checked:
+        return source.url
+    return f"{INTERNAL_HOST}/{source.channel.name}{labelled_path(label)}"
+
+
+def labelled_path(label):
+    """What a label adds to its channel's URL."""
+    return "" if label == MAIN_LABEL else f"/label/{label}"
 
 
 class BadRequest(ValueError):
     """A platform or version the package does not have; the message says which."""
 
 
-def for_package(channel, package_name, caller, platform="", version=""):
+def for_package(channel, package_name, caller, platform="", version="", label=""):
     """:func:`compute` for a package of the channel, on ``platform`` (default: that of
-    its newest file; linux-64 for a noarch package), of ``version`` (default: any).
+    its newest file; linux-64 for a noarch package), of ``version`` (default: any), from
+    the channel's ``label`` (default: main when a file carries it, else a label of the
+    newest file).
 
     Raises PackageFile.DoesNotExist when the channel has no such package, BadRequest for
-    a platform or version it does not have.
+    a platform, version or label it does not have.
     """
-    files = list(PackageFile.objects.filter(channel=channel, name=package_name))
+    found = PackageFile.objects.filter(channel=channel, name=package_name)
+    files = list(found.prefetch_related("labels"))
     if not files:
         raise PackageFile.DoesNotExist(f"No package '{package_name}' in channel '{channel.name}'.")
     if platform and platform not in archives.SUBDIRS:
@@ -173,13 +191,25 @@ def for_package(channel, package_name, caller, platform="", version=""):
         files = [f for f in files if f.subdir in (platform, "noarch")]
         if not files:
             raise BadRequest(f"'{package_name}' has no file for {platform} or noarch.")
+    if label:
+        files = [f for f in files if label in f.label_names]
+        if not files:
+            raise BadRequest(f"'{package_name}' has no file with the label '{label}' here.")
     newest = pages.newest_first(files)[0]
+    if not label:
+        in_main = any(MAIN_LABEL in f.label_names for f in files)
+        label = MAIN_LABEL if in_main else newest.label_names[0]
     platform = platform or (newest.subdir if newest.subdir != "noarch" else "linux-64")
-    return compute(channel, package_name, caller, platform, version=version, record=newest.record)
+    return compute(
+        channel, package_name, caller, platform, version=version, record=newest.record,
+        label=label,
+    )  # fmt: skip
 
 
-def compute(channel, package_name, caller, platform, *, version=None, record=None):
-    """The channels needed to install ``package_name`` (of ``version``) on ``platform``.
+def compute(channel, package_name, caller, platform, *, version=None, record=None,
+            label=MAIN_LABEL):  # fmt: skip
+    """The channels needed to install ``package_name`` (of ``version``) on ``platform``
+    from the channel's ``label`` and its related channels.
 
     ``record`` (the package's record for that platform) is what the fallback reads when
     the solve cannot be checked.
@@ -187,7 +217,10 @@ def compute(channel, package_name, caller, platform, *, version=None, record=Non
     own = dependencies.Source(channel)
     sources = [own] + [dependencies.Source(e.target, e) for e in related.visible(channel, caller)]
     subdirs = [platform, "noarch"] if platform != "noarch" else ["noarch"]
-    published = _published([s.channel.pk for s in sources if s.checked], subdirs)
+    labelled = [(channel.pk, label)] + [
+        (s.channel.pk, MAIN_LABEL) for s in sources[1:] if s.checked
+    ]
+    published = _published(labelled, subdirs)
     external = [s for s in sources if not s.checked]
     reachable_external = {s.url for s in external if reachable(s.url)}
     spec = f"{package_name} =={version}" if version else package_name
@@ -198,15 +231,16 @@ def compute(channel, package_name, caller, platform, *, version=None, record=Non
         else (s.url, s.url in reachable_external)
         for s in sources
     ]
-    key = "install-channels:" + hashlib.sha256(repr((spec, platform, state)).encode()).hexdigest()
+    asked = repr((spec, platform, label, state))
+    key = "install-channels:" + hashlib.sha256(asked.encode()).hexdigest()
     stored = cache.get(key)
     if stored is None:
-        stored = _solve(sources, published, subdirs, reachable_external, spec, platform)
+        stored = _solve(sources, published, subdirs, reachable_external, spec, platform, label)
         if not stored.get("transient"):
             cache.set(key, stored, RESULT_CACHE_SECONDS)
 
     if stored["problem"] and any(s.url not in reachable_external for s in external):
-        return _declared(channel, caller, platform, record, stored["problem"])
+        return _declared(channel, caller, platform, record, stored["problem"], label)
     return InstallChannels(
         platform=platform,
         sources=[sources[i] for i in stored["sources"]],
@@ -214,11 +248,13 @@ def compute(channel, package_name, caller, platform, *, version=None, record=Non
         provided=[Provided(n, v, b, sources[i]) for n, v, b, i in stored["provided"]],
         problem=stored["problem"],
         seconds=stored["seconds"],
+        label=label,
     )
 
 
-def _solve(sources, published, subdirs, reachable_external, spec, platform):
-    """A solve as plain data: indexes into ``sources`` (for the cache)."""
+def _solve(sources, published, subdirs, reachable_external, spec, platform, label):
+    """A solve as plain data: indexes into ``sources`` (for the cache). The package's
+    channel, the first source, takes part with ``label``."""
     started = time.perf_counter()
     by_url, repos = {}, []
     for i, source in enumerate(sources):
@@ -226,7 +262,7 @@ def _solve(sources, published, subdirs, reachable_external, spec, platform):
             for subdir in subdirs:
                 entry = published.get((source.channel.pk, subdir))
                 if entry is not None:
-                    url = _source_url(source)
+                    url = _source_url(source, label if i == 0 else MAIN_LABEL)
                     repos.append(
                         rattler.SparseRepoData(rattler.Channel(url), subdir, _local_copy(entry))
                     )
@@ -275,7 +311,7 @@ def _problem(message):
     return text
 
 
-def _declared(channel, caller, platform, record, problem):
+def _declared(channel, caller, platform, record, problem, label):
     """Fallback: the channels of the declared dependencies, not checked by a solve."""
     declared = dependencies.resolve(channel, record or {}, caller)
     return InstallChannels(
@@ -288,19 +324,24 @@ def _declared(channel, caller, platform, record, problem):
             if item.source is not None
         ],
         problem=problem,
+        label=label,
     )
 
 
-def source_label(request, source):
-    """(name, URL) of a source as clients give it: a Wharf channel's name and address, or
-    an external channel's URL twice."""
+def source_label(request, source, label=MAIN_LABEL):
+    """(name, URL) of a source as clients give it: a Wharf channel's name and address
+    (of ``label``), or an external channel's URL twice."""
     if source.checked:
-        return source.channel.name, request.build_absolute_uri(f"/{source.channel.name}")
+        path = f"/{source.channel.name}{labelled_path(label)}"
+        return source.channel.name, request.build_absolute_uri(path)
     return source.url, source.url
 
 
 def snippets(request, channel, package_name, found):
-    return install.snippets(request, channel, found.related_needed, package=package_name)
+    return install.snippets(
+        request, channel, found.related_needed, package=package_name,
+        path=labelled_path(found.label),
+    )  # fmt: skip
 
 
 def as_data(request, channel, package_name, found):
@@ -311,14 +352,15 @@ def as_data(request, channel, package_name, found):
 
     return {
         "platform": found.platform,
+        "label": found.label,
         "checked": found.checked,
         "channels": [
             {
                 "name": name_of(source),
-                "url": source_label(request, source)[1],
+                "url": source_label(request, source, found.label if i == 0 else MAIN_LABEL)[1],
                 "checked": source.checked,
             }
-            for source in found.sources
+            for i, source in enumerate(found.sources)
         ],
         "install": {s.client: s.text for s in snippets(request, channel, package_name, found)},
         "provided": [

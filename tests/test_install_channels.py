@@ -9,7 +9,7 @@ from pytest_django.asserts import assertContains, assertNotContains
 from channels_app import related
 from channels_app.lifecycle import create_channel
 
-from .packages import publish
+from .packages import multipart_body, publish, wait_for_index
 from .test_clients import installed_names, solve_and_install
 
 uploads_and_indexes = pytest.mark.django_db(transaction=True)
@@ -268,3 +268,67 @@ def test_it_solves_with_an_external_channel_that_answers(
         "app": "open-tools",
         "libthere": external,
     }
+
+
+def publish_to(client_for, channel, label, *paths):
+    """Upload ``paths`` to the channel with ``label`` only, indexed."""
+    owner = client_for("owner")
+    for path in paths:
+        data, content_type = multipart_body(path)
+        url = f"/api/v1/upload/{channel.name}?label={label}"
+        response = owner.generic("POST", url, data, content_type=content_type)
+        assert response.status_code == 201, response.content
+    for subdir in {path.parent.name for path in paths} | {"noarch"}:
+        wait_for_index(channel, subdir, label=label)
+
+
+@uploads_and_indexes
+def test_a_package_only_in_a_label_is_solved_and_installed_from_that_label(
+    client, client_for, public_channel, shared, packages
+):
+    publish(client_for, shared, packages.make("libthere"))
+    related.replace(public_channel, [(shared, "")])
+    publish_to(
+        client_for, public_channel, "dev",
+        packages.make("helper", "0.1", "linux-64"),
+        packages.make("app", "2.0", "linux-64", depends=["helper", "libthere"]),
+    )  # fmt: skip
+
+    body = install_of(client_for(), public_channel, "app").json()
+    page = client.get(f"/{public_channel.name}/packages/app/").content.decode()
+
+    assert body["label"] == "dev"
+    assert body["checked"] is True and body["problem"] == ""
+    assert [(c["name"], c["url"]) for c in body["channels"]] == [
+        ("open-tools", "http://testserver/open-tools/label/dev"),
+        ("shared-libs", "http://testserver/shared-libs"),
+    ]
+    assert {(p["name"], p["channel"]) for p in body["provided"]} == {
+        ("app", "open-tools"), ("helper", "open-tools"), ("libthere", "shared-libs"),
+    }  # fmt: skip
+    assert body["install"]["micromamba"] == (
+        "micromamba create -n my-env -c http://testserver/open-tools/label/dev "
+        "-c http://testserver/shared-libs app"
+    )
+    section = page.split('id="install-channels"')[1].split("</section>")[0]
+    assert "with the label <strong>dev</strong>" in section
+    assert "-c http://testserver/open-tools/label/dev -c http://testserver/shared-libs" in section
+
+
+@uploads_and_indexes
+def test_main_is_solved_unless_a_label_is_asked_for(client_for, public_channel, packages):
+    publish(client_for, public_channel, packages.make("app", "1.0", "linux-64"))
+    publish_to(client_for, public_channel, "dev", packages.make("app", "2.0", "linux-64"))
+    anonymous = client_for()
+
+    default = install_of(anonymous, public_channel, "app").json()
+    dev = install_of(anonymous, public_channel, "app", label="dev").json()
+    missing = install_of(anonymous, public_channel, "app", label="rc")
+
+    assert default["label"] == "main"
+    assert [(p["name"], p["version"]) for p in default["provided"]] == [("app", "1.0")]
+    assert default["channels"][0]["url"] == "http://testserver/open-tools"
+    assert dev["label"] == "dev"
+    assert [(p["name"], p["version"]) for p in dev["provided"]] == [("app", "2.0")]
+    assert missing.status_code == 400
+    assert missing.json()["detail"] == "'app' has no file with the label 'rc' here."
