@@ -41,13 +41,14 @@ from rattler.exceptions import (
 
 from channels_app import install, related
 
-from . import archives, dependencies, pages, repodata, storage
+from . import archives, dependencies, indexing, pages, repodata, storage
 from .models import MAIN_LABEL, PackageFile, SubdirIndex
 
 log = logging.getLogger(__name__)
 
 PROBE_SECONDS = 2
-PROBE_CACHE_SECONDS = 300
+PROBE_FRESH_SECONDS = 300  # then probed again, in the background
+PROBE_KEEP_SECONDS = 24 * 3600
 RESULT_CACHE_SECONDS = 3600
 SOLVE_SECONDS = 20
 INTERNAL_HOST = "https://wharf.internal"
@@ -89,11 +90,30 @@ class InstallChannels:
 
 
 def reachable(url):
-    """Whether an external channel answers within :data:`PROBE_SECONDS` (cached)."""
-    key = "install-channels:probe:" + hashlib.sha256(url.encode()).hexdigest()
+    """Whether an external channel answers within :data:`PROBE_SECONDS`.
+
+    Only the first look at a channel waits for its probe. The answer is kept for
+    :data:`PROBE_KEEP_SECONDS`; once older than :data:`PROBE_FRESH_SECONDS` it is still
+    given at once, and the channel is probed again in a thread of this process (one at a
+    time per channel), so a channel that went down or came back is known a probe later.
+    """
+    key = probe_key(url)
     known = cache.get(key)
-    if known is not None:
-        return known
+    if known is None:
+        return _probe(url)
+    answer, probed_at = known
+    stale = time.time() - probed_at > PROBE_FRESH_SECONDS
+    if stale and cache.add(f"{key}:probing", True, PROBE_SECONDS * 5):
+        indexing.in_background(_probe, url)
+    return answer
+
+
+def probe_key(url):
+    """The cache key of (answer, when probed) for an external channel."""
+    return "install-channels:reachable:" + hashlib.sha256(url.encode()).hexdigest()
+
+
+def _probe(url):
     # http(s) only: related.parse accepts no other scheme.
     request = urllib.request.Request(f"{url}/noarch/repodata.json", method="HEAD")  # noqa: S310
     try:
@@ -101,7 +121,9 @@ def reachable(url):
             answer = response.status < 400
     except (OSError, ValueError):
         answer = False
-    cache.set(key, answer, PROBE_CACHE_SECONDS)
+    key = probe_key(url)
+    cache.set(key, (answer, time.time()), PROBE_KEEP_SECONDS)
+    cache.delete(f"{key}:probing")
     return answer
 
 

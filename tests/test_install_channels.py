@@ -8,8 +8,9 @@ from pytest_django.asserts import assertContains, assertNotContains
 
 from channels_app import related
 from channels_app.lifecycle import create_channel
+from packages_app import indexing, install_channels
 
-from .packages import multipart_body, publish, wait_for_index
+from .packages import eventually, multipart_body, publish, wait_for_index
 from .test_clients import installed_names, solve_and_install
 
 uploads_and_indexes = pytest.mark.django_db(transaction=True)
@@ -332,3 +333,41 @@ def test_main_is_solved_unless_a_label_is_asked_for(client_for, public_channel, 
     assert [(p["name"], p["version"]) for p in dev["provided"]] == [("app", "2.0")]
     assert missing.status_code == 400
     assert missing.json()["detail"] == "'app' has no file with the label 'rc' here."
+
+
+@pytest.mark.live
+@uploads_and_indexes
+def test_an_old_probe_answers_at_once_and_is_probed_again_in_the_background(
+    live_server_url, client_for, public_channel, shared, packages
+):
+    publish(client_for, shared, packages.make("libthere", "1.0", "linux-64"))
+    publish(client_for, public_channel, packages.make("app", depends=["libthere"]))
+    external = f"{live_server_url}/{shared.name}"
+    related.replace(public_channel, [(None, external)])
+    key = install_channels.probe_key(external)
+    # Known as down 6 minutes ago; it is up now.
+    cache.set(key, (False, time.time() - 360), 3600)
+
+    stale = install_of(client_for(), public_channel, "app", platform="linux-64").json()
+    eventually(lambda: cache.get(key)[0] is True)
+    fresh = install_of(client_for(), public_channel, "app", platform="linux-64").json()
+
+    assert stale["checked"] is False  # the old answer, given without waiting for a probe
+    assert fresh["checked"] is True, fresh
+    assert [c["name"] for c in fresh["channels"]] == ["open-tools", external]
+
+
+@pytest.mark.live
+@uploads_and_indexes
+def test_a_recent_probe_is_not_repeated(live_server_url, client_for, public_channel, packages):
+    publish(client_for, public_channel, packages.make("app"))
+    external = f"{live_server_url}/elsewhere"
+    related.replace(public_channel, [(None, external)])
+    key = install_channels.probe_key(external)
+    known = (False, time.time() - 60)
+    cache.set(key, known, 3600)
+
+    install_of(client_for(), public_channel, "app")
+    indexing.wait_for_background_work()
+
+    assert cache.get(key) == known
