@@ -251,15 +251,23 @@ def test_its_channel_list_installs_with_py_rattler_against_the_live_server(
     assert seconds < 5, f"a solve of a small channel took {seconds:.2f} s"
 
 
+@pytest.fixture
+def app_needs_external(live_server_url, client_for, public_channel, shared, packages):
+    """`app` (open-tools) depends on `libthere`, in shared-libs reached as an external
+    channel over HTTP, as any other URL; returns that URL."""
+    publish(client_for, shared, packages.make("libthere", "1.0", "linux-64"))
+    publish(client_for, public_channel, packages.make("app", depends=["libthere"]))
+    external = f"{live_server_url}/{shared.name}"
+    related.replace(public_channel, [(None, external)])
+    return external
+
+
 @pytest.mark.live
 @uploads_and_indexes
 def test_it_solves_with_an_external_channel_that_answers(
-    live_server_url, client_for, public_channel, shared, packages
+    client_for, public_channel, app_needs_external
 ):
-    publish(client_for, shared, packages.make("libthere", "1.0", "linux-64"))
-    publish(client_for, public_channel, packages.make("app", depends=["libthere"]))
-    external = f"{live_server_url}/{shared.name}"  # reached over HTTP, as any other URL
-    related.replace(public_channel, [(None, external)])
+    external = app_needs_external
 
     body = install_of(client_for(), public_channel, "app", platform="linux-64").json()
 
@@ -338,12 +346,9 @@ def test_main_is_solved_unless_a_label_is_asked_for(client_for, public_channel, 
 @pytest.mark.live
 @uploads_and_indexes
 def test_an_old_probe_answers_at_once_and_is_probed_again_in_the_background(
-    live_server_url, client_for, public_channel, shared, packages
+    client_for, public_channel, app_needs_external
 ):
-    publish(client_for, shared, packages.make("libthere", "1.0", "linux-64"))
-    publish(client_for, public_channel, packages.make("app", depends=["libthere"]))
-    external = f"{live_server_url}/{shared.name}"
-    related.replace(public_channel, [(None, external)])
+    external = app_needs_external
     key = install_channels.probe_key(external)
     # Known as down 6 minutes ago; it is up now.
     cache.set(key, (False, time.time() - 360), 3600)
