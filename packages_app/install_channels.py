@@ -187,7 +187,7 @@ def labelled_path(label):
 
 
 class BadRequest(ValueError):
-    """A platform or version the package does not have; the message says which."""
+    """A platform, version or label the package does not have; the message says which."""
 
 
 def for_package(channel, package_name, caller, platform="", version="", label=""):
@@ -213,14 +213,13 @@ def for_package(channel, package_name, caller, platform="", version="", label=""
         files = [f for f in files if f.subdir in (platform, "noarch")]
         if not files:
             raise BadRequest(f"'{package_name}' has no file for {platform} or noarch.")
-    if label:
-        files = [f for f in files if label in f.label_names]
-        if not files:
-            raise BadRequest(f"'{package_name}' has no file with the label '{label}' here.")
-    newest = pages.newest_first(files)[0]
     if not label:
         in_main = any(MAIN_LABEL in f.label_names for f in files)
-        label = MAIN_LABEL if in_main else newest.label_names[0]
+        label = MAIN_LABEL if in_main else pages.newest_first(files)[0].label_names[0]
+    files = [f for f in files if label in f.label_names]
+    if not files:
+        raise BadRequest(f"'{package_name}' has no file with the label '{label}' here.")
+    newest = pages.newest_first(files)[0]
     platform = platform or (newest.subdir if newest.subdir != "noarch" else "linux-64")
     return compute(
         channel, package_name, caller, platform, version=version, record=newest.record,
