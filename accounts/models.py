@@ -144,6 +144,7 @@ class AuditEvent(models.Model):
         "package.yanked": "Package file yanked",
         "package.unyanked": "Package file un-yanked",
         "package.labels_changed": "Package file labels changed",
+        "package.labels_moved": "Package files moved to another label",
         "package.imported": "Package file imported",
         "channel.imported": "Channel directory imported",
         "channel.transferred": "Channel transferred to an organisation",

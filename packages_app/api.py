@@ -26,6 +26,8 @@ from .serializers import (
     ChannelLabelSerializer,
     FileLabelsSerializer,
     LabelChangeSerializer,
+    LabelMoveResultSerializer,
+    LabelMoveSerializer,
     PackageFileSerializer,
     PackageSummarySerializer,
     YankSerializer,
@@ -254,6 +256,45 @@ class ChannelLabels(APIView):
     def get(self, request, channel_name):
         channel = authorize(caller_of(request), channel_name, Action.READ)
         return Response(labels.of_channel(channel))
+
+
+class LabelMove(APIView):
+    """``POST /api/v1/channels/<channel>/labels/<label>/move/``: give every file that
+    carries ``<label>`` the label ``to`` and take ``<label>`` from it (``"copy": true``
+    keeps it), all at once; ``package`` and ``version`` narrow it down. Maintainers and
+    owners; both labels' indexes are rebuilt in the same transaction."""
+
+    @extend_schema(request=LabelMoveSerializer, responses={200: LabelMoveResultSerializer})
+    def post(self, request, channel_name, label):
+        channel = authorize(caller_of(request), channel_name, Action.LABEL_PACKAGE)
+        body = LabelMoveSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        asked = body.validated_data
+        try:
+            moved = labels.move(
+                channel, label, asked["to"], name=asked.get("package", ""),
+                version=asked.get("version", ""), copy=asked["copy"], request=request,
+            )  # fmt: skip
+        except labels.LabelError as exc:
+            raise ValidationError({"labels": [exc.message]}) from None
+        if not moved:
+            asked_for = [
+                f"{key} '{asked[key]}'" for key in ("package", "version") if asked.get(key)
+            ]
+            of = f" of {' and '.join(asked_for)}" if asked_for else ""
+            raise NotFound(f"No file{of} carries the label '{label}' in channel '{channel.name}'.")
+        files = PackageFile.objects.filter(pk__in=[f.pk for f in moved]).prefetch_related("labels")
+        return Response(
+            {
+                "channel": channel.name,
+                "label": label,
+                "to": asked["to"],
+                "files": [
+                    {"subdir": f.subdir, "filename": f.filename, "labels": f.label_names}
+                    for f in files.order_by("subdir", "filename")
+                ],
+            }
+        )
 
 
 class Reindex(APIView):

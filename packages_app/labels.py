@@ -139,6 +139,60 @@ def change(package_file, *, add=(), remove=(), labels=None, request=None):
     return sorted(after)
 
 
+def move(channel, label, to, *, name="", version="", copy=False, request=None):
+    """Give every file of ``channel`` that carries ``label`` — of package ``name`` and of
+    ``version`` when given — the label ``to``, and take ``label`` from it unless ``copy``;
+    return those files (promoting a release candidate from ``rc`` to ``main`` in one step).
+
+    Every file changes in one transaction, with the rebuilds of both labels' indexes.
+    LabelError for bad names, the same label twice, or a file that would carry more than
+    :data:`MAX_LABELS`.
+    """
+    label, to = clean(label), clean(to)
+    if label == to:
+        raise LabelError(f"The files already carry '{label}'; name another label to move them to.")
+    with transaction.atomic():
+        found = PackageFile.objects.filter(channel=channel, labels__label=label)
+        if name:
+            found = found.filter(name=name)
+        if version:
+            found = found.filter(version=version)
+        # File rows first, as every change of a file locks them (see indexing.publish).
+        files = list(found.select_for_update(of=("self",)).order_by("pk"))
+        if not files:
+            return []
+        FileLabel.objects.bulk_create(
+            [FileLabel(file=f, label=to) for f in files], ignore_conflicts=True
+        )
+        if not copy:
+            FileLabel.objects.filter(file__in=files, label=label).delete()
+        crowded = (
+            FileLabel.objects.filter(file__in=files)
+            .values("file")
+            .annotate(n=Count("id"))
+            .filter(n__gt=MAX_LABELS)
+        )
+        if crowded.exists():
+            raise LabelError(f"A file would carry more than {MAX_LABELS} labels.")
+        audit.record(
+            "package.labels_moved",
+            channel=channel,
+            request=request,
+            label=label,
+            to=to,
+            copy=copy,
+            package=name,
+            version=version,
+            files=[f"{f.subdir}/{f.filename}" for f in files],
+        )
+        names = {}
+        for f in files:
+            names.setdefault(f.subdir, set()).add(f.name)
+        for subdir, subdir_names in sorted(names.items()):
+            indexing.request_rebuilds(channel, subdir, subdir_names, {label, to})
+    return files
+
+
 def of_channel(channel):
     """``[{"name": label, "files": count}]``: every label of the channel, ``main`` first.
 

@@ -77,6 +77,24 @@ class LabelChangeSerializer(serializers.Serializer):
     labels = serializers.ListField(child=serializers.CharField(), required=False)
 
 
+class LabelMoveSerializer(serializers.Serializer):
+    """The body of a move of a label's files (:func:`packages_app.labels.move`)."""
+
+    to = serializers.CharField(help_text="The label the files get, e.g. main.")
+    package = serializers.CharField(required=False, help_text="Only the files of this package.")
+    version = serializers.CharField(required=False, help_text="Only the files of this version.")
+    copy = serializers.BooleanField(
+        required=False, default=False, help_text="Keep the label the files had as well."
+    )
+
+
+class LabelMoveResultSerializer(serializers.Serializer):
+    channel = serializers.CharField()
+    label = serializers.CharField()
+    to = serializers.CharField()
+    files = serializers.ListField(child=serializers.DictField())
+
+
 class FileLabelsSerializer(serializers.Serializer):
     channel = serializers.CharField()
     subdir = serializers.CharField()

@@ -70,6 +70,11 @@ api_v1 = [
         name="channel-labels",
     ),
     path(
+        "channels/<str:channel_name>/labels/<str:label>/move/",
+        packages_api.LabelMove.as_view(),
+        name="label-move",
+    ),
+    path(
         "channels/<str:channel_name>/statistics/",
         packages_api.ChannelStatistics.as_view(),
         name="channel-statistics",

@@ -346,6 +346,11 @@ def test_it_answers_hidden_writes_as_writes_to_a_nonexistent_channel(
         answers = [
             upload(client, channel, path),
             client.delete(f"/api/v1/delete/{channel}/noarch/{path.name}"),
+            client.post(
+                f"/api/v1/channels/{channel}/labels/dev/move/",
+                {"to": "main"},
+                content_type="application/json",
+            ),  # fmt: skip
         ]
         for response in answers:
             status = 401 if who == "anonymous" else 404

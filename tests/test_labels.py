@@ -729,3 +729,104 @@ def test_rattler_finds_dev_builds_only_through_the_dev_label(
     settle(private_channel, "linux-64", "main", "dev")
     promoted = solve(channel_url, ["demo"], tmp_path / "promoted")
     assert [str(r.version) for r in promoted if r.name.normalized == "demo"] == ["2.0"]
+
+
+# Moving a label's files at once ---------------------------------------------------------
+
+
+def move(client, channel, label, **body):
+    url = f"/api/v1/channels/{channel.name}/labels/{label}/move/"
+    return client.post(url, body, format="json")
+
+
+@pytest.fixture
+def rc_builds(client_for, public_channel, packages):
+    """demo 2.0 (linux-64 and noarch) and demo 2.1 (linux-64) with label rc only, demo 1.0
+    in main."""
+    owner = client_for("owner")
+    assert (
+        upload(owner, public_channel.name, packages.make("demo", "1.0", "linux-64")).status_code
+        == 201
+    )
+    built = [
+        packages.make("demo", "2.0", "linux-64"),
+        packages.make("demo", "2.0", "noarch", build="1"),
+        packages.make("demo", "2.1", "linux-64"),
+    ]
+    for path in built:
+        assert upload_with(owner, public_channel, path, "label=rc").status_code == 201
+    settle(public_channel, "linux-64", "main", "rc")
+    return built
+
+
+def test_a_version_moves_from_rc_to_main_in_one_request(
+    client, client_for, public_channel, rc_builds
+):
+    linux, noarch, newer = rc_builds
+
+    response = move(client_for("maintainer"), public_channel, "rc", to="main", version="2.0")
+    settle(public_channel, "linux-64", "main", "rc")
+    settle(public_channel, "noarch", "main", "rc")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["files"] == [
+        {"subdir": "linux-64", "filename": linux.name, "labels": ["main"]},
+        {"subdir": "noarch", "filename": noarch.name, "labels": ["main"]},
+    ]
+    assert listed(client, base_of(public_channel), "linux-64") == {
+        "demo-1.0-h1234_0.conda",
+        linux.name,
+    }
+    assert listed(client, base_of(public_channel), "noarch") == {noarch.name}
+    assert listed(client, base_of(public_channel, "rc"), "linux-64") == {newer.name}
+    assert listed(client, base_of(public_channel, "rc"), "noarch") == set()
+    for subdir, label in [("linux-64", "main"), ("linux-64", "rc"), ("noarch", "main")]:
+        base = base_of(public_channel, None if label == "main" else label)
+        served = body(client.get(f"{base}/{subdir}/repodata.json"))
+        assert served == from_scratch(public_channel, subdir, label)
+    event = AuditEvent.objects.get(action="package.labels_moved")
+    assert event.details["files"] == [f"linux-64/{linux.name}", f"noarch/{noarch.name}"]
+    assert (event.details["label"], event.details["to"], event.details["copy"]) == (
+        "rc",
+        "main",
+        False,
+    )
+
+
+def test_a_copy_keeps_the_label_the_files_had(client, client_for, public_channel, rc_builds):
+    response = move(client_for("owner"), public_channel, "rc", to="main", package="demo", copy=True)
+    settle(public_channel, "linux-64", "main", "rc")
+
+    assert response.status_code == 200, response.content
+    assert {tuple(f["labels"]) for f in response.json()["files"]} == {("main", "rc")}
+    assert len(response.json()["files"]) == 3
+    assert listed(client, base_of(public_channel, "rc"), "linux-64") == {
+        rc_builds[0].name, rc_builds[2].name
+    }  # fmt: skip
+    assert len(listed(client, base_of(public_channel), "linux-64")) == 3
+
+
+def test_a_move_is_refused_clearly_and_changes_nothing(client_for, public_channel, rc_builds):
+    maintainer = client_for("maintainer")
+    before = sorted(FileLabel.objects.values_list("file_id", "label"))
+
+    answers = {
+        "member": move(client_for("member"), public_channel, "rc", to="main"),
+        "same": move(maintainer, public_channel, "rc", to="rc"),
+        "bad name": move(maintainer, public_channel, "rc", to="Main"),
+        "no to": move(maintainer, public_channel, "rc"),
+        "nothing": move(maintainer, public_channel, "rc", to="main", version="9.9"),
+        "no label": move(maintainer, public_channel, "beta", to="main"),
+    }
+
+    assert {k: r.status_code for k, r in answers.items()} == {
+        "member": 403, "same": 400, "bad name": 400, "no to": 400, "nothing": 404, "no label": 404,
+    }  # fmt: skip
+    assert "already carry 'rc'" in answers["same"].json()["labels"][0]
+    assert "'Main' is not a label name" in answers["bad name"].json()["labels"][0]
+    assert "to" in answers["no to"].json()
+    assert answers["nothing"].json()["detail"] == (
+        f"No file of version '9.9' carries the label 'rc' in channel '{public_channel.name}'."
+    )
+    assert sorted(FileLabel.objects.values_list("file_id", "label")) == before
+    assert not AuditEvent.objects.filter(action="package.labels_moved").exists()
