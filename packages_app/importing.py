@@ -35,7 +35,7 @@ from django.utils import timezone
 from accounts import audit
 from accounts.models import AuditEvent
 
-from . import archives, catalog, indexing, labels, repodata, uploads
+from . import archives, catalog, exporting, indexing, labels, repodata, uploads
 from .models import MAIN_LABEL, PackageFile, StagedFile, SubdirIndex
 
 log = logging.getLogger(__name__)
@@ -141,8 +141,8 @@ def _removed(folder, label, subdir):
         removed = orjson.loads((folder / repodata.REPODATA).read_bytes()).get("removed", [])
     except (OSError, orjson.JSONDecodeError, AttributeError):
         return {}  # not an index; the package files are checked on their own
-    where = "" if label == MAIN_LABEL else f"label/{label}/"
-    reason = f"Listed in 'removed' of the imported {where}{subdir}/{repodata.REPODATA}."
+    where = exporting.label_root(label) / subdir / repodata.REPODATA  # the export's layout
+    reason = f"Listed in 'removed' of the imported {where}."
     return {(subdir, name): reason for name in removed if isinstance(name, str)}
 
 
