@@ -68,15 +68,10 @@ class PackageFileAdmin(ChannelOwnedAdmin):
                         yanking.yank(package_file, reason, request=request)
                 self.message_user(request, f"Yanked {len(queryset)} package files.")
                 return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Yank package files",
-            "files": queryset,
-            "opts": self.model._meta,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "max_length": yanking.REASON_MAX_LENGTH,
-        }
-        return TemplateResponse(request, "admin/packages_app/packagefile/yank.html", context)
+        return self._ask(
+            request, queryset, "Yank package files", "yank.html",
+            max_length=yanking.REASON_MAX_LENGTH,
+        )  # fmt: skip
 
     @admin.action(permissions=["delete"], description="Un-yank selected package files")
     def unyank_selected(self, request, queryset):
@@ -104,14 +99,20 @@ class PackageFileAdmin(ChannelOwnedAdmin):
             else:
                 self.message_user(request, f"Changed the labels of {len(queryset)} package files.")
                 return None
+        return self._ask(request, queryset, "Labels of package files", "labels.html")
+
+    def _ask(self, request, queryset, title, template, **extra):
+        """The page of an action that asks something (a reason, labels) about ``queryset``
+        before applying it: ``template`` in admin/packages_app/packagefile/."""
         context = {
             **self.admin_site.each_context(request),
-            "title": "Labels of package files",
+            "title": title,
             "files": queryset,
             "opts": self.model._meta,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            **extra,
         }
-        return TemplateResponse(request, "admin/packages_app/packagefile/labels.html", context)
+        return TemplateResponse(request, f"admin/packages_app/packagefile/{template}", context)
 
     def delete_model(self, request, obj):
         uploads.delete_package_file(obj, request=request)
