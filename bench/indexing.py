@@ -47,7 +47,7 @@ def wharf_load(files):
     """A fresh database with one channel holding ``files``; returns (channel, import s)."""
     from accounts.models import User
     from channels_app.lifecycle import create_channel
-    from packages_app.importing import import_files
+    from packages_app.intake.importing import import_files
 
     common.reset_database()
     owner = User.objects.create_user("bench", "bench@example.org", None)
@@ -72,20 +72,20 @@ def _rebuild(channel_id):
     from django.db import transaction
 
     from channels_app.models import Channel
-    from packages_app import indexing
+    from packages_app.index import publishing, rebuilds
     from packages_app.models import SubdirIndex
 
     baseline = common.peak_rss_mb()
     channel = Channel.objects.get(pk=channel_id)
     with transaction.atomic():
-        indexing.request_rebuild(channel, SUBDIR, full=True, enqueue=False)
+        rebuilds.request_rebuild(channel, SUBDIR, full=True, enqueue=False)
     index = SubdirIndex.objects.get(channel=channel, subdir=SUBDIR)
-    seconds, stats = common.timed(indexing.publish, index, index.requested_revision)
+    seconds, stats = common.timed(publishing.publish, index, index.requested_revision)
     # .bz2 is not part of the rebuild (it follows within WHARF_BZ2_DELAY_SECONDS): time
     # one compression of what was just published.
     from django.core.files.storage import default_storage
 
-    from packages_app import repodata
+    from packages_app.index import repodata
 
     index.refresh_from_db()
     with default_storage.open(index.published_files[repodata.REPODATA]["path"], "rb") as raw:
@@ -96,7 +96,7 @@ def _rebuild(channel_id):
 
 def add_one_and_reindex(channel, folder, name):
     """Wharf's counterpart of re-running rattler-index after adding one file."""
-    from packages_app.importing import import_files
+    from packages_app.intake.importing import import_files
 
     extra = common.extra_package(folder, name)
     seconds, result = common.timed(import_files, channel, [extra], workers=1)
@@ -106,7 +106,7 @@ def add_one_and_reindex(channel, folder, name):
 
 def run(report, sizes=(1000, 10000, 100000)):
     common.setup_django(REDIS_URL="")  # index rebuilds run in this process, after commit
-    from packages_app import indexing
+    from packages_app.index import records as index_records
 
     rows, sizes_rows = [], []
     for size in sizes:
@@ -114,7 +114,7 @@ def run(report, sizes=(1000, 10000, 100000)):
         r_full, r_incremental, r_sizes = rattler_index(files, common.BENCH_DIR / "rattler")
         channel, import_seconds = wharf_load(files)
         full = full_rebuild_in_fresh_process(channel.pk)
-        indexing.record_sets.clear()
+        index_records.record_sets.clear()
         # The first change after a restart loads the records; the second is the steady state.
         add_one_and_reindex(channel, common.BENCH_DIR / "extra", "warm-up-by-bench")
         incremental = add_one_and_reindex(channel, common.BENCH_DIR / "extra", "added-by-bench")

@@ -384,7 +384,8 @@ def populate(records):
     from accounts.models import ApiToken, User
     from channels_app import members
     from channels_app.lifecycle import create_channel
-    from packages_app import importing, indexing
+    from packages_app.index import rebuilds
+    from packages_app.intake import importing
 
     files = common.packages(records + UPLOAD_POOL)
     seeded, pool = files[:records], files[records:]
@@ -401,7 +402,7 @@ def populate(records):
         result = importing.import_files(channel, chosen, uploader=owner)
         if result.refused:
             raise RuntimeError(f"refused: {result.refused[:3]}")
-        indexing.rebuild_until_current(channel.pk, SUBDIR)
+        rebuilds.rebuild_until_current(channel.pk, SUBDIR)
         reads_with = read_token if private else None
         states.append(
             ChannelState(name, private, reads_with, upload_token, [p.name for p in chosen])

@@ -95,7 +95,8 @@ def populate():
     process's storage), an empty upload channel, the owner's token."""
     from accounts.models import ApiToken, User
     from channels_app.lifecycle import create_channel
-    from packages_app import importing, indexing
+    from packages_app.index import rebuilds
+    from packages_app.intake import importing
     from packages_app.models import PackageFile, SubdirIndex
 
     common.reset_database()
@@ -108,7 +109,7 @@ def populate():
     result = importing.import_files(channel, [*small, large[0]], uploader=owner)
     if result.refused:
         raise RuntimeError(f"refused: {list(result.refused.items())[:3]}")
-    indexing.rebuild_until_current(channel.pk, SUBDIR)
+    rebuilds.rebuild_until_current(channel.pk, SUBDIR)
     seconds = time.monotonic() - started
     packages = {
         case: PackageFile.objects.get(channel=channel, filename=path.name)

@@ -164,7 +164,7 @@ def plan(term):
 
     from accounts.authentication import ANONYMOUS
     from channels_app.access import readable_channels
-    from packages_app import catalog
+    from packages_app.discovery import catalog
 
     # The first page's query as catalog.RankedPaginator runs it.
     query = catalog.search(readable_channels(ANONYMOUS), term)

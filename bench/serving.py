@@ -235,7 +235,8 @@ def _populate(size):
 
     from accounts.models import ApiToken, User
     from channels_app.lifecycle import create_channel
-    from packages_app import importing, indexing
+    from packages_app.index import rebuilds
+    from packages_app.intake import importing
     from packages_app.models import PackageFile, SubdirIndex
 
     user = User.objects.create_user("bench", "bench@example.org", "bench-password-1")
@@ -245,7 +246,7 @@ def _populate(size):
     large = _large_package()
     started = time.perf_counter()
     result = importing.import_files(channel, [*files, large], uploader=user)
-    indexing.rebuild_until_current(channel.pk, "linux-64")
+    rebuilds.rebuild_until_current(channel.pk, "linux-64")
     took = time.perf_counter() - started
     if result.refused:
         raise RuntimeError(f"refused: {result.refused}")

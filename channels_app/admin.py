@@ -7,7 +7,7 @@ from django.forms import BaseInlineFormSet, ModelForm
 
 from accounts import audit
 from accounts.authentication import Caller
-from packages_app import indexing
+from packages_app.index import rebuilds
 from packages_app.models import PackageFile
 from registry.adminsite import ChannelOwnedAdmin, ChannelPartInline
 
@@ -142,7 +142,7 @@ class ChannelAdmin(ChannelOwnedAdmin):
         with transaction.atomic():
             for channel in queryset:
                 for subdir, label in channel.subdir_indexes.values_list("subdir", "label"):
-                    indexing.request_rebuild(channel, subdir, label=label, full=True)
+                    rebuilds.request_rebuild(channel, subdir, label=label, full=True)
                     indexes += 1
         self.message_user(
             request,

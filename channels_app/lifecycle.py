@@ -15,7 +15,7 @@ def create_channel(owner, name, *, description="", private=False, organization=N
     checks that ``owner`` may create channels there (``accounts.organizations``).
     With the ``request`` that asked for it, the creation goes into the audit log.
     """
-    from packages_app.indexing import publish_empty_noarch
+    from packages_app.index.publishing import publish_empty_noarch
 
     with transaction.atomic():
         channel = Channel(
@@ -38,7 +38,7 @@ def create_channel(owner, name, *, description="", private=False, organization=N
 def delete_channel(channel, *, request=None):
     """Delete a channel, its package files and its published index files (audited, with
     the ``request`` that asked for it)."""
-    from packages_app.uploads import forget_channel_storage
+    from packages_app.intake.uploads import forget_channel_storage
 
     with transaction.atomic():
         forget_channel_storage(channel)

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from accounts import audit, organizations
 from accounts.authentication import Caller
 from accounts.org_forms import TransferChannelForm
-from packages_app import statistics
+from packages_app.conda import statistics
 from packages_app.models import Package
 
 from . import install, lifecycle, members, related

@@ -4,10 +4,10 @@ from django.contrib.admin import helpers
 from django.db import transaction
 from django.template.response import TemplateResponse
 
+from packages_app.files import labels, yanking
+from packages_app.intake import uploads
+from packages_app.models import PackageFile, SubdirIndex
 from registry.adminsite import ChannelOwnedAdmin
-
-from . import labels, uploads, yanking
-from .models import PackageFile, SubdirIndex
 
 
 @admin.register(PackageFile)

@@ -10,19 +10,13 @@ from rest_framework.views import APIView
 
 from accounts.authentication import TokenAuthentication, caller_of
 from channels_app.access import Action, authorize, readable_channels
-
-from . import (
-    archives,
-    catalog,
-    indexing,
-    install_channels,
-    labels,
-    statistics,
-    uploads,
-    yanking,
-)
-from .models import Package, PackageFile
-from .serializers import (
+from packages_app.conda import statistics
+from packages_app.discovery import catalog, install_channels
+from packages_app.files import labels, yanking
+from packages_app.index import rebuilds
+from packages_app.intake import archives, uploads
+from packages_app.models import Package, PackageFile
+from packages_app.serializers import (
     ChannelLabelSerializer,
     FileLabelsSerializer,
     LabelChangeSerializer,
@@ -307,7 +301,7 @@ class Reindex(APIView):
         if subdir not in archives.SUBDIRS:
             raise ValidationError({"subdir": [f"'{subdir}' is not a known platform."]})
         with transaction.atomic():
-            revision = indexing.request_full_rebuilds(target, subdir)
+            revision = rebuilds.request_full_rebuilds(target, subdir)
         return Response(
             {"channel": target.name, "subdir": subdir, "requested_revision": revision},
             status=status.HTTP_202_ACCEPTED,

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from .models import Package, PackageFile
+from packages_app.models import Package, PackageFile
 
 
 class PackageFileSerializer(serializers.ModelSerializer):
@@ -70,7 +70,7 @@ class YankSerializer(serializers.Serializer):
 
 class LabelChangeSerializer(serializers.Serializer):
     """The body of a label change: ``add`` and/or ``remove``, or ``labels`` to set them
-    all (for the API schema; :mod:`packages_app.labels` checks the names)."""
+    all (for the API schema; :mod:`packages_app.files.labels` checks the names)."""
 
     add = serializers.ListField(child=serializers.CharField(), required=False)
     remove = serializers.ListField(child=serializers.CharField(), required=False)
@@ -78,7 +78,7 @@ class LabelChangeSerializer(serializers.Serializer):
 
 
 class LabelMoveSerializer(serializers.Serializer):
-    """The body of a move of a label's files (:func:`packages_app.labels.move`)."""
+    """The body of a move of a label's files (:func:`packages_app.files.labels.move`)."""
 
     to = serializers.CharField(help_text="The label the files get, e.g. main.")
     package = serializers.CharField(required=False, help_text="Only the files of this package.")

@@ -7,8 +7,10 @@ first byte), download URLs presigned for the address clients use, and deleting a
 with one request per thousand objects.
 """
 
+import contextlib
 import errno
 import logging
+import os
 import threading
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -168,3 +170,25 @@ def delete_bucket_folder(folder):
         )
         for error in answer.get("Errors", ()):
             log.warning("could not delete %s: %s", error.get("Key"), error.get("Message"))
+
+
+def delete_tree(folder):
+    """Delete every stored file below ``folder``."""
+    if in_bucket():
+        delete_bucket_folder(folder)
+        return
+    try:
+        folders, names = default_storage.listdir(folder)
+    except (FileNotFoundError, OSError):
+        return
+    for sub in folders:
+        delete_tree(f"{folder}/{sub}")
+    for name in names:
+        default_storage.delete(f"{folder}/{name}")
+    remove_empty_local_folder(folder)
+
+
+def remove_empty_local_folder(folder):
+    # Object stores have no folders; a local directory would otherwise stay behind.
+    with contextlib.suppress(NotImplementedError, OSError):
+        os.rmdir(default_storage.path(folder))

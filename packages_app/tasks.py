@@ -1,12 +1,21 @@
-"""Celery entry points. Each is safe to run twice and to be delivered again after its
-worker died (late acknowledgement): it re-reads the database and does what is missing."""
+"""Celery entry points, thin: each runs one domain function on a worker. Each is safe to
+run twice and to be delivered again after its worker died (late acknowledgement): it
+re-reads the database and does what is missing.
+
+Domain code never sends these itself: it hands its own function to
+:func:`packages_app.runner.send`, and :func:`register` (called from
+``PackagesAppConfig.ready``) tells the runner which task runs which function.
+"""
 
 import logging
 
 from celery import shared_task
 
-from . import cleanup, indexing, reconcile, statistics
-from .models import MAIN_LABEL
+from packages_app import runner
+from packages_app.conda import statistics
+from packages_app.index import bz2_refresh, rebuilds, reconcile
+from packages_app.intake import cleanup
+from packages_app.models import MAIN_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -15,16 +24,8 @@ log = logging.getLogger(__name__)
 def rebuild_subdir_index(self, channel_id, subdir, label=MAIN_LABEL):
     """Bring the (channel, label, subdir) index up to date; a no-op when it already is."""
     try:
-        return indexing.rebuild_until_current(
-            channel_id, subdir, owner=self.request.id, label=label
-        )
+        return rebuilds.rebuild_until_current(channel_id, subdir, label, owner=self.request.id)
     except Exception as exc:
-        if self.request.is_eager:
-            # Embedded mode runs this inside the request that changed the subdir; the change
-            # is committed, so the request must not fail. The next change, the reconciler
-            # or a reindex request publishes it.
-            log.exception("index rebuild of %s/%s (label %s) failed", channel_id, subdir, label)
-            return 0
         # After the last retry the reconciler sends it again.
         raise self.retry(exc=exc, countdown=min(2**self.request.retries, 60)) from exc
 
@@ -32,7 +33,7 @@ def rebuild_subdir_index(self, channel_id, subdir, label=MAIN_LABEL):
 @shared_task(acks_late=True, ignore_result=True)
 def refresh_bz2_task(channel_id, subdir, label=MAIN_LABEL):
     """Bring repodata.json.bz2 in line with the served repodata.json."""
-    return indexing.refresh_bz2(channel_id, subdir, label)
+    return bz2_refresh.refresh_bz2(channel_id, subdir, label)
 
 
 @shared_task(ignore_result=True)
@@ -51,3 +52,13 @@ def clean_uploads():
 def flush_download_counts():
     """Move the download counts buffered in Redis into the database (Celery beat)."""
     return statistics.flush()
+
+
+def register():
+    """Tell the runner which task runs which domain function on a worker."""
+    runner.register(rebuilds.rebuild_until_current, rebuild_subdir_index)
+    # On a worker a rebuild's .bz2 follows in a task of its own.
+    runner.register(rebuilds.rebuild_now, rebuild_subdir_index)
+    runner.register(bz2_refresh.refresh_bz2, refresh_bz2_task)
+    # Sent by Celery beat in services mode; in embedded mode after other work.
+    runner.every(reconcile.reconcile, "WHARF_RECONCILE_SECONDS")

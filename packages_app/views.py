@@ -9,19 +9,11 @@ from django.views.decorators.http import require_POST
 
 from accounts.authentication import Caller
 from channels_app.access import Action, allowed_actions, page_channel, readable_channels
-
-from . import (
-    archives,
-    catalog,
-    dependencies,
-    install_channels,
-    labels,
-    pages,
-    statistics,
-    uploads,
-    yanking,
-)
-from .models import Package, PackageFile
+from packages_app.conda import statistics
+from packages_app.discovery import catalog, dependencies, install_channels, pages
+from packages_app.files import labels, yanking
+from packages_app.intake import archives, uploads
+from packages_app.models import Package, PackageFile
 
 RESULTS_PER_PAGE = 25
 

@@ -17,9 +17,9 @@ _PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 @app.on_after_configure.connect
 def schedule_periodic_tasks(sender, **kwargs):
     """Celery beat (``make beat``, one per deployment) sends the reconciler, which finds
-    index work whose task was lost (packages_app/reconcile.py), and the cleanup of
-    temporary files that killed uploads left behind (packages_app/cleanup.py), and the
-    flush of download counts buffered in Redis (packages_app/statistics.py)."""
+    index work whose task was lost (packages_app/index/reconcile.py), and the cleanup of
+    temporary files that killed uploads left behind (packages_app/intake/cleanup.py), and the
+    flush of download counts buffered in Redis (packages_app/conda/statistics.py)."""
     from django.conf import settings
 
     for seconds, task, name in (

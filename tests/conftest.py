@@ -139,11 +139,12 @@ def background_work_finishes(request):
     if transactional:
         request.getfixturevalue("transactional_db")  # set up first, so flushed after this
     yield
-    from packages_app import indexing
+    from packages_app import runner
+    from packages_app.index import records as index_records
 
-    indexing.wait_for_background_work()
+    runner.wait_for_background_work()
     # Cached records are keyed by SubdirIndex id, and the flush lets SQLite reuse ids.
-    indexing.record_sets.clear()
+    index_records.record_sets.clear()
     if (
         transactional
         and settings.REDIS_URL

@@ -20,7 +20,9 @@ from rest_framework.test import APIClient
 from accounts.models import ApiToken
 from channels_app.lifecycle import create_channel
 from channels_app.models import Channel
-from packages_app import archives, indexing, repodata
+from packages_app import runner
+from packages_app.index import repodata
+from packages_app.intake import archives
 from packages_app.models import Package, PackageFile, SubdirIndex, SubdirPackage
 
 from .corpus import ARCHIVE_CASES, MIB, UNPACKED_LIMIT, Corpus, Zeros, hardlink, member, symlink
@@ -48,7 +50,7 @@ def channel(public_channel, client_for, packages, settings, tmp_path):
 
 def settle(channel):
     """Wait until every index of the channel is published, its .bz2 included."""
-    indexing.wait_for_background_work()
+    runner.wait_for_background_work()
 
     def settled():
         for index in SubdirIndex.objects.filter(channel=channel):

@@ -12,7 +12,8 @@ import pytest
 import rattler
 import zstandard
 
-from packages_app import indexing, repodata
+from packages_app import runner
+from packages_app.index import bz2_refresh, publishing, repodata
 from packages_app.models import SubdirIndex, SubdirPackage
 
 from .packages import eventually, upload, wait_for_index
@@ -267,7 +268,7 @@ def deleted_midway(published, monkeypatch, settings):
     from channels_app import lifecycle
 
     channel, _ = published
-    indexing.wait_for_background_work()
+    runner.wait_for_background_work()
     index = SubdirIndex.objects.get(channel=channel, label="main", subdir="linux-64")
     calls = []
 
@@ -291,7 +292,7 @@ def test_it_leaves_nothing_of_an_index_built_while_its_channel_is_deleted(delete
     SubdirPackage.objects.filter(index=index).update(shard_sha256="")  # shards to write
     on_first_call(repodata, "shard")
 
-    assert indexing.publish(index, index.built_revision) is None
+    assert publishing.publish(index, index.built_revision) is None
 
     assert not stored.exists()
 
@@ -302,7 +303,7 @@ def test_it_leaves_nothing_of_a_bz2_compressed_while_its_channel_is_deleted(dele
     SubdirIndex.objects.filter(pk=index.pk).update(published_files=files)
     on_first_call(repodata, "bz2_compress")
 
-    assert indexing.refresh_bz2(index.channel_id, "linux-64") is None
+    assert bz2_refresh.refresh_bz2(index.channel_id, "linux-64") is None
 
     assert not stored.exists()
 

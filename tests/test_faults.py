@@ -26,7 +26,9 @@ import redis
 from django.core.files.storage import default_storage
 
 from channels_app.lifecycle import create_channel
-from packages_app import indexing, reconcile, repodata
+from packages_app import runner
+from packages_app.index import bz2_refresh, publishing, rebuilds, reconcile, repodata
+from packages_app.index import store as index_store
 from packages_app.models import PackageFile, SubdirIndex
 
 from .packages import PackageFactory, eventually, upload, wait_for_index
@@ -69,7 +71,7 @@ def wait_until_idle(channel, subdir):
 def unpublished_folders(channel, subdir):
     """Index folders in storage that are neither served nor kept for readers."""
     index = SubdirIndex.objects.get(channel=channel, subdir=subdir)
-    base = indexing.index_folder(channel.pk, subdir)
+    base = index_store.index_folder(channel.pk, subdir)
     folders, _ = default_storage.listdir(base)
     return {f"{base}/{f}" for f in folders if f.startswith("r")} - {
         index.published_path,
@@ -95,7 +97,7 @@ def test_it_completes_the_index_after_a_worker_is_killed_mid_rebuild(
     first = [packages.make(f"first{i}", "1.0", SUBDIR) for i in range(5)]
     for path in first:
         assert upload_over_http(server, channel, token, path)[0] == 201
-    indexing.rebuild_until_current(public_channel.pk, SUBDIR)  # no worker yet
+    rebuilds.rebuild_until_current(public_channel.pk, SUBDIR)  # no worker yet
     # This worker stops between writing a rebuild's files and publishing them.
     doomed = processes.worker("doomed", {**env, "WHARF_TEST_PUBLISH_PAUSE_SECONDS": "600"})
     second = [packages.make(f"second{i}", "1.0", SUBDIR) for i in range(5)]
@@ -129,7 +131,7 @@ def test_it_completes_the_index_after_a_worker_is_killed_mid_rebuild(
     # The reconciler did it: the killed task's message is still waiting for Redis's
     # visibility timeout (an hour); delivered then, it will find nothing to do.
     assert broker.hlen("unacked") == 1
-    assert indexing.rebuild_until_current(public_channel.pk, SUBDIR) == 0
+    assert rebuilds.rebuild_until_current(public_channel.pk, SUBDIR) == 0
     # What the killed worker wrote is deleted by the next publication.
     assert not unpublished_folders(public_channel, SUBDIR)
 
@@ -142,7 +144,7 @@ def test_it_rewrites_a_shard_left_incomplete_by_a_killed_writer(
     assert upload(owner, public_channel.name, path).status_code == 201
     wait_for_index(public_channel, SUBDIR)
     digest = public_channel.subdir_indexes.get(subdir=SUBDIR).packages.get(name="torn").shard_sha256
-    shard = indexing.shard_path(public_channel.pk, SUBDIR, digest)
+    shard = index_store.shard_path(public_channel.pk, SUBDIR, digest)
     whole = default_storage.open(shard).read()
     with open(default_storage.path(shard), "wb") as torn:
         torn.write(whole[: len(whole) // 2])  # as a writer killed half-way leaves it
@@ -164,7 +166,7 @@ def test_it_publishes_nothing_once_its_lease_was_taken_over(public_channel, pack
         requested_revision=index.requested_revision, lease_owner="the-worker-that-took-over"
     )
 
-    assert indexing.publish(index, index.requested_revision, owner="a-stalled-worker") is None
+    assert publishing.publish(index, index.requested_revision, owner="a-stalled-worker") is None
 
     index.refresh_from_db()
     assert index.published_path == served_before
@@ -204,12 +206,12 @@ def test_the_reconciler_resends_a_lost_bz2_refresh(lost, client_for, public_chan
 
     owner = client_for("owner")
     assert upload(owner, public_channel.name, packages.make("late", "1.0")).status_code == 201
-    indexing.wait_for_background_work()
+    runner.wait_for_background_work()
     wait_until_idle(public_channel, "noarch")
     index = SubdirIndex.objects.get(channel=public_channel, subdir="noarch")
     files = dict(index.published_files)
     files[repodata.REPODATA_BZ2] = dict(files[repodata.REPODATA_BZ2], source="an older one")
-    long_ago = timezone.now() - indexing.BZ2_LOST_AFTER * 2
+    long_ago = timezone.now() - bz2_refresh.BZ2_LOST_AFTER * 2
     # A stale .bz2 whose refresh task was lost (its worker died), or never sent.
     SubdirIndex.objects.filter(pk=index.pk).update(
         published_files=files,
@@ -232,15 +234,16 @@ def test_the_reconciler_resends_a_lost_bz2_refresh(lost, client_for, public_chan
 def test_embedded_mode_reconciles_in_the_background_at_most_once_an_interval(
     public_channel, monkeypatch
 ):
-    monkeypatch.setattr(reconcile.now_and_then, "last_run", None)  # as in a process just started
+    now_and_then = runner.periodic(reconcile.reconcile)
+    monkeypatch.setattr(now_and_then, "last_run", None)  # as in a process just started
     SubdirIndex.objects.filter(channel=public_channel).update(requested_revision=3)
 
-    reconcile.now_and_then()  # what each change calls in embedded mode
-    indexing.wait_for_background_work()
+    now_and_then()  # what background work is followed by in embedded mode
+    runner.wait_for_background_work()
     wait_for_index(public_channel, "noarch")
     SubdirIndex.objects.filter(channel=public_channel).update(requested_revision=6)
-    reconcile.now_and_then()  # within WHARF_RECONCILE_SECONDS of the last: nothing
-    indexing.wait_for_background_work()
+    now_and_then()  # within WHARF_RECONCILE_SECONDS of the last: nothing
+    runner.wait_for_background_work()
 
     assert not SubdirIndex.objects.get(channel=public_channel, subdir="noarch").is_current
 
@@ -489,7 +492,7 @@ def test_an_upload_that_storage_cannot_hold_is_refused_and_nothing_is_kept(
     small = packages.make("small", "1.0")
     assert upload(owner, channel.name, small).status_code == 201
     wait_for_index(channel, "noarch")
-    indexing.wait_for_background_work()
+    runner.wait_for_background_work()
     files_before = files_below(folder)
     if not mounted:
         for path in [folder, *folder.rglob("*")]:

@@ -16,7 +16,8 @@ from django.core.management import CommandError, call_command
 from accounts.models import AuditEvent
 from channels_app.lifecycle import create_channel
 from channels_app.models import Channel
-from packages_app import storage_check, uploads
+from packages_app.index import storage_check
+from packages_app.intake import uploads
 from packages_app.models import PackageFile, StagedFile
 
 from .packages import PackageFactory, eventually, sha256_of, upload, wait_for_index

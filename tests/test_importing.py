@@ -1,7 +1,7 @@
 import orjson
 import pytest
 
-from packages_app.importing import import_files
+from packages_app.intake.importing import import_files
 from packages_app.models import PackageFile
 
 from .packages import wait_for_index

@@ -12,7 +12,10 @@ import zstandard
 from django.db import transaction
 from django.utils import timezone
 
-from packages_app import indexing, repodata
+from packages_app import runner
+from packages_app.index import bz2_refresh, garbage, publishing, rebuilds, repodata
+from packages_app.index import records as index_records
+from packages_app.index import store as index_store
 from packages_app.models import PackageFile, SubdirIndex, SubdirPackage
 
 from .packages import eventually, upload, wait_for_index
@@ -28,7 +31,7 @@ def from_scratch(channel, subdir):
     """repodata.json built from every live record in the database, ignoring all caches."""
     records = repodata.RecordSet(subdir)
     rows = PackageFile.objects.filter(
-        channel=channel, subdir=subdir, state__in=indexing.LIVE_STATES
+        channel=channel, subdir=subdir, state__in=index_records.LIVE_STATES
     ).values_list("filename", "name", "record_json", "yanked_at")
     records.replace_names([], rows)
     return records.repodata_json()
@@ -72,7 +75,7 @@ def test_it_matches_a_rebuild_from_scratch_after_uploads_deletes_and_replacement
     )
     shards = shard_index(owner, public_channel, "linux-64")["shards"]
     assert sorted(shards) == ["alpha", "beta"]
-    assert SubdirPackage.objects.get(name="gamma").shard_sha256 == indexing.NO_FILES
+    assert SubdirPackage.objects.get(name="gamma").shard_sha256 == publishing.NO_FILES
 
 
 def test_a_worker_with_older_cached_records_drops_a_name_another_worker_emptied(
@@ -85,10 +88,10 @@ def test_a_worker_with_older_cached_records_drops_a_name_another_worker_emptied(
     wait_for_index(public_channel, "noarch")
     # This process is a worker that built the index with beta in it, and keeps its records.
     with transaction.atomic():
-        indexing.request_rebuild(public_channel, "noarch", full=True, enqueue=False)
-    indexing.record_sets.clear()
-    indexing.rebuild_until_current(public_channel.pk, "noarch")
-    kept = indexing.record_sets.take(SubdirIndex.objects.get(channel=public_channel).pk)
+        rebuilds.request_rebuild(public_channel, "noarch", full=True, enqueue=False)
+    index_records.record_sets.clear()
+    rebuilds.rebuild_until_current(public_channel.pk, "noarch")
+    kept = index_records.record_sets.take(SubdirIndex.objects.get(channel=public_channel).pk)
     # Another worker rebuilds after beta's only file is deleted.
     url = f"/api/v1/delete/{public_channel.name}/noarch/{doomed.name}"
     assert owner.delete(url).status_code == 204
@@ -97,10 +100,10 @@ def test_a_worker_with_older_cached_records_drops_a_name_another_worker_emptied(
     wait_for_index(public_channel, "noarch")
 
     # The first worker builds the next revision from its older records.
-    indexing.record_sets.put(SubdirIndex.objects.get(channel=public_channel).pk, *kept)
+    index_records.record_sets.put(SubdirIndex.objects.get(channel=public_channel).pk, *kept)
     with transaction.atomic():
-        indexing.request_rebuild(public_channel, "noarch", ["gamma"], enqueue=False)
-    indexing.rebuild_until_current(public_channel.pk, "noarch")
+        rebuilds.request_rebuild(public_channel, "noarch", ["gamma"], enqueue=False)
+    rebuilds.rebuild_until_current(public_channel.pk, "noarch")
 
     served = body(owner.get(f"/{public_channel.name}/noarch/repodata.json"))
     assert sorted(orjson.loads(served)["packages.conda"]) == [
@@ -135,7 +138,7 @@ def test_it_rebuilds_correctly_without_cached_records(client_for, public_channel
     owner = client_for("owner")
     assert upload(owner, public_channel.name, packages.make("first", "1.0")).status_code == 201
     wait_for_index(public_channel, "noarch")
-    indexing.record_sets.clear()  # as in a freshly started worker
+    index_records.record_sets.clear()  # as in a freshly started worker
 
     assert upload(owner, public_channel.name, packages.make("second", "1.0")).status_code == 201
     wait_for_index(public_channel, "noarch")
@@ -183,11 +186,11 @@ def test_it_compresses_bz2_once_per_served_repodata(client_for, public_channel, 
     owner = client_for("owner")
     assert upload(owner, public_channel.name, packages.make("once", "1.0")).status_code == 201
     wait_for_index(public_channel, "noarch")
-    indexing.wait_for_background_work()
-    eventually(lambda: indexing.refresh_bz2(public_channel.pk, "noarch") is None)
+    runner.wait_for_background_work()
+    eventually(lambda: bz2_refresh.refresh_bz2(public_channel.pk, "noarch") is None)
     before = SubdirIndex.objects.get(channel=public_channel, subdir="noarch").published_files
 
-    assert indexing.refresh_bz2(public_channel.pk, "noarch") is None
+    assert bz2_refresh.refresh_bz2(public_channel.pk, "noarch") is None
 
     after = SubdirIndex.objects.get(channel=public_channel, subdir="noarch").published_files
     assert after["repodata.json.bz2"] == before["repodata.json.bz2"]
@@ -218,7 +221,7 @@ def test_it_keeps_replaced_folders_for_requests_that_looked_them_up(public_chann
     stream of uploads a request may look up a folder, then wait while two more rebuilds
     publish, before it opens the file."""
     index = SubdirIndex.objects.get(channel=public_channel, subdir="noarch")
-    base = settings.STORAGE_DIR / indexing.index_folder(public_channel.pk, "noarch")
+    base = settings.STORAGE_DIR / index_store.index_folder(public_channel.pk, "noarch")
     now = time.time()
     # Folder name -> when its repodata.json was written (seconds ago).
     written = {"r901-a": 3 * 3600, "r902-b": 2 * 3600, "r903-c": 30, "r904-d": 5}
@@ -226,7 +229,7 @@ def test_it_keeps_replaced_folders_for_requests_that_looked_them_up(public_chann
         (base / name).mkdir(parents=True)
         (base / name / repodata.REPODATA).write_bytes(b"{}")
         os.utime(base / name / repodata.REPODATA, (now - age, now - age))
-    prefix = indexing.index_folder(public_channel.pk, "noarch")
+    prefix = index_store.index_folder(public_channel.pk, "noarch")
     SubdirIndex.objects.filter(pk=index.pk).update(
         published_path=f"{prefix}/r904-d", previous_path=f"{prefix}/r903-c", published_files={}
     )
@@ -235,12 +238,12 @@ def test_it_keeps_replaced_folders_for_requests_that_looked_them_up(public_chann
         return {p.name for p in base.iterdir() if p.name.startswith("r")}
 
     settings.WHARF_RETIRED_INDEX_SECONDS = 60
-    indexing._collect_garbage(index)
+    garbage.collect_garbage(index)
     # r901 was replaced 2 h ago; r902 only 30 s ago (when r903 was written).
     assert left() == {"r902-b", "r903-c", "r904-d"}
 
     settings.WHARF_RETIRED_INDEX_SECONDS = 10
-    indexing._collect_garbage(index)
+    garbage.collect_garbage(index)
     assert left() == {"r903-c", "r904-d"}  # the one served and the one before
 
 
@@ -268,7 +271,7 @@ def test_a_publication_while_bz2_is_refreshed_gets_its_own_bz2(
         return found
 
     monkeypatch.setattr(QuerySet, "first", first_then_publish)
-    indexing.refresh_bz2(public_channel.pk, "noarch")
+    bz2_refresh.refresh_bz2(public_channel.pk, "noarch")
     monkeypatch.setattr(QuerySet, "first", original_first)
 
     index.refresh_from_db()

@@ -8,7 +8,8 @@ from pytest_django.asserts import assertContains, assertNotContains
 
 from channels_app import related
 from channels_app.lifecycle import create_channel
-from packages_app import indexing, install_channels
+from packages_app import runner
+from packages_app.discovery import install_channels
 
 from .packages import eventually, multipart_body, publish, wait_for_index
 from .test_clients import installed_names, solve_and_install
@@ -209,7 +210,7 @@ def test_it_solves_again_after_an_upload_to_a_related_channel(
 def test_it_solves_once_for_callers_who_read_the_same_channels(
     client_for, public_channel, app_needs_shared, caplog
 ):
-    caplog.set_level("INFO", logger="packages_app.install_channels")
+    caplog.set_level("INFO", logger="packages_app.discovery.install_channels")
 
     first = install_of(client_for(), public_channel, "app").json()
     second = install_of(client_for("outsider"), public_channel, "app").json()
@@ -373,6 +374,6 @@ def test_a_recent_probe_is_not_repeated(live_server_url, client_for, public_chan
     cache.set(key, known, 3600)
 
     install_of(client_for(), public_channel, "app")
-    indexing.wait_for_background_work()
+    runner.wait_for_background_work()
 
     assert cache.get(key) == known

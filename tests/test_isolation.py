@@ -22,7 +22,9 @@ from accounts import organizations
 from accounts.models import ApiToken
 from channels_app.lifecycle import create_channel
 from channels_app.models import Membership, Role
-from packages_app import catalog, indexing, labels
+from packages_app import runner
+from packages_app.discovery import catalog
+from packages_app.files import labels
 from packages_app.models import PackageFile
 
 from .packages import catalog_file, eventually, upload, wait_for_index
@@ -225,7 +227,7 @@ def world(users, tokens, client_for, private_channel, public_channel, packages, 
     labels.change(PackageFile.objects.get(channel=private_channel), add=["dev"])
     wait_for_index(private_channel, "noarch")
     wait_for_index(private_channel, "noarch", label="dev")
-    indexing.wait_for_background_work()
+    runner.wait_for_background_work()
     catalog_file(public_channel, "noarch", "secret-sauce", "2.0", summary="Public")
     catalog.refresh(public_channel, ["secret-sauce"])
     elsewhere = create_channel(users["outsider"], "elsewhere", private=True)

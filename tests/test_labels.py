@@ -14,7 +14,10 @@ from django.test import Client
 from pytest_django.asserts import assertContains, assertNotContains
 
 from accounts.models import ApiToken, AuditEvent
-from packages_app import indexing, repodata, statistics
+from packages_app import runner
+from packages_app.conda import statistics
+from packages_app.index import bz2_refresh, repodata
+from packages_app.index import records as index_records
 from packages_app.models import DailyDownloads, FileLabel, PackageFile
 
 from . import test_yank as yank_tests
@@ -32,9 +35,9 @@ def settle(channel, subdir, *labels):
     """Every named label index of ``subdir`` current, its .bz2 included."""
     for label in labels:
         wait_for_index(channel, subdir, label=label)
-    indexing.wait_for_background_work()
+    runner.wait_for_background_work()
     for label in labels:
-        indexing.refresh_bz2(channel.pk, subdir, label)
+        bz2_refresh.refresh_bz2(channel.pk, subdir, label)
 
 
 def upload_with(client, channel, path, query, *, force=False):
@@ -64,7 +67,7 @@ def from_scratch(channel, subdir, label):
     """repodata.json of ``label`` built from the database alone, ignoring every cache."""
     records = repodata.RecordSet(subdir)
     rows = PackageFile.objects.filter(
-        channel=channel, subdir=subdir, state__in=indexing.LIVE_STATES, labels__label=label
+        channel=channel, subdir=subdir, state__in=index_records.LIVE_STATES, labels__label=label
     ).values_list("filename", "name", "record_json", "yanked_at")
     records.replace_names([], rows)
     return records.repodata_json()
@@ -558,7 +561,7 @@ def test_incremental_rebuilds_equal_rebuilds_from_scratch_per_label(
     assert set(dev["packages.conda"]) == {paths["beta", "1.0"].name, paths["gamma", "1.0"].name}
     assert dev["removed"] == [paths["beta", "2.0"].name]
     # A new worker, without cached records, rebuilding both from scratch: the same bytes.
-    indexing.record_sets.clear()
+    index_records.record_sets.clear()
     assert owner.post(f"/api/v1/reindex/{public_channel.name}/linux-64").status_code == 202
     settle(public_channel, "linux-64", "main", "dev")
     for label, before in served.items():

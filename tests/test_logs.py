@@ -153,6 +153,8 @@ def test_web_and_worker_log_json_lines_without_a_token(
 
 
 def _with_rebuild(documents):
-    rebuilds = [d for d in documents if d["logger"] == "packages_app.indexing" and "revision" in d]
+    rebuilds = [
+        d for d in documents if d["logger"] == "packages_app.index.publishing" and "revision" in d
+    ]
     assert rebuilds
     return rebuilds

@@ -23,7 +23,8 @@ from channels_app.access import (
 )
 from channels_app.lifecycle import create_channel
 from channels_app.models import Membership, Role
-from packages_app import catalog, serving
+from packages_app.conda import serving
+from packages_app.discovery import catalog
 from registry.adminsite import owned_channels
 
 from .packages import catalog_file, upload, wait_for_index

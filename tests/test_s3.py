@@ -427,7 +427,7 @@ def test_the_s3_settings_refuse_impossible_combinations(s3_server, processes):
 def test_redirects_to_the_bucket_count_as_downloads_unless_a_range_starts_later(
     wharf, robots, tool, tokens, processes
 ):
-    from packages_app import statistics
+    from packages_app.conda import statistics
     from packages_app.models import DailyDownloads
 
     url, member = package_url(wharf.url, robots, tool), tokens["member"]

@@ -10,8 +10,8 @@ from accounts.authentication import ANONYMOUS, Caller
 from accounts.models import ApiToken
 from channels_app.access import readable_channels
 from channels_app.lifecycle import create_channel
-from packages_app import catalog
-from packages_app.importing import import_files
+from packages_app.discovery import catalog
+from packages_app.intake.importing import import_files
 from packages_app.models import Package, PackageFile
 
 from .packages import catalog_file, upload, wait_for_index

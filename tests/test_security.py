@@ -561,7 +561,7 @@ HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 @pytest.mark.django_db
 def test_package_names_and_summaries_are_escaped_on_every_listing(client, public_channel):
     catalog_file(public_channel, "noarch", "hostile", "1.0", summary=HOSTILE)
-    from packages_app import catalog
+    from packages_app.discovery import catalog
 
     catalog.refresh(public_channel, ["hostile"])
 
@@ -766,7 +766,7 @@ def test_no_page_breaks_the_content_security_policy_in_a_browser(
 
     root = django_user_model.objects.create_superuser("root", "root@example.org", "pw-root")
     catalog_file(public_channel, "noarch", "shown", "1.0", summary="Shown")
-    from packages_app import catalog
+    from packages_app.discovery import catalog
 
     catalog.refresh(public_channel, ["shown"])
     pages = [

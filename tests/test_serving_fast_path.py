@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts import authentication
 from accounts.models import ApiToken
 from channels_app.models import Membership
-from packages_app import serving
+from packages_app.conda import serving
 
 from .packages import upload, wait_for_index
 

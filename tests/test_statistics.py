@@ -14,7 +14,7 @@ import redis
 from django.test import Client
 from django.utils import timezone
 
-from packages_app import statistics
+from packages_app.conda import statistics
 from packages_app.models import DailyDownloads, DownloadBatch, PackageFile
 
 from .packages import eventually, upload, wait_for_index

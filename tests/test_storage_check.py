@@ -64,7 +64,7 @@ def test_a_file_of_the_wrong_size_is_reported(uploaded):
         call_command("check_storage", stdout=open(os.devnull, "w"))  # noqa: SIM115
 
     assert "missing from storage" in str(raised.value)
-    from packages_app.storage_check import check_storage
+    from packages_app.index.storage_check import check_storage
 
     report = check_storage()
     assert report.missing == [
@@ -119,9 +119,9 @@ def _bytes():
 def test_a_missing_bz2_is_compressed_again_without_a_rebuild(uploaded, client_for, settings):
     settings.WHARF_BZ2_DELAY_SECONDS = 0
     index = SubdirIndex.objects.get(channel=uploaded, subdir="linux-64")
-    from packages_app import indexing
+    from packages_app.index import bz2_refresh
 
-    indexing.refresh_bz2(uploaded.pk, "linux-64")
+    bz2_refresh.refresh_bz2(uploaded.pk, "linux-64")
     index.refresh_from_db()
     lost = index.published_files["repodata.json.bz2"]["path"]
     default_storage.delete(lost)

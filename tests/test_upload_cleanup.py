@@ -7,7 +7,8 @@ import time
 import pytest
 from django.core.management import call_command
 
-from packages_app import cleanup, indexing, uploads
+from packages_app import runner
+from packages_app.intake import cleanup, uploads
 
 from .packages import eventually, upload
 
@@ -102,12 +103,12 @@ def test_it_cleans_in_the_background_at_most_once_an_interval(left_behind, temp_
     monkeypatch.setattr(cleanup.now_and_then, "last_run", None)  # as in a process just started
 
     cleanup.now_and_then()  # what each upload calls
-    indexing.wait_for_background_work()
+    runner.wait_for_background_work()
     assert not left_behind["stale"].exists()
 
     later = aged(temp_dir / "wharf-upload-later", 7 * HOURS)
     cleanup.now_and_then()  # within WHARF_UPLOAD_CLEANUP_SECONDS of the last: nothing
-    indexing.wait_for_background_work()
+    runner.wait_for_background_work()
     assert later.exists()
 
 
@@ -120,13 +121,13 @@ def test_an_upload_cleans_up_now_and_then_in_any_mode(
 
     response = upload(client_for("owner"), public_channel.name, packages.make("tidy"))
     assert response.status_code == 201
-    indexing.wait_for_background_work()
+    runner.wait_for_background_work()
     assert not left_behind["stale"].exists()
 
     later = aged(left_behind["stale"], 7 * HOURS)
     response = upload(client_for("owner"), public_channel.name, packages.make("tidy", "2.0"))
     assert response.status_code == 201
-    indexing.wait_for_background_work()
+    runner.wait_for_background_work()
     assert later.exists()  # within WHARF_UPLOAD_CLEANUP_SECONDS of the last pass
 
 

@@ -9,7 +9,7 @@ from pytest_django.asserts import assertContains, assertNotContains, assertRedir
 
 from channels_app import related
 from channels_app.lifecycle import create_channel
-from packages_app import dependencies
+from packages_app.discovery import dependencies
 from packages_app.models import PackageFile
 
 from .packages import publish, wait_for_index

@@ -6,7 +6,7 @@ import pytest
 from pytest_django.asserts import assertContains, assertNotContains
 
 from channels_app.lifecycle import create_channel
-from packages_app import catalog
+from packages_app.discovery import catalog
 
 from .packages import catalog_file
 

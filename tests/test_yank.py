@@ -14,7 +14,9 @@ import zstandard
 from pytest_django.asserts import assertContains
 
 from accounts.models import ApiToken, AuditEvent
-from packages_app import indexing
+from packages_app import runner
+from packages_app.index import bz2_refresh
+from packages_app.index import records as index_records
 from packages_app.models import PackageFile
 
 from .packages import sha256_of, upload, wait_for_index
@@ -76,8 +78,8 @@ def published_forms(client, channel, subdir):
 
 def settle(channel, subdir):
     wait_for_index(channel, subdir)
-    indexing.wait_for_background_work()  # the .bz2 follows the rebuild
-    indexing.refresh_bz2(channel.pk, subdir)
+    runner.wait_for_background_work()  # the .bz2 follows the rebuild
+    bz2_refresh.refresh_bz2(channel.pk, subdir)
 
 
 @pytest.fixture
@@ -156,7 +158,7 @@ def test_a_yanked_and_rebuilt_index_matches_one_built_from_scratch(
     _, shard_removed = published_forms(owner, public_channel, "linux-64")["shards"]
     assert shard_removed == sorted([new.name, only.name])
 
-    indexing.record_sets.clear()  # a new worker: no cached records
+    index_records.record_sets.clear()  # a new worker: no cached records
     assert owner.post(f"/api/v1/reindex/{public_channel.name}/linux-64").status_code == 202
     wait_for_index(public_channel, "linux-64")
     assert body(owner.get(f"/{public_channel.name}/linux-64/repodata.json")) == served

@@ -2,7 +2,7 @@
 
 from django import template
 
-from packages_app import labels as file_labels
+from packages_app.files import labels as file_labels
 from packages_app.models import MAIN_LABEL
 
 register = template.Library()

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from channels_app.models import Channel
-from packages_app import indexing
-from packages_app.storage_check import check_storage
+from packages_app import runner
+from packages_app.index.storage_check import check_storage
 
 
 class Command(BaseCommand):
@@ -34,7 +34,7 @@ class Command(BaseCommand):
         report = check_storage(
             channel=target, delete_orphans=delete_orphans, orphan_grace=orphan_grace
         )
-        indexing.wait_for_background_work()
+        runner.wait_for_background_work()
         for line in report.missing:
             self.stdout.write(f"missing: {line}")
         for path in report.orphans:

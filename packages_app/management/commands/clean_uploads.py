@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from packages_app import cleanup
+from packages_app.intake import cleanup
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from channels_app.models import Channel
-from packages_app import exporting
+from packages_app.intake import exporting
 from packages_app.management.progress import Progress
 
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from packages_app import statistics
+from packages_app.conda import statistics
 
 
 class Command(BaseCommand):

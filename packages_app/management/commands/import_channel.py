@@ -12,7 +12,7 @@ from accounts.authentication import Caller
 from channels_app.access import AccessError, Action, check
 from channels_app.lifecycle import create_channel
 from channels_app.models import Channel
-from packages_app import archives, importing, uploads
+from packages_app.intake import archives, importing, uploads
 from packages_app.management.progress import Progress
 from packages_app.models import SubdirIndex
 

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand
 
-from packages_app import indexing, reconcile
+from packages_app import runner
+from packages_app.index import reconcile
 
 
 class Command(BaseCommand):
@@ -12,5 +13,5 @@ class Command(BaseCommand):
 
     def handle(self, **options):
         rebuilds, refreshes = reconcile.reconcile()
-        indexing.wait_for_background_work()  # embedded mode compresses .bz2 in a thread
+        runner.wait_for_background_work()  # embedded mode compresses .bz2 in a thread
         self.stdout.write(f"Sent {rebuilds} index rebuilds and {refreshes} .bz2 refreshes.")

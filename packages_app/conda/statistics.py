@@ -24,7 +24,7 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 from prometheus_client import Counter
 
-from .models import DailyDownloads, DownloadBatch, PackageFile
+from packages_app.models import DailyDownloads, DownloadBatch, PackageFile
 
 log = logging.getLogger(__name__)
 

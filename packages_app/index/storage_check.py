@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from . import indexing, repodata, storage
-from .models import PackageFile, SubdirIndex
-from .tasks import refresh_bz2_task
+from packages_app import runner, storage
+from packages_app.index import rebuilds, repodata
+from packages_app.index.bz2_refresh import refresh_bz2
+from packages_app.models import PackageFile, SubdirIndex
 
 PACKAGES = "packages"
 INDEXES = "index"
@@ -77,7 +78,7 @@ def check_storage(*, channel=None, delete_orphans=False, orphan_grace=3600):
         )
         for path in sorted(still):
             default_storage.delete(path)
-            indexing.remove_empty_local_folder(path.rsplit("/", 1)[0])
+            storage.remove_empty_local_folder(path.rsplit("/", 1)[0])
             report.orphans_deleted += 1
 
     index_prefix = f"{INDEXES}/{channel.pk}" if channel else INDEXES
@@ -99,11 +100,11 @@ def check_storage(*, channel=None, delete_orphans=False, orphan_grace=3600):
                 kept.pop(repodata.REPODATA_BZ2, None)
                 SubdirIndex.objects.filter(pk=index.pk).update(published_files=kept)
             if not files or missing - {repodata.REPODATA_BZ2}:
-                indexing.request_rebuild(index.channel, index.subdir, label=index.label, full=True)
+                rebuilds.request_rebuild(index.channel, index.subdir, label=index.label, full=True)
             else:
                 transaction.on_commit(
-                    lambda index=index: indexing.send(
-                        refresh_bz2_task, index.channel_id, index.subdir, index.label
+                    lambda index=index: runner.send(
+                        refresh_bz2, index.channel_id, index.subdir, index.label
                     )
                 )
     return report

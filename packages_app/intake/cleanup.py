@@ -20,10 +20,10 @@ import time
 
 from django.conf import settings
 
-from . import indexing
+from packages_app import runner
 
 log = logging.getLogger(__name__)
-# Every upload's temporary file is named so (packages_app/uploads.py).
+# Every upload's temporary file is named so (packages_app/intake/uploads.py).
 TEMP_PREFIX = "wharf-upload-"
 
 
@@ -56,4 +56,4 @@ def remove_stale_uploads(max_age=None):
     return removed
 
 
-now_and_then = indexing.NowAndThen(remove_stale_uploads, "WHARF_UPLOAD_CLEANUP_SECONDS")
+now_and_then = runner.NowAndThen(remove_stale_uploads, "WHARF_UPLOAD_CLEANUP_SECONDS")

@@ -1,6 +1,6 @@
 """Channel metadata documents: repodata.json, its compressed forms and CEP-16 shards.
 
-Pure code from records to bytes; :mod:`packages_app.indexing` decides when to build and
+Pure code from records to bytes; :mod:`packages_app.index` decides when to build and
 where to publish. Records are kept serialized (``PackageFile.record_json``) so that
 repodata.json is assembled by joining bytes, never by re-encoding every record.
 """

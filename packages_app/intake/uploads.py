@@ -23,10 +23,14 @@ from django.utils import timezone
 
 from accounts import audit
 from channels_app.models import Channel
+from packages_app import storage
+from packages_app.discovery import catalog
+from packages_app.files import labels
+from packages_app.index import rebuilds, repodata
+from packages_app.index import store as index_store
+from packages_app.intake import archives, cleanup
+from packages_app.models import PackageFile
 from registry import metrics
-
-from . import archives, catalog, cleanup, indexing, labels, repodata, storage
-from .models import PackageFile
 
 log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
@@ -311,7 +315,7 @@ def _store(channel, received, metadata, uploader, force, file_labels):
                     channel=channel, subdir=subdir, filename=received.filename, **fields
                 )
             touched = labels.attach(package_file, file_labels)
-            indexing.request_rebuilds(channel, subdir, [metadata.name], touched)
+            rebuilds.request_rebuilds(channel, subdir, [metadata.name], touched)
             catalog.refresh(channel, [metadata.name])
     except IntegrityError as exc:
         release_storage(storage_path)
@@ -438,7 +442,7 @@ def package_file_fields(received, metadata, storage_path, uploader):
 def release_storage(storage_path):
     """Delete a stored package file and its folder (each upload has its own)."""
     default_storage.delete(storage_path)
-    indexing.remove_empty_local_folder(storage_path.rsplit("/", 1)[0])
+    storage.remove_empty_local_folder(storage_path.rsplit("/", 1)[0])
 
 
 def delete_package_file(package_file, *, request=None):
@@ -456,7 +460,7 @@ def delete_package_file(package_file, *, request=None):
             filename=package_file.filename,
             sha256=package_file.sha256,
         )
-        indexing.request_rebuilds(
+        rebuilds.request_rebuilds(
             package_file.channel, package_file.subdir, [package_file.name], file_labels
         )
         catalog.refresh(package_file.channel, [package_file.name])
@@ -465,10 +469,10 @@ def delete_package_file(package_file, *, request=None):
 
 def forget_channel_storage(channel):
     """Arrange for a channel's stored files to go once its deletion commits."""
-    folders = [f"packages/{channel.pk}", indexing.index_folder(channel.pk, "").rstrip("/")]
+    folders = [f"packages/{channel.pk}", index_store.index_folder(channel.pk, "").rstrip("/")]
 
     def cleanup():
         for folder in folders:
-            indexing.delete_tree(folder)
+            storage.delete_tree(folder)
 
     transaction.on_commit(cleanup)

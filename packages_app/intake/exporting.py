@@ -31,8 +31,11 @@ import msgpack
 import orjson
 import zstandard
 
-from . import catalog, indexing, repodata, storage
-from .models import MAIN_LABEL, PackageFile, SubdirIndex
+from packages_app import storage
+from packages_app.discovery import catalog
+from packages_app.index import rebuilds, repodata
+from packages_app.index import store as index_store
+from packages_app.models import MAIN_LABEL, PackageFile, SubdirIndex
 
 CHUNK = 1024 * 1024
 PARTIAL_PREFIX = ".wharf-export-"
@@ -104,7 +107,7 @@ def export_channel(channel, directory, *, prune=False, wait=60, progress=None):
             if progress:
                 progress(done, total)
         for digest in snap.shards:
-            path = indexing.shard_path(channel.pk, snap.subdir, digest, snap.label)
+            path = index_store.shard_path(channel.pk, snap.subdir, digest, snap.label)
             target = folder / "shards" / f"{digest}.msgpack.zst"
             _copy(path, target, digest, None, result, copies)
             done += 1
@@ -136,7 +139,7 @@ def _current_indexes(channel, wait, result):
     found = SubdirIndex.objects.filter(channel=channel)
     for index in sorted(found, key=lambda i: (i.label != MAIN_LABEL, i.label, i.subdir)):
         if not index.is_current:
-            indexing.rebuild_now(channel.pk, index.subdir, index.label)
+            rebuilds.rebuild_now(channel.pk, index.subdir, index.label)
             index.refresh_from_db()
         while not index.is_current and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -5,7 +5,7 @@ from storage into a local folder, as SparseRepoData needs a file), never over HT
 this server. Only the package's channel and the related channels the caller may read
 take part. External related channels take part when they answer within
 :data:`PROBE_SECONDS`; when one does not and the solve fails without it, the answer falls
-back to what the dependencies declare (:func:`packages_app.dependencies.resolve`),
+back to what the dependencies declare (:func:`packages_app.discovery.dependencies.resolve`),
 marked not checked.
 
 The package's channel takes part with one label: ``main`` (the channel's own URL) when
@@ -40,9 +40,11 @@ from rattler.exceptions import (
 )
 
 from channels_app import install, related
-
-from . import archives, dependencies, indexing, pages, repodata, storage
-from .models import MAIN_LABEL, PackageFile, SubdirIndex
+from packages_app import runner, storage
+from packages_app.discovery import dependencies, pages
+from packages_app.index import repodata
+from packages_app.intake import archives
+from packages_app.models import MAIN_LABEL, PackageFile, SubdirIndex
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +106,7 @@ def reachable(url):
     answer, probed_at = known
     stale = time.time() - probed_at > PROBE_FRESH_SECONDS
     if stale and cache.add(f"{key}:probing", True, PROBE_SECONDS * 5):
-        indexing.in_background(_probe, url)
+        runner.in_background(_probe, url)
     return answer
 
 

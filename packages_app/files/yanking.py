@@ -8,9 +8,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import audit
-
-from . import catalog, indexing
-from .models import PackageFile
+from packages_app.discovery import catalog
+from packages_app.index import rebuilds
+from packages_app.models import PackageFile
 
 REASON_MAX_LENGTH = 500
 
@@ -58,7 +58,7 @@ def _change(package_file, action, fields, *, request):
         audit.record(action, channel=package_file.channel, request=request, **details)
         catalog.refresh(package_file.channel, [package_file.name])
         # Yanked or not, the file stays in every label it carries: each index changes.
-        indexing.request_rebuilds(
+        rebuilds.request_rebuilds(
             package_file.channel,
             package_file.subdir,
             [package_file.name],

@@ -48,9 +48,14 @@ from channels_app.models import (
     TeamChannel,
     highest_role,
 )
-
-from . import archives, catalog, indexing, labels, repodata, statistics, storage
-from .models import MAIN_LABEL, PackageFile, SubdirIndex
+from packages_app import storage
+from packages_app.conda import statistics
+from packages_app.discovery import catalog
+from packages_app.files import labels
+from packages_app.index import repodata
+from packages_app.index import store as index_store
+from packages_app.intake import archives
+from packages_app.models import MAIN_LABEL, PackageFile, SubdirIndex
 
 SHARD_NAME = re.compile(r"^shards/([0-9a-f]{64})\.msgpack\.zst$")
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -353,7 +358,7 @@ def _index_file(request, channel, subdir, name, scope, label, published_files, p
 
 
 def _shard(request, channel, subdir, digest_hex, scope, label):
-    path = indexing.shard_path(channel.pk, subdir, digest_hex, label)
+    path = index_store.shard_path(channel.pk, subdir, digest_hex, label)
     try:
         size = storage.size(path)
     except FileNotFoundError:

@@ -2,7 +2,7 @@
 
 A package file carries one or more labels (``main`` unless its upload said otherwise).
 The channel's own URL serves the files that carry ``main``; ``/<channel>/label/<label>/``
-those that carry ``<label>``, each label with indexes of its own (:mod:`.indexing`).
+those that carry ``<label>``, each label with indexes of its own (:mod:`packages_app.index`).
 So ``dev`` builds reach only those who ask for ``dev``, and moving a file to ``main``
 publishes it to everyone. A label exists in a channel from the moment a file first
 carries it; when no file carries it any more its indexes stay, empty.
@@ -14,9 +14,8 @@ from django.db import transaction
 from django.db.models import Count
 
 from accounts import audit
-
-from . import indexing
-from .models import MAIN_LABEL, FileLabel, PackageFile, SubdirIndex
+from packages_app.index import rebuilds
+from packages_app.models import MAIN_LABEL, FileLabel, PackageFile, SubdirIndex
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 # Labels one request may name; more is a mistake, not a use.
@@ -106,7 +105,7 @@ def change(package_file, *, add=(), remove=(), labels=None, request=None):
     if labels is not None:
         labels = parse(labels)
     with transaction.atomic():
-        # The file row first, as every change of the file locks it (see indexing.publish).
+        # The file row first, as every change of the file locks it (see publishing.publish).
         locked = PackageFile.objects.select_for_update().filter(pk=package_file.pk).first()
         if locked is None:
             raise PackageFile.DoesNotExist(f"{package_file} was deleted.")
@@ -132,7 +131,7 @@ def change(package_file, *, add=(), remove=(), labels=None, request=None):
                 removed=sorted(before - after),
                 labels=sorted(after),
             )
-            indexing.request_rebuilds(
+            rebuilds.request_rebuilds(
                 package_file.channel, package_file.subdir, [package_file.name], before ^ after
             )
     package_file.__dict__.pop("_prefetched_objects_cache", None)
@@ -157,7 +156,7 @@ def move(channel, label, to, *, name="", version="", copy=False, request=None):
             found = found.filter(name=name)
         if version:
             found = found.filter(version=version)
-        # File rows first, as every change of a file locks them (see indexing.publish).
+        # File rows first, as every change of a file locks them (see publishing.publish).
         files = list(found.select_for_update(of=("self",)).order_by("pk"))
         if not files:
             return []
@@ -189,7 +188,7 @@ def move(channel, label, to, *, name="", version="", copy=False, request=None):
         for f in files:
             names.setdefault(f.subdir, set()).add(f.name)
         for subdir, subdir_names in sorted(names.items()):
-            indexing.request_rebuilds(channel, subdir, subdir_names, {label, to})
+            rebuilds.request_rebuilds(channel, subdir, subdir_names, {label, to})
     return files
 
 

@@ -34,9 +34,12 @@ from django.utils import timezone
 
 from accounts import audit
 from accounts.models import AuditEvent
-
-from . import archives, catalog, exporting, indexing, labels, repodata, uploads
-from .models import MAIN_LABEL, PackageFile, StagedFile, SubdirIndex
+from packages_app import runner
+from packages_app.discovery import catalog
+from packages_app.files import labels
+from packages_app.index import rebuilds, repodata
+from packages_app.intake import archives, exporting, uploads
+from packages_app.models import MAIN_LABEL, PackageFile, StagedFile, SubdirIndex
 
 log = logging.getLogger(__name__)
 
@@ -389,7 +392,7 @@ def _commit(channel, fresh, planned, uploader, source, found):
         labels.attach_each(rows, carried)
         AuditEvent.objects.bulk_create(events, batch_size=1000)
         for (label, subdir), subdir_names in sorted(names.items()):
-            indexing.request_rebuild(channel, subdir, subdir_names, label=label, enqueue=False)
+            rebuilds.request_rebuild(channel, subdir, subdir_names, label=label, enqueue=False)
         catalog.refresh(channel, set().union(*names.values()))
         StagedFile.objects.filter(storage_path__in=[row.storage_path for row in rows]).delete()
     return {path: (storage[path], reason) for path, reason in refused.items()}
@@ -463,15 +466,10 @@ def _rebuild_behind(channel):
     """Rebuild every subdir of the channel whose index is behind its files, once.
 
     This includes subdirs that an interrupted import committed files to and never got
-    to rebuild. With workers, they do it; in embedded mode it is done here.
+    to rebuild. With workers, they do it; in embedded mode it is done here, .bz2 included.
     """
-    from .tasks import rebuild_subdir_index
-
     behind = SubdirIndex.objects.filter(
         channel=channel, built_revision__lt=F("requested_revision")
     ).values_list("subdir", "label")
     for subdir, label in behind.order_by("label", "subdir"):
-        if rebuild_subdir_index.app.conf.task_always_eager:
-            indexing.rebuild_now(channel.pk, subdir, label)
-        else:
-            indexing.send(rebuild_subdir_index, channel.pk, subdir, label)
+        runner.send(rebuilds.rebuild_now, channel.pk, subdir, label)

@@ -9,8 +9,9 @@ in the database alone and sends it again. The tasks do nothing when the work is 
 already, so sending one too many costs a query.
 
 Services mode: Celery beat runs it every ``WHARF_RECONCILE_SECONDS`` (``make beat``).
-Embedded mode: a process runs it in a background thread after a change, at most that
-often (``now_and_then``). ``manage.py reconcile_indexes`` runs it once, in any mode.
+Embedded mode: a process runs it in a background thread after other background work, at
+most that often (:func:`packages_app.runner.every`). ``manage.py reconcile_indexes`` runs
+it once, in any mode.
 """
 
 import logging
@@ -18,8 +19,11 @@ import logging
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import indexing, repodata
-from .models import SubdirIndex
+from packages_app import runner
+from packages_app.index import repodata
+from packages_app.index.bz2_refresh import BZ2_LOST_AFTER, refresh_bz2
+from packages_app.index.rebuilds import rebuild_until_current
+from packages_app.models import SubdirIndex
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +35,8 @@ def reconcile():
     Returns ``(rebuilds sent, bz2 refreshes sent)``. One query over the subdir indexes
     finds the candidates (one row per channel, label and subdir, so it stays small).
     """
-    from .tasks import rebuild_subdir_index, refresh_bz2_task
-
     now = timezone.now()
-    lost_before = now - indexing.BZ2_LOST_AFTER
+    lost_before = now - BZ2_LOST_AFTER
     behind = Q(built_revision__lt=F("requested_revision")) & (
         Q(lease_until__isnull=True) | Q(lease_until__lt=now)
     )
@@ -51,13 +53,13 @@ def reconcile():
         if built < requested:
             if lease_until is None or lease_until < now:
                 # Its publication schedules the .bz2 as well.
-                rebuilds += indexing.send(rebuild_subdir_index, channel_id, subdir, label)
+                rebuilds += runner.send(rebuild_until_current, channel_id, subdir, label)
             continue
         if due is None and not _bz2_stale(files):
             continue
         # Claimed, so that the next round does not send it again before it had its chance.
         if SubdirIndex.objects.filter(pk=pk, bz2_due_at=due).update(bz2_due_at=now):
-            refreshes += indexing.send(refresh_bz2_task, channel_id, subdir, label)
+            refreshes += runner.send(refresh_bz2, channel_id, subdir, label)
     if rebuilds or refreshes:
         log.info("reconciler sent %d index rebuilds and %d .bz2 refreshes", rebuilds, refreshes)
     return rebuilds, refreshes
@@ -69,8 +71,3 @@ def _bz2_stale(files):
         return False
     compressed = files.get(repodata.REPODATA_BZ2)
     return compressed is None or compressed.get("source") != served["etag"]
-
-
-# Called after every change in embedded mode, so a subdir left behind by a failed or
-# killed rebuild is caught up by the next change anywhere, once its lease has expired.
-now_and_then = indexing.NowAndThen(reconcile, "WHARF_RECONCILE_SECONDS")

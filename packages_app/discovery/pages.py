@@ -12,8 +12,8 @@ from django.db.models import Exists, OuterRef
 from django.utils.safestring import mark_safe
 from markdown_it import MarkdownIt
 
-from . import catalog
-from .models import PackageFile
+from packages_app.discovery import catalog
+from packages_app.models import PackageFile
 
 # CommonMark with raw HTML escaped; its link validation drops javascript:, vbscript:,
 # file: and data: (other than images) links.

@@ -18,7 +18,7 @@ from django.db.models import Case, Count, Func, IntegerField, Q, Value, When, Wi
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import StrIndex, Upper
 
-from .models import MAIN_LABEL, Package, PackageFile
+from packages_app.models import MAIN_LABEL, Package, PackageFile
 
 # The SQLite full-text table that mirrors (name, summary) of packages_app_package, and
 # the ids of the rows it finds for a phrase (the term is a parameter).

@@ -14,8 +14,7 @@ from django.urls import reverse
 from rattler.exceptions import InvalidMatchSpecError
 
 from channels_app import related
-
-from .models import Package
+from packages_app.models import Package
 
 # Hosts whose channels have a package page: host -> page of (channel, package name).
 PACKAGE_PAGES = {
