@@ -98,7 +98,7 @@ MIDDLEWARE = [
     # 429 for an address past its limit of failed authentications, conda files included.
     "accounts.authentication.FailureLimitMiddleware",
     # Conda file requests (token or anonymous GET/HEAD) leave the chain here.
-    "packages_app.conda.serving.ChannelFileMiddleware",
+    "packages_app.conda.routes.ChannelFileMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -149,7 +149,7 @@ else:
             "OPTIONS": dict(SQLITE_OPTIONS),
         }
     }
-# The conda file lookup (packages_app.conda.serving) runs as a prepared statement on PostgreSQL;
+# The conda file lookup (packages_app.conda.lookup) runs as a prepared statement on PostgreSQL;
 # off for a pooler that cannot keep them (PgBouncer in transaction mode before 1.21).
 WHARF_DB_PREPARED_STATEMENTS = env_bool("WHARF_DB_PREPARED_STATEMENTS", True)
 if WHARF_DB_PREPARED_STATEMENTS and DATABASES["default"]["ENGINE"].endswith("postgresql"):

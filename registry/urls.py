@@ -10,7 +10,7 @@ from channels_app import views as channel_views
 from channels_app.api import ChannelAuditLog, ChannelViewSet, MemberViewSet
 from packages_app import api as packages_api
 from packages_app import views as package_views
-from packages_app.conda.serving import channel_file
+from packages_app.conda.views import channel_file
 from registry import security
 
 router = SimpleRouter(trailing_slash="/?")

@@ -23,7 +23,7 @@ from channels_app.access import (
 )
 from channels_app.lifecycle import create_channel
 from channels_app.models import Membership, Role
-from packages_app.conda import serving
+from packages_app.conda import routes
 from packages_app.discovery import catalog
 from registry.adminsite import owned_channels
 
@@ -208,7 +208,7 @@ def test_a_team_member_downloads_from_a_private_org_channel_by_the_fast_path(
     wait_for_index(vault, "noarch")
 
     url = f"/t/{dev_secret}/acme-vault/noarch/{path.name}"
-    assert serving.fast_route(RequestFactory().get(url)) is not None
+    assert routes.fast_route(RequestFactory().get(url)) is not None
     authentication.token_cache.clear()
     client = Client()
     response = client.get(url)

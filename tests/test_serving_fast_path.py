@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts import authentication
 from accounts.models import ApiToken
 from channels_app.models import Membership
-from packages_app.conda import serving
+from packages_app.conda import routes
 
 from .packages import upload, wait_for_index
 
@@ -373,12 +373,12 @@ def test_it_answers_other_methods_as_before(client_for, private_channel):
     ],
 )
 def test_it_takes_the_fast_path_only_for_conda_file_routes(rf, path, route):
-    assert serving.fast_route(rf.get(path)) == route
+    assert routes.fast_route(rf.get(path)) == route
 
 
 def test_it_leaves_browser_sessions_to_the_usual_middleware(rf, client, users, private_channel):
     request = rf.get(PRIVATE_REPODATA, HTTP_COOKIE="sessionid=abc")
-    assert serving.fast_route(request) is None
+    assert routes.fast_route(request) is None
 
     client.force_login(users["member"])
     assert client.get(PRIVATE_REPODATA).status_code == 200

@@ -1,0 +1,84 @@
+"""Channel files for conda clients: ``/<channel>/<subdir>/<file>`` and ``/t/<token>/...``.
+
+``/<channel>/label/<label>/...`` serves the same for one label of the channel: its own
+indexes and channeldata. The channel's own URL serves label ``main``. Package files are
+the channel's: every URL of the channel serves each of them, whatever its labels, so a
+file moved from ``dev`` to ``main`` keeps the URL environments locked to it found.
+
+Index files come from the folder the last rebuild published, package files from storage;
+both are streamed, never read whole into memory (from a directory with gunicorn, by
+sendfile). ETag and Last-Modified let clients revalidate with a 304. From an S3 bucket,
+package files are by default answered with a redirect to a short-lived presigned URL
+(``WHARF_DOWNLOAD_MODE``), once the caller is authorized as for every other answer.
+
+These are the requests conda clients send most, so they are kept cheap: the token may
+come from the short in-process cache (``WHARF_TOKEN_CACHE_SECONDS``), and one query reads
+the channel, the caller's role and the index or package row together; the access policy
+(:func:`channels_app.access.check`) then decides exactly as for every other route. With
+``WHARF_ACCEL_REDIRECT_PREFIX`` set, Wharf answers with ``X-Accel-Redirect`` and nginx
+sends the bytes.
+"""
+
+import re
+
+from django.http import HttpResponseNotAllowed
+from django.views.decorators.csrf import csrf_exempt
+
+from accounts.authentication import InvalidCredentials, identify
+from channels_app.access import AccessError, Action, check
+from packages_app.index import repodata
+from packages_app.intake import archives
+from packages_app.models import MAIN_LABEL
+
+from . import responses
+from .lookup import lookup
+from .responses import error_response
+
+SHARD_NAME = re.compile(r"^shards/([0-9a-f]{64})\.msgpack\.zst$")
+
+
+@csrf_exempt
+def channel_file(request, channel, path, token=None, label=None):
+    response = _channel_file(request, channel, path, token, label)
+    if request.method == "HEAD" and not response.streaming and response.content:
+        # An error's headers as for GET, without its body (RFC 9110).
+        response["Content-Length"] = str(len(response.content))
+        response.content = b""
+    return response
+
+
+def _channel_file(request, channel, path, token=None, label=None):
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
+    try:
+        caller = identify(request, token, cached=True)
+    except InvalidCredentials as exc:
+        return error_response(401, str(exc))
+    subdir, _, name = path.partition("/")
+    if path == "channeldata.json" or subdir not in archives.SUBDIRS or not name:
+        kind = None
+    elif name in repodata.INDEX_FILES:
+        kind = "index"
+    elif SHARD_NAME.match(name):
+        kind = None
+    else:
+        kind = "package"
+    found, row, label_used = lookup(caller, channel, kind, subdir, name, label)
+    try:
+        channel = check(caller, found, channel, Action.READ)
+    except AccessError as exc:
+        return error_response(exc.status, exc.message)
+    if not label_used:  # only ever after the access check: it tells what a channel holds
+        return error_response(404, f"No label '{label}' in channel '{channel.name}'.")
+    label = label or MAIN_LABEL
+    if path == "channeldata.json":
+        return responses.channeldata(channel, label)
+    if subdir not in archives.SUBDIRS or not name:
+        return error_response(404, f"No file '{path}' in channel '{channel.name}'.")
+    scope = "private" if channel.private else "public"
+    if kind == "index":
+        return responses.index_file(request, channel, subdir, name, scope, label, *row)
+    if kind == "package":
+        return responses.package_file(request, channel, subdir, name, scope, *row)
+    match = SHARD_NAME.match(name)
+    return responses.shard(request, channel, subdir, match.group(1), scope, label)
