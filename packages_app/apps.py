@@ -5,3 +5,13 @@ class PackagesAppConfig(AppConfig):
     name = "packages_app"
     verbose_name = "Packages"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        # A channel's index and stored files are this app's: a new channel gets its empty
+        # noarch index, a deleted one loses its files (channels_app.lifecycle calls these).
+        from channels_app import lifecycle
+
+        from .indexing import publish_empty_noarch
+        from .uploads import forget_channel_storage
+
+        lifecycle.register(created=publish_empty_noarch, deleted=forget_channel_storage)
