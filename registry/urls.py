@@ -145,12 +145,12 @@ api_v1 = [
 # Web pages of one channel: /<channel>/ is the URL people also give conda. Their second
 # segments are never a platform name, so conda file paths cannot collide with them.
 channel_pages = [
-    path("", channel_views.channel_page, name="channel"),
+    path("", package_views.channel_page, name="channel"),
     path("upload/", channel_views.channel_upload, name="channel-upload"),
     path("members/", channel_views.channel_members, name="channel-members"),
     path("settings/", channel_views.channel_settings, name="channel-settings"),
     path("audit/", channel_views.channel_audit, name="channel-audit"),
-    path("statistics/", channel_views.channel_statistics, name="channel-statistics"),
+    path("statistics/", package_views.channel_statistics, name="channel-statistics"),
     path("delete/", channel_views.channel_delete, name="channel-delete"),
     path("transfer/", channel_views.channel_transfer, name="channel-transfer"),
     path("packages/<str:package_name>/", package_views.package_page, name="package"),
@@ -172,7 +172,7 @@ channel_pages = [
 ]
 
 urlpatterns = [
-    path("", channel_views.home, name="home"),
+    path("", package_views.home, name="home"),
     path("search/", package_views.search, name="search"),
     path("channels/", channel_views.channel_list, name="channel-list"),
     path("channels/new/", channel_views.channel_new, name="channel-new"),
