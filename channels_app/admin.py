@@ -14,6 +14,7 @@ from .access import readable_channels
 from .forms import AddMemberForm
 from .members import KEEP_AN_OWNER, has_other_owner
 from .models import Channel, Membership, RelatedChannel, Role
+from .orgs import admin as orgs_admin  # noqa: F401 - registers the organisation admin
 
 
 def count_per_channel(model):

@@ -14,14 +14,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from accounts import audit, organizations
+from accounts import audit
 from accounts.authentication import Caller
-from accounts.org_forms import TransferChannelForm
 
 from . import install, lifecycle, members
 from .access import Action, allowed_actions, has_role, page_channel, readable_channels, roles_of
 from .forms import AddMemberForm, ChannelForm, ChannelSettingsForm, DeleteChannelForm, RoleForm
 from .models import Channel
+from .orgs import operations as organizations
+from .orgs.forms import TransferChannelForm
 
 CHANNELS_PER_PAGE = 50
 

@@ -3,11 +3,12 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
-from accounts import org_api, org_views
 from accounts import views as account_views
 from accounts.api import ApiTokenViewSet
 from channels_app import views as channel_views
 from channels_app.api import ChannelAuditLog, ChannelViewSet, MemberViewSet
+from channels_app.orgs import api as org_api
+from channels_app.orgs import views as org_views
 from packages_app import api as packages_api
 from packages_app import views as package_views
 from packages_app.serving import channel_file

@@ -3,9 +3,9 @@ teams and the teams' channel roles; nobody else's."""
 
 import pytest
 
-from accounts import organizations
 from accounts.models import Invitation, Organization, OrgRole, TeamMember
 from channels_app.models import Role, TeamChannel
+from channels_app.orgs import operations as organizations
 
 from .test_admin import form_data, listed, signed_in
 

@@ -19,13 +19,8 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from channels_app import lifecycle
-from channels_app.access import Action, OrgAction, org_refusal, org_role
-from channels_app.members import find_user
-from channels_app.models import Role, TeamChannel
-
-from . import audit
-from .models import (
+from accounts import audit
+from accounts.models import (
     Invitation,
     Organization,
     OrganizationMember,
@@ -33,6 +28,10 @@ from .models import (
     Team,
     TeamMember,
 )
+from channels_app import lifecycle
+from channels_app.access import ROLE_ACTIONS, Action, OrgAction, org_refusal, org_role
+from channels_app.members import find_user
+from channels_app.models import Role, TeamChannel
 
 # Where invitees see and accept their invitations.
 INVITATIONS_PATH = "/orgs/"
@@ -469,8 +468,6 @@ def transfer_channel(channel, organization, by, *, request=None):
     """Move a channel to the organisation: ``by`` must manage the channel and be an owner
     or admin of the organisation. Its direct members keep their roles; the roles of the
     previous organisation's teams end."""
-    from channels_app.access import ROLE_ACTIONS
-
     role = channel.role_of(by)
     if role is None or Action.MANAGE not in ROLE_ACTIONS[Role(role)]:
         raise PermissionDenied(f"You may not transfer channel '{channel.name}': owners only.")
