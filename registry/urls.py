@@ -4,11 +4,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import SimpleRouter
 
 from accounts import views as account_views
-from accounts.api import ApiTokenViewSet
 from channels_app import views as channel_views
 from channels_app.api import ChannelAuditLog, ChannelViewSet, MemberViewSet
 from channels_app.orgs import api as org_api
 from channels_app.orgs import views as org_views
+from channels_app.tokens import views as token_views
+from channels_app.tokens.api import ApiTokenViewSet
 from packages_app import api as packages_api
 from packages_app import views as package_views
 from packages_app.serving import channel_file
@@ -196,8 +197,8 @@ urlpatterns = [
     path("orgs/<str:org>/settings/", org_views.org_settings, name="org-settings"),
     path("orgs/<str:org>/delete/", org_views.org_delete, name="org-delete"),
     path("settings/", account_views.profile, name="profile"),
-    path("settings/keys/", account_views.api_keys, name="api-keys"),
-    path("settings/keys/<int:key_id>/revoke/", account_views.revoke_key, name="api-key-revoke"),
+    path("settings/keys/", token_views.api_keys, name="api-keys"),
+    path("settings/keys/<int:key_id>/revoke/", token_views.revoke_key, name="api-key-revoke"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     # Namespaced: the router's names (channel-list, ...) must not shadow the pages'.
