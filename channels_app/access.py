@@ -241,6 +241,16 @@ def org_allows(user, organization, action):
     return role is not None and action in ORG_ROLE_ACTIONS[role]
 
 
+def organizations_allowing(user, action):
+    """The organisations where the user's role grants ``action``, as a queryset: the list
+    form of :func:`org_allows` for an action beyond READ (a superuser's rights everywhere
+    are not counted, as in :func:`has_role`)."""
+    if not user.is_authenticated:
+        return Organization.objects.none()
+    roles = [role for role, actions in ORG_ROLE_ACTIONS.items() if action in actions]
+    return Organization.objects.filter(members__user=user, members__role__in=roles)
+
+
 def org_refusal(user, organization, action):
     """Why the user's organisation role does not grant ``action``, or None when it does."""
     if org_allows(user, organization, action):

@@ -1,9 +1,13 @@
-"""The admin of organisations, invitations and teams, for those who manage them
-(registry.adminsite.OrganizationOwnedAdmin); every change goes through
-channels_app.orgs.operations, so it keeps the rules and is audited."""
+"""The admin of organisations, invitations and teams, for those who manage them.
+
+Who may do what is the organisation policy of the pages and the API
+(:func:`channels_app.access.org_allows`): owners and admins manage an organisation, its
+members, invitations and teams; only owners delete it or touch owners. Every change goes
+through :mod:`channels_app.orgs.operations`, so it keeps the rules and is audited.
+"""
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.forms import BaseInlineFormSet, ModelForm
@@ -17,13 +21,20 @@ from accounts.models import (
     TeamMember,
     User,
 )
+from channels_app.access import OrgAction, org_allows
 from channels_app.models import Channel, TeamChannel
-from registry.adminsite import OrganizationOwnedAdmin, OrganizationPartInline, owned_organizations
+from registry.adminsite import (
+    OrganizationOwnedAdmin,
+    OrganizationPartInline,
+    managed_organizations,
+)
 
 from . import operations as organizations
 
 
 class OrganizationMemberFormSet(BaseInlineFormSet):
+    user = None  # who saves, set per request by OrganizationMemberInline.get_formset
+
     def clean(self):
         super().clean()
         if any(self.errors):
@@ -32,6 +43,18 @@ class OrganizationMemberFormSet(BaseInlineFormSet):
         kept = [row for row in kept if not row.get("DELETE")]
         if not any(row["role"] == OrgRole.OWNER for row in kept):
             raise ValidationError(organizations.KEEP_AN_OWNER)
+        touched = [
+            form for form in self.initial_forms
+            if form.has_changed() or self._should_delete_form(form)
+        ]  # fmt: skip
+        if any(OrgRole.OWNER in (row.initial["role"], row.cleaned_data["role"]) for row in touched):
+            # Refused here, on the form, rather than by the rules while saving.
+            try:
+                organizations.require_owner_for(
+                    self.user, self.instance, "make, change or remove owners"
+                )
+            except PermissionDenied as exc:
+                raise ValidationError(str(exc)) from exc
 
 
 class OrganizationMemberInline(OrganizationPartInline):
@@ -39,12 +62,18 @@ class OrganizationMemberInline(OrganizationPartInline):
 
     model = OrganizationMember
     formset = OrganizationMemberFormSet
+    organization_action = OrgAction.MANAGE_MEMBERS
     fields = ["user", "role", "created_at"]
     readonly_fields = ["user", "created_at"]
     extra = 0
 
     def has_add_permission(self, request, obj=None):
         return False
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        formset.user = request.user
+        return formset
 
 
 class ReadOnlyPartInline(OrganizationPartInline):
@@ -83,6 +112,8 @@ class TeamInline(ReadOnlyPartInline):
 
 @admin.register(Organization)
 class OrganizationAdmin(OrganizationOwnedAdmin):
+    """Owners and admins change an organisation and its members; owners alone delete it."""
+
     organization_path = "pk"
     list_display = ["name", "display_name", "created_by", "created_at"]
     search_fields = ["name", "display_name"]
@@ -130,10 +161,19 @@ class OrganizationAdmin(OrganizationOwnedAdmin):
         _saved(formset, changed)
         return None
 
+    def has_delete_permission(self, request, obj=None):
+        if not super().has_delete_permission(request, obj):
+            return False
+        if obj is None:
+            return managed_organizations(request.user, OrgAction.DELETE).exists()
+        return org_allows(request.user, obj, OrgAction.DELETE)
+
     def get_deleted_objects(self, objs, request):
         deleted, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
         # Its owner deletes everything in it; channels are protected and stop the deletion.
-        return deleted, counts, set(), protected
+        refused = [obj for obj in objs if not org_allows(request.user, obj, OrgAction.DELETE)]
+        perms_needed = {Organization._meta.verbose_name} if refused else set()
+        return deleted, counts, perms_needed, protected
 
     def delete_model(self, request, obj):
         organizations.delete_organization(obj, request.user, request=request)
@@ -186,6 +226,7 @@ class InvitationAdmin(OrganizationOwnedAdmin):
     """Invite by exact username or e-mail address; withdraw pending invitations."""
 
     form = InvitationForm
+    organization_action = OrgAction.MANAGE_MEMBERS
     list_display = ["invitee", "organization", "role", "status", "invited_by", "expires_at"]
     list_filter = ["role", ("organization", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["organization", "user", "invited_by"]
@@ -227,22 +268,27 @@ class InvitationAdmin(OrganizationOwnedAdmin):
     def withdraw(self, request, queryset):
         withdrawn = 0
         for invitation in queryset.pending():
-            organizations.withdraw(invitation, request.user, request=request)
+            try:
+                organizations.withdraw(invitation, request.user, request=request)
+            except PermissionDenied as exc:  # an owner's invitation, for owners only
+                self.message_user(request, str(exc), messages.ERROR)
+                continue
             withdrawn += 1
         self.message_user(request, f"Withdrew {withdrawn} invitation(s).")
 
 
 class TeamMemberInline(OrganizationPartInline):
     model = TeamMember
+    organization_action = OrgAction.MANAGE_TEAMS
     fields = ["user"]
     extra = 0
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "user":
-            # Members of the organisation only (of the owned ones, as the team is new).
+            # Members of the organisation only (of the managed ones, as the team is new).
             team = getattr(request, "_admin_team", None)
-            owned = owned_organizations(request.user)
-            organizations_ = [team.organization_id] if team else owned
+            managed = managed_organizations(request.user, OrgAction.MANAGE_TEAMS)
+            organizations_ = [team.organization_id] if team else managed
             kwargs["queryset"] = User.objects.filter(
                 organization_memberships__organization__in=organizations_
             ).distinct()
@@ -251,21 +297,23 @@ class TeamMemberInline(OrganizationPartInline):
 
 class TeamChannelInline(OrganizationPartInline):
     model = TeamChannel
+    organization_action = OrgAction.MANAGE_TEAMS
     fields = ["channel", "role"]
     extra = 0
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "channel":
             team = getattr(request, "_admin_team", None)
-            owned = owned_organizations(request.user)
+            managed = managed_organizations(request.user, OrgAction.MANAGE_TEAMS)
             kwargs["queryset"] = Channel.objects.filter(
-                organization__in=[team.organization_id] if team else owned
+                organization__in=[team.organization_id] if team else managed
             )
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 @admin.register(Team)
 class TeamAdmin(OrganizationOwnedAdmin):
+    organization_action = OrgAction.MANAGE_TEAMS
     list_display = ["name", "organization", "created_at"]
     list_filter = [("organization", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "organization__name"]
