@@ -8,6 +8,7 @@ from django.db import models
 from django.utils import timezone
 
 from . import tokens
+from .names import NAME_PATTERN, RESERVED_NAMES
 
 
 class User(AbstractUser):
@@ -217,8 +218,6 @@ class OrgRole(models.TextChoices):
 
 def validate_organization_name(name):
     # Organisation names share the pattern and reserved words of channel names.
-    from channels_app.models import NAME_PATTERN, RESERVED_NAMES
-
     if not NAME_PATTERN.match(name or ""):
         raise ValidationError(
             "An organisation name uses lowercase letters, digits, '-', '_' and '.', starts "

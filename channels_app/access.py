@@ -22,6 +22,7 @@ from django.db.models import Q
 from django.http import Http404
 
 from accounts.authentication import Caller
+from accounts.models import Organization, OrganizationMember, OrgRole
 
 from .models import Channel, Membership, Role, TeamChannel, highest_role
 
@@ -157,8 +158,6 @@ def has_role(user, roles=tuple(Role)):
     ``roles`` must hold every role above the lowest it holds ("owner", "maintainer or
     higher", ...): then that is the same as the user's highest role being one of them.
     """
-    from accounts.models import OrganizationMember, OrgRole
-
     roles = [Role(role) for role in roles]
     direct = Membership.objects.filter(user=user.pk, role__in=roles).values("channel_id")
     by_team = TeamChannel.objects.filter(team__members__user=user.pk, role__in=roles)
@@ -220,21 +219,15 @@ class OrgAction(enum.Enum):
     DELETE = "delete"
 
 
-def _org_role_actions():
-    from accounts.models import OrgRole
-
-    everything = frozenset(OrgAction)
-    return {
-        OrgRole.OWNER: everything,
-        OrgRole.ADMIN: everything - {OrgAction.DELETE},
-        OrgRole.MEMBER: frozenset({OrgAction.READ, OrgAction.SEE_MEMBERS}),
-    }
+ORG_ROLE_ACTIONS = {
+    OrgRole.OWNER: frozenset(OrgAction),
+    OrgRole.ADMIN: frozenset(OrgAction) - {OrgAction.DELETE},
+    OrgRole.MEMBER: frozenset({OrgAction.READ, OrgAction.SEE_MEMBERS}),
+}
 
 
 def org_role(user, organization):
     """The user's role in the organisation, or None; superusers act as its owners."""
-    from accounts.models import OrgRole
-
     if user.is_authenticated and user.is_superuser:
         return OrgRole.OWNER
     return organization.role_of(user)
@@ -245,7 +238,17 @@ def org_allows(user, organization, action):
     if action is OrgAction.READ:
         return True
     role = org_role(user, organization)
-    return role is not None and action in _org_role_actions()[role]
+    return role is not None and action in ORG_ROLE_ACTIONS[role]
+
+
+def organizations_allowing(user, action):
+    """The organisations where the user's role grants ``action``, as a queryset: the list
+    form of :func:`org_allows` for an action beyond READ (a superuser's rights everywhere
+    are not counted, as in :func:`has_role`)."""
+    if not user.is_authenticated:
+        return Organization.objects.none()
+    roles = [role for role, actions in ORG_ROLE_ACTIONS.items() if action in actions]
+    return Organization.objects.filter(members__user=user, members__role__in=roles)
 
 
 def org_refusal(user, organization, action):
@@ -265,8 +268,6 @@ def authorize_org(caller, org_name, action=OrgAction.READ):
     members and teams are for their members; changes need an owner or admin (deleting,
     an owner), and a token that is neither read-only nor limited to channels.
     """
-    from accounts.models import Organization
-
     organization = Organization.objects.filter(name=org_name).first()
     if organization is None:
         raise NotFound(f"Organisation '{org_name}' not found.")

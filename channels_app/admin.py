@@ -1,14 +1,12 @@
 from django.contrib import admin
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import models
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.forms import BaseInlineFormSet, ModelForm
 
 from accounts import audit
 from accounts.authentication import Caller
-from packages_app.index import rebuilds
-from packages_app.models import PackageFile
 from registry.adminsite import ChannelOwnedAdmin, ChannelPartInline
 
 from . import lifecycle, members, related
@@ -16,9 +14,11 @@ from .access import readable_channels
 from .forms import AddMemberForm
 from .members import KEEP_AN_OWNER, has_other_owner
 from .models import Channel, Membership, RelatedChannel, Role
+from .orgs import admin as orgs_admin  # noqa: F401 - registers the organisation admin
 
 
-def _count_per_channel(model):
+def count_per_channel(model):
+    """A subquery: how many rows of ``model`` name each channel (for annotating)."""
     rows = model.objects.filter(channel=OuterRef("pk")).order_by().values("channel")
     return Coalesce(Subquery(rows.annotate(count=Count("pk")).values("count")), 0)
 
@@ -87,31 +87,26 @@ class RelatedChannelInline(ChannelPartInline):
 
 @admin.register(Channel)
 class ChannelAdmin(ChannelOwnedAdmin):
+    """Channels, their members and related channels. packages_app registers a subclass in
+    its place that adds what it keeps of a channel (file counts, reindexing)."""
+
     channel_path = "pk"
-    list_display = ["name", "private", "member_count", "file_count", "created_by", "created_at"]
+    list_display = ["name", "private", "member_count", "created_by", "created_at"]
     list_filter = ["private"]
     search_fields = ["name", "description"]
     inlines = [RelatedChannelInline, MembershipInline]
-    actions = ["reindex"]
 
     def get_queryset(self, request):
         return (
             super()
             .get_queryset(request)
             .select_related("created_by")
-            .annotate(
-                member_total=_count_per_channel(Membership),
-                file_total=_count_per_channel(PackageFile),
-            )
+            .annotate(member_total=count_per_channel(Membership))
         )
 
     @admin.display(description="members", ordering="member_total")
     def member_count(self, channel):
         return channel.member_total
-
-    @admin.display(description="files", ordering="file_total")
-    def file_count(self, channel):
-        return channel.file_total
 
     def get_readonly_fields(self, request, obj=None):
         fields = ["storage", "created_by", "created_at"]
@@ -135,20 +130,6 @@ class ChannelAdmin(ChannelOwnedAdmin):
     def get_inlines(self, request, obj):
         # A new channel gets its owner from create_channel; the rest once it exists.
         return self.inlines if obj is not None else []
-
-    @admin.action(permissions=["change"], description="Reindex selected channels")
-    def reindex(self, request, queryset):
-        indexes = 0
-        with transaction.atomic():
-            for channel in queryset:
-                for subdir, label in channel.subdir_indexes.values_list("subdir", "label"):
-                    rebuilds.request_rebuild(channel, subdir, label=label, full=True)
-                    indexes += 1
-        self.message_user(
-            request,
-            f"Requested a full rebuild of {indexes} subdir index(es), labels included, in "
-            f"{len(queryset)} channel(s).",
-        )
 
     def save_model(self, request, obj, form, change):
         if change:

@@ -7,15 +7,16 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotAuthenticated, PermissionDenied, ValidationError
 from rest_framework.response import Response
 
-from accounts import audit, organizations
+from accounts import audit
 from accounts.api import AuditEventSerializer
 from accounts.authentication import caller_of
 from accounts.models import AuditEvent
-from accounts.serializers import TransferSerializer
 
 from . import lifecycle, members
 from .access import Action, OrgAction, authorize, authorize_org, readable_channels
 from .models import Channel
+from .orgs import operations as organizations
+from .orgs.serializers import TransferSerializer
 from .serializers import (
     ChannelSerializer,
     ChannelUpdateSerializer,

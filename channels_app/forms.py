@@ -3,6 +3,7 @@ from django.core.exceptions import ValidationError
 
 from . import members, related
 from .models import Channel, Role
+from .orgs.operations import managed_organizations
 
 
 class ChannelForm(forms.ModelForm):
@@ -22,8 +23,6 @@ class ChannelForm(forms.ModelForm):
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
 
     def __init__(self, *args, user, **kwargs):
-        from accounts.organizations import managed_organizations
-
         super().__init__(*args, **kwargs)
         self.organizations = {org.name: org for org in managed_organizations(user)}
         self.fields["owner"].choices = [("", f"{user.username} (you)")] + [

@@ -1,43 +1,13 @@
-import re
-
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
-# First path segments that belong to the site itself: a channel of that name could never
-# be reached at /<channel>/.
-RESERVED_NAMES = frozenset(
-    {
-        "admin",
-        "api",
-        "accounts",
-        "static",
-        "media",
-        "t",
-        "channels",
-        "search",
-        "login",
-        "logout",
-        "signup",
-        "settings",
-        "health",
-        "healthz",
-        "readyz",
-        "metrics",
-        "docs",
-        "about",
-        "help",
-        "favicon.ico",
-        "robots.txt",
-        "user",
-        "users",
-        "orgs",
-        "packages",
-        "upload",
-    }
-)
+from accounts.models import OrganizationMember, OrgRole
+
+# Channel names follow the rule organisation names follow (accounts.names); re-exported
+# for the apps above.
+from accounts.names import NAME_PATTERN, RESERVED_NAMES  # noqa: F401
 
 
 def validate_channel_name(name):
@@ -82,8 +52,6 @@ class ChannelQuerySet(models.QuerySet):
         ``org_role``) as subqueries, so the channels and the roles come in one query;
         :func:`highest_role` of the three is the user's role (see :meth:`Channel.role_of`).
         """
-        from accounts.models import OrganizationMember, OrgRole
-
         direct = Membership.objects.filter(channel=models.OuterRef("pk"), user=user.pk)
         team = TeamChannel.objects.filter(
             channel=models.OuterRef("pk"), team__members__user=user.pk

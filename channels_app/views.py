@@ -1,4 +1,8 @@
-"""Web pages about channels: home, the channel list, a channel and its management."""
+"""Web pages about channels: the channel list, a new channel and a channel's management.
+
+A channel's packages page and its statistics are package pages (``packages_app.views``);
+they share the channel's header through :func:`channel_context`.
+"""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -10,29 +14,17 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from accounts import audit, organizations
+from accounts import audit
 from accounts.authentication import Caller
-from accounts.org_forms import TransferChannelForm
-from packages_app.conda import statistics
-from packages_app.models import Package
 
-from . import install, lifecycle, members, related
+from . import install, lifecycle, members
 from .access import Action, allowed_actions, has_role, page_channel, readable_channels, roles_of
 from .forms import AddMemberForm, ChannelForm, ChannelSettingsForm, DeleteChannelForm, RoleForm
 from .models import Channel
+from .orgs import operations as organizations
+from .orgs.forms import TransferChannelForm
 
-RECENT_PACKAGES = 12
-PACKAGES_PER_PAGE = 50
-
-
-def home(request):
-    caller = Caller(request.user)
-    recent = (
-        Package.objects.filter(channel__in=readable_channels(caller))
-        .select_related("channel")
-        .order_by("-updated_at")[:RECENT_PACKAGES]
-    )
-    return render(request, "home.html", {"recent": recent})
+CHANNELS_PER_PAGE = 50
 
 
 def channel_list(request):
@@ -45,7 +37,7 @@ def channel_list(request):
         for channel in mine:
             channel.role = roles[channel.pk]
     public = channels.filter(private=False).order_by("name")
-    page = Paginator(public, PACKAGES_PER_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(public, CHANNELS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "channels/list.html", {"mine": mine, "page": page})
 
 
@@ -75,7 +67,9 @@ def channel_new(request):
     return render(request, "channels/new.html", {"form": form})
 
 
-def _context(request, channel, tab):
+def channel_context(request, channel, tab):
+    """What every page of a channel shows: its header, its tabs (``tab`` is the one open)
+    and the controls the visitor may use."""
     caller = Caller(request.user)
     return {
         "channel": channel,
@@ -85,28 +79,9 @@ def _context(request, channel, tab):
     }
 
 
-def channel_page(request, channel):
-    channel = page_channel(request, channel)
-    context = _context(request, channel, "packages")
-    caller = Caller(request.user)
-    visible_related = related.visible(channel, caller)
-    packages = Package.objects.filter(channel=channel).order_by("name")
-    query = request.GET.get("q", "").strip()
-    if query:
-        packages = packages.filter(name__icontains=query)
-    context.update(
-        page=Paginator(packages, PACKAGES_PER_PAGE).get_page(request.GET.get("page")),
-        query=query,
-        related=visible_related,
-        snippets=install.snippets(request, channel, visible_related),
-        upload_snippet=install.upload_snippet(request, channel),
-    )
-    return render(request, "channels/page.html", context)
-
-
 def channel_upload(request, channel):
     channel = page_channel(request, channel, Action.UPLOAD)
-    context = _context(request, channel, "upload")
+    context = channel_context(request, channel, "upload")
     context["upload_snippet"] = install.upload_snippet(request, channel)
     return render(request, "channels/upload.html", context)
 
@@ -119,7 +94,7 @@ def channel_members(request, channel):
         if outcome is None:
             return redirect("channel-members", channel=channel.name)
         form = outcome
-    context = _context(request, channel, "members")
+    context = channel_context(request, channel, "members")
     context.update(
         memberships=channel.memberships.select_related("user").order_by("user__username"),
         form=form,
@@ -168,7 +143,7 @@ def channel_settings(request, channel):
         audit.visibility_change(channel, was_private, request)
         messages.success(request, "Settings saved.")
         return redirect("channel-settings", channel=channel.name)
-    context = _context(request, channel, "settings")
+    context = channel_context(request, channel, "settings")
     context.update(
         form=form,
         delete_form=DeleteChannelForm(channel=channel),
@@ -207,7 +182,7 @@ def channel_delete(request, channel):
     channel = page_channel(request, channel, Action.DELETE_CHANNEL)
     form = DeleteChannelForm(request.POST, channel=channel)
     if not form.is_valid():
-        context = _context(request, channel, "settings")
+        context = channel_context(request, channel, "settings")
         settings_form = ChannelSettingsForm(instance=channel, caller=Caller(request.user))
         context.update(
             form=settings_form, delete_form=form, transfer_form=_transfer_form(request, channel)
@@ -226,14 +201,6 @@ def channel_audit(request, channel):
     """The channel's audit log; owners only."""
     channel = page_channel(request, channel, Action.MANAGE)
     events = audit.channel_events(channel)
-    context = _context(request, channel, "audit")
+    context = channel_context(request, channel, "audit")
     context.update(page=Paginator(events, AUDIT_EVENTS_PER_PAGE).get_page(request.GET.get("page")))
     return render(request, "channels/audit.html", context)
-
-
-def channel_statistics(request, channel):
-    """Downloads, top packages, storage and files of the channel, for its owners."""
-    channel = page_channel(request, channel, Action.MANAGE)
-    context = _context(request, channel, "statistics")
-    context["statistics"] = statistics.for_page(statistics.channel_statistics(channel))
-    return render(request, "channels/statistics.html", context)

@@ -4,10 +4,46 @@ from django.contrib.admin import helpers
 from django.db import transaction
 from django.template.response import TemplateResponse
 
+from channels_app.admin import ChannelAdmin, count_per_channel
+from channels_app.models import Channel
 from packages_app.files import labels, yanking
+from packages_app.index import rebuilds
 from packages_app.intake import uploads
 from packages_app.models import PackageFile, SubdirIndex
 from registry.adminsite import ChannelOwnedAdmin
+
+
+class ChannelWithPackagesAdmin(ChannelAdmin):
+    """channels_app's channel admin with what this app keeps of a channel: the number of
+    its package files, and an action that rebuilds its indexes. Registered in its place."""
+
+    list_display = ["name", "private", "member_count", "file_count", "created_by", "created_at"]
+    actions = ["reindex"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(file_total=count_per_channel(PackageFile))
+
+    @admin.display(description="files", ordering="file_total")
+    def file_count(self, channel):
+        return channel.file_total
+
+    @admin.action(permissions=["change"], description="Reindex selected channels")
+    def reindex(self, request, queryset):
+        indexes = 0
+        with transaction.atomic():
+            for channel in queryset:
+                for subdir, label in channel.subdir_indexes.values_list("subdir", "label"):
+                    rebuilds.request_rebuild(channel, subdir, label=label, full=True)
+                    indexes += 1
+        self.message_user(
+            request,
+            f"Requested a full rebuild of {indexes} subdir index(es), labels included, in "
+            f"{len(queryset)} channel(s).",
+        )
+
+
+admin.site.unregister(Channel)
+admin.site.register(Channel, ChannelWithPackagesAdmin)
 
 
 @admin.register(PackageFile)

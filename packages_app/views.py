@@ -1,14 +1,16 @@
-"""Web pages about packages: search, a package's page, deleting, yanking and labelling a
-file."""
+"""Web pages about packages: the home page's recent packages, search, a channel's
+packages and statistics, a package's page, deleting, yanking and labelling a file."""
 
 from django.contrib import messages
-from django.core.paginator import InvalidPage
+from django.core.paginator import InvalidPage, Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.authentication import Caller
+from channels_app import install, related
 from channels_app.access import Action, allowed_actions, page_channel, readable_channels
+from channels_app.views import channel_context
 from packages_app.conda import statistics
 from packages_app.discovery import catalog, dependencies, install_channels, pages
 from packages_app.files import labels, yanking
@@ -16,6 +18,18 @@ from packages_app.intake import archives, uploads
 from packages_app.models import Package, PackageFile
 
 RESULTS_PER_PAGE = 25
+RECENT_PACKAGES = 12
+PACKAGES_PER_PAGE = 50
+
+
+def home(request):
+    caller = Caller(request.user)
+    recent = (
+        Package.objects.filter(channel__in=readable_channels(caller))
+        .select_related("channel")
+        .order_by("-updated_at")[:RECENT_PACKAGES]
+    )
+    return render(request, "home.html", {"recent": recent})
 
 
 def search(request):
@@ -40,6 +54,35 @@ def search(request):
             raise Http404("There is no such page of results.") from None
         context["channel_names"] = pages.channels_with_matches(readable, query)
     return render(request, "packages/search.html", context)
+
+
+def channel_page(request, channel):
+    """A channel's page: its packages (filtered by name), how to install from it and how
+    to upload to it."""
+    channel = page_channel(request, channel)
+    context = channel_context(request, channel, "packages")
+    caller = Caller(request.user)
+    visible_related = related.visible(channel, caller)
+    packages = Package.objects.filter(channel=channel).order_by("name")
+    query = request.GET.get("q", "").strip()
+    if query:
+        packages = packages.filter(name__icontains=query)
+    context.update(
+        page=Paginator(packages, PACKAGES_PER_PAGE).get_page(request.GET.get("page")),
+        query=query,
+        related=visible_related,
+        snippets=install.snippets(request, channel, visible_related),
+        upload_snippet=install.upload_snippet(request, channel),
+    )
+    return render(request, "channels/page.html", context)
+
+
+def channel_statistics(request, channel):
+    """Downloads, top packages, storage and files of the channel, for its owners."""
+    channel = page_channel(request, channel, Action.MANAGE)
+    context = channel_context(request, channel, "statistics")
+    context["statistics"] = statistics.for_page(statistics.channel_statistics(channel))
+    return render(request, "channels/statistics.html", context)
 
 
 def package_page(request, channel, package_name):

@@ -3,11 +3,12 @@
 Wharf grants rights by channel role, not by Django's model permissions. A user who owns
 a channel may sign in here, staff or not, and sees the channels they own with their
 members, related channels and package files (:class:`ChannelOwnedAdmin`,
-:class:`ChannelPartInline`). Likewise an owner of an organisation sees the organisations
-they own, with their members, invitations, teams and the teams' channel roles
-(:class:`OrganizationOwnedAdmin`). The site's own models — users, tokens, groups, index
-internals — keep Django's model permissions, which channel owners are not given.
-Superusers see everything.
+:class:`ChannelPartInline`). Likewise the organisations a user manages by the
+organisation policy of the pages and the API (``channels_app.access.org_allows``: owners
+and admins) are theirs here, with their members, invitations, teams and the teams'
+channel roles (:class:`OrganizationOwnedAdmin`); deleting one stays the owners'. The
+site's own models — users, tokens, groups, index internals — keep Django's model
+permissions, which channel owners are not given. Superusers see everything.
 """
 
 from django.contrib import admin
@@ -128,50 +129,59 @@ class ChannelPartInline(ScopedInline):
         return manages(user, obj)
 
 
-def owned_organizations(user):
+def managed_organizations(user, action=None):
     """The organisations the user manages in the admin: every one for a superuser, else
-    those they own."""
-    from accounts.models import Organization, OrgRole
+    those where the organisation policy (``channels_app.access``) grants them ``action``
+    (an ``OrgAction``; None: changing the organisation, which owners and admins may)."""
+    from accounts.models import Organization
+    from channels_app.access import OrgAction, organizations_allowing
 
     if user.is_superuser:
         return Organization.objects.all()
-    if not user.is_authenticated:
-        return Organization.objects.none()
-    return Organization.objects.filter(members__user=user, members__role=OrgRole.OWNER)
+    return organizations_allowing(user, action or OrgAction.CHANGE)
 
 
-def manages_organization(user, organization=None):
-    """Whether the user manages ``organization`` in the admin; with none, any."""
+def manages_organization(user, organization=None, action=None):
+    """Whether the policy grants the user ``action`` (as :func:`managed_organizations`)
+    on ``organization`` in the admin; with none, on any organisation."""
+    from channels_app.access import OrgAction, org_allows
+
     if user.is_superuser:
         return True
-    organizations = owned_organizations(user)
-    if organization is not None:
-        organizations = organizations.filter(pk=organization.pk)
-    return organizations.exists()
+    if organization is None:
+        return managed_organizations(user, action).exists()
+    return org_allows(user, organization, action or OrgAction.CHANGE)
 
 
 class OrganizationOwnedAdmin(ScopedAdmin):
-    """The rows of the organisations the signed-in user owns, and rights on them.
+    """The rows of the organisations the signed-in user manages, and rights on them.
 
     ``organization_path`` leads from the model to its organisation ("pk" for the
-    organisation itself); a foreign key of that name offers only the owned ones.
+    organisation itself); a foreign key of that name offers only the managed ones.
+    ``organization_action`` is the ``OrgAction`` managing these rows needs (None:
+    changing the organisation).
     """
 
     organization_path = "organization"
+    organization_action = None
 
     @property
     def scope_path(self):
         return self.organization_path
 
     def scope(self, user):
-        return owned_organizations(user)
+        return managed_organizations(user, self.organization_action)
 
 
 class OrganizationPartInline(ScopedInline):
-    """An inline on an organisation's or team's page: rights follow the organisation."""
+    """An inline on an organisation's or team's page: rights follow the organisation and
+    the policy's answer for ``organization_action`` (None: changing it)."""
+
+    organization_action = None
 
     def manages(self, user, obj):
-        return manages_organization(user, getattr(obj, "organization", obj))
+        organization = getattr(obj, "organization", obj)
+        return manages_organization(user, organization, self.organization_action)
 
 
 class WharfAdminSite(admin.AdminSite):

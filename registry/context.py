@@ -4,10 +4,10 @@ from functools import partial
 
 from django.conf import settings
 
+from channels_app.orgs.operations import count_pending_invitations
+
 
 def site(request):
-    from accounts.organizations import count_pending_invitations
-
     return {
         "signup_open": settings.WHARF_ALLOW_SIGNUP,
         "github_login": bool(settings.GITHUB_CLIENT_ID),

@@ -3,11 +3,13 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
-from accounts import org_api, org_views
 from accounts import views as account_views
-from accounts.api import ApiTokenViewSet
 from channels_app import views as channel_views
 from channels_app.api import ChannelAuditLog, ChannelViewSet, MemberViewSet
+from channels_app.orgs import api as org_api
+from channels_app.orgs import views as org_views
+from channels_app.tokens import views as token_views
+from channels_app.tokens.api import ApiTokenViewSet
 from packages_app import api as packages_api
 from packages_app import views as package_views
 from packages_app.conda.views import channel_file
@@ -145,12 +147,12 @@ api_v1 = [
 # Web pages of one channel: /<channel>/ is the URL people also give conda. Their second
 # segments are never a platform name, so conda file paths cannot collide with them.
 channel_pages = [
-    path("", channel_views.channel_page, name="channel"),
+    path("", package_views.channel_page, name="channel"),
     path("upload/", channel_views.channel_upload, name="channel-upload"),
     path("members/", channel_views.channel_members, name="channel-members"),
     path("settings/", channel_views.channel_settings, name="channel-settings"),
     path("audit/", channel_views.channel_audit, name="channel-audit"),
-    path("statistics/", channel_views.channel_statistics, name="channel-statistics"),
+    path("statistics/", package_views.channel_statistics, name="channel-statistics"),
     path("delete/", channel_views.channel_delete, name="channel-delete"),
     path("transfer/", channel_views.channel_transfer, name="channel-transfer"),
     path("packages/<str:package_name>/", package_views.package_page, name="package"),
@@ -172,7 +174,7 @@ channel_pages = [
 ]
 
 urlpatterns = [
-    path("", channel_views.home, name="home"),
+    path("", package_views.home, name="home"),
     path("search/", package_views.search, name="search"),
     path("channels/", channel_views.channel_list, name="channel-list"),
     path("channels/new/", channel_views.channel_new, name="channel-new"),
@@ -195,8 +197,8 @@ urlpatterns = [
     path("orgs/<str:org>/settings/", org_views.org_settings, name="org-settings"),
     path("orgs/<str:org>/delete/", org_views.org_delete, name="org-delete"),
     path("settings/", account_views.profile, name="profile"),
-    path("settings/keys/", account_views.api_keys, name="api-keys"),
-    path("settings/keys/<int:key_id>/revoke/", account_views.revoke_key, name="api-key-revoke"),
+    path("settings/keys/", token_views.api_keys, name="api-keys"),
+    path("settings/keys/<int:key_id>/revoke/", token_views.revoke_key, name="api-key-revoke"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     # Namespaced: the router's names (channel-list, ...) must not shadow the pages'.

@@ -18,10 +18,10 @@ import pytest
 import zstandard
 from django.test import Client
 
-from accounts import organizations
 from accounts.models import ApiToken
 from channels_app.lifecycle import create_channel
 from channels_app.models import Membership, Role
+from channels_app.orgs import operations as organizations
 from packages_app import runner
 from packages_app.discovery import catalog
 from packages_app.files import labels

@@ -10,7 +10,6 @@ from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from accounts import organizations
 from accounts.authentication import Caller
 from accounts.models import ApiToken, OrganizationMember, OrgRole, TeamMember
 from channels_app import members
@@ -23,6 +22,7 @@ from channels_app.access import (
 )
 from channels_app.lifecycle import create_channel
 from channels_app.models import Membership, Role
+from channels_app.orgs import operations as organizations
 from packages_app.conda import routes
 from packages_app.discovery import catalog
 from registry.adminsite import owned_channels

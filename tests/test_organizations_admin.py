@@ -1,11 +1,13 @@
-"""The Django admin for organisation owners: their organisations, members, invitations,
-teams and the teams' channel roles; nobody else's."""
+"""The Django admin for organisation owners and admins (the organisation policy of the
+pages and the API): their organisations, members, invitations, teams and the teams'
+channel roles; nobody else's. Deleting an organisation and touching owners stay the
+owners'."""
 
 import pytest
 
-from accounts import organizations
 from accounts.models import Invitation, Organization, OrgRole, TeamMember
 from channels_app.models import Role, TeamChannel
+from channels_app.orgs import operations as organizations
 
 from .test_admin import form_data, listed, signed_in
 
@@ -55,12 +57,49 @@ def test_it_opens_the_admin_to_an_organisation_owner_who_is_not_staff(client, pe
     assert models_of(response) == {"Organization", "Invitation", "Team"}
 
 
-@pytest.mark.parametrize("who", ["admin", "plain", "newbie"])
-def test_it_refuses_the_admin_to_those_who_own_no_organisation(client, people, acme, who):
+@pytest.mark.parametrize("who", ["plain", "newbie"])
+def test_it_refuses_the_admin_to_those_who_manage_no_organisation(client, people, acme, who):
     response = signed_in(client, people[who]).get("/admin/")
 
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+def test_it_lets_an_organisation_admin_manage_everything_but_deleting(client, people, acme, globex):
+    assert not people["admin"].is_staff
+    signed_in(client, people["admin"])
+
+    home = client.get("/admin/")
+    assert home.status_code == 200
+    assert models_of(home) == {"Organization", "Invitation", "Team"}
+    assert listed(client, ORGS) == ["acme"]
+    url = f"{ORGS}{acme.pk}/change/"
+    data = form_data(client.get(url))
+    changed = client.post(url, {**data, "display_name": "Acme Inc."})
+    assert changed.status_code == 302
+    acme.refresh_from_db()
+    assert acme.display_name == "Acme Inc."
+    invite = {"organization": acme.pk, "invitee_name": "newbie", "role": "member"}
+    assert client.post(f"{INVITATIONS}add/", invite).status_code == 302
+    assert Invitation.objects.pending().get(organization=acme).user == people["newbie"]
+    team = {"organization": acme.pk, "name": "ops", "description": ""}
+    assert client.post(f"{TEAMS}add/", team).status_code == 302
+    assert listed(client, TEAMS) == ["acme/ops"]
+    # Owners are the owners' to make, change and remove, on the form as by the rules.
+    plain_row = next(key for key, value in data.items() if value == OrgRole.MEMBER)
+    promoted = client.post(url, {**data, plain_row: OrgRole.OWNER})
+    assert promoted.status_code == 200
+    assert "Only owners of &#x27;acme&#x27; may make, change or remove owners." in (
+        promoted.content.decode()
+    )
+    assert acme.role_of(people["plain"]) == OrgRole.MEMBER
+    # Deleting is the owners' alone, as on the pages and in the API.
+    assert b'value="delete_selected"' not in client.get(ORGS).content
+    assert client.get(f"{ORGS}{acme.pk}/delete/").status_code == 403
+    assert client.post(f"{ORGS}{acme.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert Organization.objects.filter(pk=acme.pk).exists()
+    assert client.get(f"{ORGS}{globex.pk}/change/").status_code == 302
+    assert b'value="delete_selected"' in signed_in(client, people["boss"]).get(ORGS).content
 
 
 def test_it_lists_only_the_organisations_an_owner_owns(client, people, acme, globex):

@@ -7,10 +7,10 @@ from allauth.account.models import EmailAddress
 from django.core import mail
 from django.utils import timezone
 
-from accounts import organizations
 from accounts.models import ApiToken, Invitation, Organization, OrganizationMember, OrgRole
 from channels_app.lifecycle import create_channel
 from channels_app.models import Channel, Membership, Role
+from channels_app.orgs import operations as organizations
 
 from .packages import upload, wait_for_index
 

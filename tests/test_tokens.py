@@ -172,6 +172,44 @@ def test_it_keeps_limited_and_read_only_tokens_from_widening_access(
     assert not ApiToken.objects.filter(name="w").exists()
 
 
+def test_the_keys_page_and_the_api_limit_tokens_to_the_same_channels(
+    client, client_for, users, private_channel, public_channel
+):
+    """One rule (channels_app.tokens.rules): a token may be limited to the channels where
+    its user holds a role, whether it is made on the API keys page or by the REST API."""
+    create_channel(users["outsider"], "outsiders-public")
+    create_channel(users["outsider"], "outsiders-private", private=True)
+    api = client_for("member")
+    client.force_login(users["member"])
+
+    offered = client.get("/settings/keys/").context["form"].fields["channels"].queryset
+    by_api, on_page, refusals = set(), set(), {}
+    for channel in Channel.objects.order_by("name"):
+        answer = api.post(
+            "/api/v1/tokens/", {"name": f"api-{channel.name}", "channels": [channel.name]},
+            format="json",
+        )  # fmt: skip
+        assert answer.status_code in (201, 400), answer.content
+        if answer.status_code == 201:
+            by_api.add(channel.name)
+        else:
+            refusals[channel.name] = answer.json()["channels"]
+        data = {"name": f"page-{channel.name}", "expiry": "never", "channels": [channel.pk]}
+        assert client.post("/settings/keys/", data).status_code == 200
+        if ApiToken.objects.filter(name=f"page-{channel.name}").exists():
+            on_page.add(channel.name)
+
+    mine = {private_channel.name, public_channel.name}
+    assert {channel.name for channel in offered} == by_api == on_page == mine
+    assert refusals == {
+        "outsiders-private": ["Channel 'outsiders-private' not found."],
+        "outsiders-public": [
+            "You hold no role in channel 'outsiders-public'; a token may be limited only to "
+            "channels you are a member of."
+        ],
+    }
+
+
 def test_it_refuses_token_management_without_credentials(client_for):
     assert client_for().get("/api/v1/tokens/").status_code == 401
     assert client_for().post("/api/v1/tokens/", {"name": "x"}, format="json").status_code == 401
@@ -232,6 +270,12 @@ def test_it_creates_a_limited_read_only_expiring_token_from_the_command_line(
 def test_it_reports_command_line_mistakes(args, message, users):
     with pytest.raises(CommandError, match=message):
         run_create_token(*args)
+    assert not ApiToken.objects.exists()
+
+
+def test_the_command_line_limits_tokens_by_the_same_rule(users, public_channel):
+    with pytest.raises(CommandError, match="You hold no role in channel 'open-tools'"):
+        run_create_token("outsider", "--name", "x", "--channel", public_channel.name)
     assert not ApiToken.objects.exists()
 
 

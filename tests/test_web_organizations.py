@@ -10,10 +10,10 @@ from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
-from accounts import organizations
 from accounts.models import Invitation, Organization, OrgRole
 from channels_app.lifecycle import create_channel
 from channels_app.models import Channel, Membership, Role, TeamChannel
+from channels_app.orgs import operations as organizations
 
 from .test_organizations import join
 

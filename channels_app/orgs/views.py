@@ -2,7 +2,7 @@
 members, teams and settings.
 
 Each page asks the access policy (:func:`channels_app.access.page_organization`) first;
-the changes are made by :mod:`accounts.organizations`, whose errors are shown as they
+the changes are made by :mod:`channels_app.orgs.operations`, whose errors are shown as they
 are: on the form that was posted, or as a message when the change was a button.
 """
 
@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.authentication import Caller
+from accounts.models import Invitation, OrgRole
 from channels_app.access import (
     OrgAction,
     org_allows,
@@ -25,9 +26,8 @@ from channels_app.access import (
     readable_channels,
 )
 
-from . import organizations
-from .models import Invitation, OrgRole
-from .org_forms import (
+from . import operations as organizations
+from .forms import (
     DeleteOrganizationForm,
     InviteForm,
     OrganizationForm,

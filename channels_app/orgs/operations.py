@@ -19,13 +19,8 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from channels_app import lifecycle
-from channels_app.access import Action, OrgAction, org_refusal, org_role
-from channels_app.members import find_user
-from channels_app.models import Role, TeamChannel
-
-from . import audit
-from .models import (
+from accounts import audit
+from accounts.models import (
     Invitation,
     Organization,
     OrganizationMember,
@@ -33,6 +28,17 @@ from .models import (
     Team,
     TeamMember,
 )
+from channels_app import lifecycle
+from channels_app.access import (
+    ROLE_ACTIONS,
+    Action,
+    OrgAction,
+    org_refusal,
+    org_role,
+    organizations_allowing,
+)
+from channels_app.members import find_user
+from channels_app.models import Role, TeamChannel
 
 # Where invitees see and accept their invitations.
 INVITATIONS_PATH = "/orgs/"
@@ -49,7 +55,7 @@ def _require(by, organization, action):
         raise PermissionDenied(refusal)
 
 
-def _require_owner_for(by, organization, what):
+def require_owner_for(by, organization, what):
     """Admins manage members, but only owners touch owners."""
     if org_role(by, organization) != OrgRole.OWNER:
         raise PermissionDenied(f"Only owners of '{organization.name}' may {what}.")
@@ -75,12 +81,8 @@ def organizations_of(user):
 
 
 def managed_organizations(user):
-    """The organisations where the user is owner or admin (may create channels there)."""
-    if not user.is_authenticated:
-        return Organization.objects.none()
-    return Organization.objects.filter(
-        members__user=user, members__role__in=[OrgRole.OWNER, OrgRole.ADMIN]
-    )
+    """The organisations where the user may create channels (owner or admin)."""
+    return organizations_allowing(user, OrgAction.CREATE_CHANNEL)
 
 
 @transaction.atomic
@@ -160,7 +162,7 @@ def invite(organization, identifier, role, by, *, request=None):
     _require(by, organization, OrgAction.MANAGE_MEMBERS)
     role = _org_role_value(role)
     if role == OrgRole.OWNER:
-        _require_owner_for(by, organization, "invite owners")
+        require_owner_for(by, organization, "invite owners")
     identifier = (identifier or "").strip()
     if not identifier:
         raise ValidationError("Give the username or e-mail address of the person to invite.")
@@ -278,7 +280,7 @@ def withdraw(invitation, by, *, request=None):
     organization = invitation.organization
     _require(by, organization, OrgAction.MANAGE_MEMBERS)
     if invitation.role == OrgRole.OWNER:
-        _require_owner_for(by, organization, "withdraw invitations of owners")
+        require_owner_for(by, organization, "withdraw invitations of owners")
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if not invitation.is_pending:
         raise ValidationError(
@@ -301,7 +303,7 @@ def change_role(member, role, by, *, request=None):
     role = _org_role_value(role)
     previous = member.role
     if OrgRole.OWNER in (previous, role) and role != previous:
-        _require_owner_for(by, organization, "make or change owners")
+        require_owner_for(by, organization, "make or change owners")
     if previous == OrgRole.OWNER and role != OrgRole.OWNER:
         _lock_owners(organization, excluding=member)
     if role != previous:
@@ -322,7 +324,7 @@ def remove_member(member, by, *, request=None):
     if not leaving:
         _require(by, organization, OrgAction.MANAGE_MEMBERS)
         if member.role == OrgRole.OWNER:
-            _require_owner_for(by, organization, "remove owners")
+            require_owner_for(by, organization, "remove owners")
     if member.role == OrgRole.OWNER:
         _lock_owners(organization, excluding=member)
     TeamMember.objects.filter(team__organization=organization, user=member.user_id).delete()
@@ -469,8 +471,6 @@ def transfer_channel(channel, organization, by, *, request=None):
     """Move a channel to the organisation: ``by`` must manage the channel and be an owner
     or admin of the organisation. Its direct members keep their roles; the roles of the
     previous organisation's teams end."""
-    from channels_app.access import ROLE_ACTIONS
-
     role = channel.role_of(by)
     if role is None or Action.MANAGE not in ROLE_ACTIONS[Role(role)]:
         raise PermissionDenied(f"You may not transfer channel '{channel.name}': owners only.")

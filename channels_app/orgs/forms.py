@@ -1,13 +1,12 @@
 """Forms of the organisation pages. They parse what was posted; the rules are checked by
-:mod:`accounts.organizations`, whose errors the views put on these forms."""
+:mod:`channels_app.orgs.operations`, whose errors the views put on these forms."""
 
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
+from accounts.models import Organization, OrgRole
 from channels_app.models import Role
-
-from .models import Organization, OrgRole
 
 
 class OrganizationForm(forms.ModelForm):

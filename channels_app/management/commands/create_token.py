@@ -1,9 +1,10 @@
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts import audit
-from accounts.models import ApiToken
+from accounts.authentication import Caller
 from channels_app.models import Channel
+from channels_app.tokens import rules
 
 
 class Command(BaseCommand):
@@ -17,7 +18,7 @@ class Command(BaseCommand):
             action="append",
             default=[],
             dest="channels",
-            help="Limit the token to this channel (repeatable).",
+            help="Limit the token to this channel (repeatable; one where the user holds a role).",
         )
         parser.add_argument("--read-only", action="store_true", help="The token may only read.")
         parser.add_argument("--expires", type=int, metavar="DAYS", help="Expire after DAYS days.")
@@ -32,10 +33,11 @@ class Command(BaseCommand):
             raise CommandError(f"No channel {', '.join(sorted(missing))}.")
         if expires is not None and expires < 1:
             raise CommandError("--expires takes a number of days, 1 or more.")
-        token, secret = ApiToken.create_for(
-            user, name, read_only=read_only, channels=found, expires_in_days=expires
-        )
-        audit.record(
-            "token.created", actor=user, via="manage.py create_token", **audit.token_details(token)
-        )
+        try:
+            _token, secret = rules.create_token(
+                Caller(user), name, read_only=read_only, channels=found, expires_in_days=expires,
+                via="manage.py create_token",
+            )  # fmt: skip
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from exc
         self.stdout.write(secret)

@@ -1,12 +1,10 @@
-"""Forms of the signed-in user's pages."""
+"""The form of a new API key on the API keys page."""
 
 from django import forms
 
-from channels_app.models import Channel
+from . import rules
 
-from .models import ApiToken
-
-# As in the REST API (accounts/serializers.py): at most ten years.
+# As in the REST API (channels_app/tokens/api.py): at most ten years.
 MAX_EXPIRY_DAYS = 3650
 EXPIRY_CHOICES = [
     ("never", "Never"),
@@ -18,8 +16,8 @@ EXPIRY_CHOICES = [
 
 
 class ApiKeyForm(forms.Form):
-    """A new API key, with the rules of the REST API: a key may be limited only to
-    channels its user is a member of."""
+    """A new API key, with the rules of the REST API (:mod:`channels_app.tokens.rules`): a
+    key may be limited only to channels where its user holds a role."""
 
     name = forms.CharField(max_length=100, help_text="What the key is for, e.g. “CI uploads”.")
     expiry = forms.ChoiceField(label="Expires", choices=EXPIRY_CHOICES, initial="90")
@@ -32,7 +30,7 @@ class ApiKeyForm(forms.Form):
     )
     channels = forms.ModelMultipleChoiceField(
         label="Limit to channels",
-        queryset=Channel.objects.none(),
+        queryset=None,
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text="None checked: the key works for all your channels.",
@@ -43,12 +41,10 @@ class ApiKeyForm(forms.Form):
         help_text="The key can download packages but not upload, delete or manage.",
     )
 
-    def __init__(self, user, *args, **kwargs):
+    def __init__(self, caller, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.user = user
-        from channels_app.access import has_role
-
-        self.fields["channels"].queryset = Channel.objects.filter(has_role(user)).order_by("name")
+        self.caller = caller
+        self.fields["channels"].queryset = rules.limitable_channels(caller).order_by("name")
 
     def clean(self):
         cleaned = super().clean()
@@ -65,12 +61,14 @@ class ApiKeyForm(forms.Form):
             return self.cleaned_data["days"]
         return int(expiry)
 
-    def save(self):
-        """Create the key; return ``(token, secret)``."""
-        return ApiToken.create_for(
-            self.user,
+    def save(self, request=None):
+        """Create the key (:func:`~channels_app.tokens.rules.create_token`, audited with
+        ``request``); return ``(token, secret)``."""
+        return rules.create_token(
+            self.caller,
             self.cleaned_data["name"],
             read_only=self.cleaned_data["read_only"],
             channels=list(self.cleaned_data["channels"]),
             expires_in_days=self.expires_in_days,
+            request=request,
         )

@@ -1,7 +1,7 @@
 """REST endpoints for organisations, their members, invitations and teams.
 
 Each view parses, asks :func:`channels_app.access.authorize_org`, calls
-:mod:`accounts.organizations` and answers; the rules live there.
+:mod:`channels_app.orgs.operations` and answers; the rules live there.
 """
 
 from django.contrib.auth import get_user_model
@@ -15,12 +15,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import caller_of
+from accounts.models import Invitation, Organization
 from channels_app.access import Action, OrgAction, authorize, authorize_org, readable_channels
 from channels_app.models import Channel
 from channels_app.serializers import ChannelSerializer
 
-from . import organizations
-from .models import Invitation, Organization
+from . import operations as organizations
 from .serializers import (
     InvitationSerializer,
     InviteSerializer,
