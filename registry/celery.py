@@ -1,4 +1,3 @@
-import functools
 import os
 
 from celery import Celery, signals
@@ -8,10 +7,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry.settings")
 app = Celery("registry")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-
-# kombu's Redis transport keeps a queue's messages of priority 3, 6 and 9 in lists of their
-# own, named "<queue>\x06\x16<priority>".
-_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 
 
 @app.on_after_configure.connect
@@ -32,30 +27,6 @@ def schedule_periodic_tasks(sender, **kwargs):
             sender.add_periodic_task(
                 seconds, sender.signature(f"packages_app.tasks.{task}"), name=name, expires=seconds
             )
-
-
-@functools.cache
-def _broker():
-    import redis
-    from django.conf import settings
-
-    return redis.Redis.from_url(
-        settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2, health_check_interval=30
-    )
-
-
-def broker_ping():
-    """Raise unless the Redis broker answers."""
-    _broker().ping()
-
-
-def queued_tasks():
-    """{queue name: messages waiting} for the default queue, read from Redis."""
-    queue = app.conf.task_default_queue
-    pipeline = _broker().pipeline(transaction=False)
-    for suffix in _PRIORITY_SUFFIXES:
-        pipeline.llen(queue + suffix)
-    return {queue: sum(pipeline.execute())}
 
 
 @signals.setup_logging.connect

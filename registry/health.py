@@ -14,6 +14,8 @@ from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from registry import broker
+
 log = logging.getLogger(__name__)
 
 
@@ -42,9 +44,7 @@ def _migrations():
 
 
 def _redis():
-    from registry.celery import broker_ping
-
-    broker_ping()
+    broker.ping()
 
 
 def _cache():

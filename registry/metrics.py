@@ -26,6 +26,8 @@ from prometheus_client import REGISTRY, Counter, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from registry import broker
+
 log = logging.getLogger(__name__)
 
 # prometheus_client decides this when it is imported, from the same variable.
@@ -91,7 +93,6 @@ def _read_now():
     from django.db.models import F
 
     from packages_app.models import SubdirIndex
-    from registry.celery import queued_tasks
 
     try:
         behind = SubdirIndex.objects.filter(built_revision__lt=F("requested_revision")).count()
@@ -105,7 +106,7 @@ def _read_now():
         )
     if settings.REDIS_URL:
         try:
-            queues = queued_tasks()
+            queues = broker.queued_tasks()
         except Exception as exc:
             log.warning("metrics: Celery queue length not read: %s", exc)
             return

@@ -430,6 +430,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 30 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
+# Celery's default, named here because /metrics reads this queue's length from Redis
+# (registry/broker.py) without the Celery app.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
 # A Redis that hangs (rather than refusing connections) fails a send within seconds
 # instead of holding the request; the reconciler sends the task later.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 5}

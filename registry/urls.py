@@ -12,16 +12,14 @@ from channels_app.tokens import views as token_views
 from channels_app.tokens.api import ApiTokenViewSet
 from packages_app import api as packages_api
 from packages_app import views as package_views
-from packages_app.conda.views import channel_file
+from packages_app.conda import urls as conda_urls
+from packages_app.conda.urls import CHANNEL
 from registry import security
 
 router = SimpleRouter(trailing_slash="/?")
 router.register("channels", ChannelViewSet, basename="channel")
 router.register(r"channels/(?P<channel_name>[^/]+)/members", MemberViewSet, basename="member")
 router.register("tokens", ApiTokenViewSet, basename="token")
-
-CHANNEL = r"(?P<channel>[a-z0-9][a-z0-9._-]*)"
-LABEL = r"label/(?P<label>[^/]+)/"
 
 api_v1 = [
     path("upload/<str:channel>", packages_api.PrefixUpload.as_view(), name="upload-prefix"),
@@ -208,20 +206,12 @@ urlpatterns = [
         packages_api.QuetzUpload.as_view(),
         name="upload-quetz",
     ),
-    # One label of a channel: /<channel>/label/<label>/<subdir>/<file>, channeldata.json.
-    re_path(
-        rf"^t/(?P<token>[A-Za-z0-9-]+)/{CHANNEL}/{LABEL}(?P<path>.+)$",
-        channel_file,
-        name="token-label-channel-file",
-    ),
-    re_path(
-        rf"^t/(?P<token>[A-Za-z0-9-]+)/{CHANNEL}/(?P<path>.+)$",
-        channel_file,
-        name="token-channel-file",
-    ),
-    re_path(rf"^{CHANNEL}/{LABEL}(?P<path>.+)$", channel_file, name="label-channel-file"),
     re_path(rf"^{CHANNEL}/", include(channel_pages)),
-    re_path(rf"^{CHANNEL}/(?P<path>.+)$", channel_file, name="channel-file"),
+    # Conda files (/<channel>/<subdir>/<file>, channeldata.json, a label's, by token): last,
+    # so that a channel's pages win.
+    path("", include(conda_urls)),
 ]
-# /healthz, /readyz and /metrics are answered by registry.operations.OperationsMiddleware.
+# Answered by middleware before URL resolution: those conda routes (their fast path) and
+# /healthz, /readyz and /metrics (registry/operations.py), which are in no table. All of
+# them, and why, are listed in the docstring of packages_app/conda/urls.py.
 handler500 = "registry.errors.server_error"

@@ -6,12 +6,15 @@ from email.utils import parsedate_to_datetime
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.urls import Resolver404, resolve
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from accounts import authentication
 from accounts.models import ApiToken
 from channels_app.models import Membership
 from packages_app.conda import routes
+from packages_app.conda.views import channel_file
 
 from .packages import upload, wait_for_index
 
@@ -360,10 +363,16 @@ def test_it_answers_other_methods_as_before(client_for, private_channel):
 @pytest.mark.parametrize(
     ("path", "route"),
     [
-        ("/robotics/noarch/repodata.json", {"channel": "robotics", "path": "noarch/repodata.json"}),
+        (
+            "/robotics/noarch/repodata.json",
+            ("channel-file", {"channel": "robotics", "path": "noarch/repodata.json"}),
+        ),
         (
             "/t/wharf-abc/robotics/linux-64/x.conda",
-            {"token": "wharf-abc", "channel": "robotics", "path": "linux-64/x.conda"},
+            (
+                "token-channel-file",
+                {"token": "wharf-abc", "channel": "robotics", "path": "linux-64/x.conda"},
+            ),
         ),
         ("/api/v1/channels/", None),
         ("/admin/login/", None),
@@ -373,7 +382,8 @@ def test_it_answers_other_methods_as_before(client_for, private_channel):
     ],
 )
 def test_it_takes_the_fast_path_only_for_conda_file_routes(rf, path, route):
-    assert routes.fast_route(rf.get(path)) == route
+    found = routes.fast_route(rf.get(path))
+    assert (found and (found[0].name, found[1])) == route
 
 
 def test_it_leaves_browser_sessions_to_the_usual_middleware(rf, client, users, private_channel):
@@ -382,3 +392,80 @@ def test_it_leaves_browser_sessions_to_the_usual_middleware(rf, client, users, p
 
     client.force_login(users["member"])
     assert client.get(PRIVATE_REPODATA).status_code == 200
+
+
+# One route table -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/robotics/noarch/repodata.json.zst", "channel-file"),
+        ("/robotics/channeldata.json", "channel-file"),
+        ("/robotics/label/dev/linux-64/x-1.0-0.conda", "label-channel-file"),
+        ("/robotics/label/dev/channeldata.json", "label-channel-file"),
+        ("/t/wharf-abc/robotics/osx-arm64/repodata.json", "token-channel-file"),
+        ("/t/wharf-abc/robotics/label/dev/noarch/repodata.json", "token-label-channel-file"),
+    ],
+)
+def test_the_fast_path_takes_the_route_url_resolution_would(rf, path, name):
+    pattern, arguments = routes.fast_route(rf.get(path))
+    resolved = resolve(path)
+
+    assert (pattern.name, pattern.callback, arguments) == (name, channel_file, resolved.kwargs)
+    assert (resolved.url_name, resolved.func) == (name, channel_file)
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/robotics/", "channel"),
+        ("/robotics/upload/", "channel-upload"),
+        ("/robotics/packages/numpy/", "package"),
+        ("/robotics/packages/numpy/files/noarch/numpy-1.0-0.conda/yank/", "package-file-yank"),
+        ("/admin/noarch/repodata.json", "admin:django.contrib.admin.sites.catch_all_view"),
+    ],
+)
+def test_pages_and_reserved_names_win_over_the_conda_routes(rf, path, name):
+    assert resolve(path).view_name == name
+    assert routes.fast_route(rf.get(path)) is None
+
+
+def test_a_path_the_table_does_not_match_takes_no_fast_path(rf):
+    request = rf.get("/robotics/noarch/repodata.json%0A")
+    assert request.path_info.endswith("\n")  # "$" alone matches before a final newline
+
+    with pytest.raises(Resolver404):
+        resolve(request.path_info)
+    assert routes.fast_route(request) is None
+
+
+def test_each_conda_route_is_counted_by_its_name_with_or_without_the_fast_path(
+    client, client_for, tokens, users, stored
+):
+    token = tokens["member"]
+    urls = {
+        "channel-file": "/private-team/noarch/repodata.json",
+        "label-channel-file": "/private-team/label/main/noarch/repodata.json",
+        "token-channel-file": f"/t/{token}/private-team/noarch/repodata.json",
+        "token-label-channel-file": f"/t/{token}/private-team/label/main/noarch/repodata.json",
+    }
+
+    def counted(name):
+        labels = {"method": "GET", "route": name, "status": "200"}
+        return REGISTRY.get_sample_value("wharf_http_requests_total", labels) or 0
+
+    before = {name: counted(name) for name in urls}
+    fast = client_for("member")
+    for url in urls.values():
+        assert fast.get(url).status_code == 200
+    client.force_login(users["member"])  # a session: URL resolution, no fast path
+    for name in ("channel-file", "label-channel-file"):
+        assert client.get(urls[name]).status_code == 200
+
+    assert {name: counted(name) - before[name] for name in urls} == {
+        "channel-file": 2,
+        "label-channel-file": 2,
+        "token-channel-file": 1,
+        "token-label-channel-file": 1,
+    }
