@@ -8,6 +8,7 @@ from channels_app.lifecycle import create_channel
 from channels_app.models import Channel, Membership, RelatedChannel, Role
 from packages_app.models import PackageFile, SubdirIndex
 
+from .admin import form_data, listed, signed_in
 from .packages import upload, wait_for_index
 from .test_labels import upload_with
 
@@ -27,31 +28,6 @@ def elsewhere(users):
 @pytest.fixture
 def superuser(django_user_model):
     return django_user_model.objects.create_superuser("root", "root@example.org", "pw-root")
-
-
-def signed_in(client, user):
-    client.force_login(user)
-    return client
-
-
-def listed(client, url):
-    response = client.get(url)
-    assert response.status_code == 200, response.content
-    return [str(row) for row in response.context["cl"].result_list]
-
-
-def form_data(response):
-    """What the change page at ``response`` would post back unchanged, inlines included."""
-    forms = [response.context["adminform"].form]
-    for inline in response.context["inline_admin_formsets"]:
-        forms += [inline.formset.management_form, *inline.formset.forms]
-    data = {}
-    for form in forms:
-        for name in form.fields:
-            value = form[name].value()
-            if value is not None:
-                data[form.add_prefix(name)] = value
-    return data
 
 
 def repodata(client, channel, subdir):

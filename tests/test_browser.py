@@ -14,8 +14,8 @@ from allauth.account.models import EmailAddress, EmailConfirmationHMAC
 from playwright.sync_api import expect
 
 from .browser import browser_context, drop_files, outside_the_event_loop, sign_in
+from .clients import installed_names, solve_and_install
 from .packages import wait_for_index
-from .test_clients import installed_names, solve_and_install
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 

@@ -4,13 +4,10 @@ A package in a private channel depends on one in a public channel; both channels
 given to the solver, as a team would combine its channel with conda-forge.
 """
 
-import asyncio
-import json
-
 import pytest
-import rattler
 import rattler_build
 
+from .clients import installed_names, solve_and_install
 from .packages import wait_for_index
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
@@ -40,30 +37,6 @@ def two_channels(live_server_url, private_channel, public_channel, tokens, packa
     wait_for_index(private_channel, "linux-64")
     wait_for_index(private_channel, "noarch")
     return private_channel, public_channel
-
-
-def solve_and_install(channels, auth, tmp_path, monkeypatch, specs=("tool", "helper")):
-    auth_file = tmp_path / "auth.json"
-    auth_file.write_text(json.dumps(auth))
-    monkeypatch.setenv("RATTLER_AUTH_FILE", str(auth_file))
-    client = rattler.Client.authenticated_client()
-
-    async def run():
-        gateway = rattler.Gateway(client=client, cache_dir=tmp_path / "repodata-cache")
-        records = await rattler.solve(
-            channels, list(specs), gateway=gateway, platforms=["linux-64", "noarch"]
-        )
-        prefix = tmp_path / "env"
-        await rattler.install(
-            records, prefix, client=client, cache_dir=tmp_path / "pkgs", show_progress=False
-        )
-        return records, prefix
-
-    return asyncio.run(run())
-
-
-def installed_names(prefix):
-    return sorted(json.loads(p.read_text())["name"] for p in (prefix / "conda-meta").glob("*.json"))
 
 
 def test_it_installs_with_a_bearer_token(

@@ -14,11 +14,11 @@ import pytest
 import rattler_build
 from django.conf import settings
 
+from .clients import installed_names, solve_and_install
 from .conftest import _accepts_connections
 from .deployment import ROOT, compose_services
 from .packages import sha256_of, wait_for_index
 from .served import fetch
-from .test_clients import installed_names, solve_and_install
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 

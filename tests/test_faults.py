@@ -7,16 +7,12 @@ verdict at the end: every upload answered 201 is published, and what is served i
 and agrees with itself.
 """
 
-import glob
 import hashlib
 import os
 import random
-import shutil
 import subprocess
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import msgpack
 import orjson
@@ -30,6 +26,7 @@ from packages_app import indexing, reconcile, repodata
 from packages_app.models import PackageFile, SubdirIndex
 
 from .packages import PackageFactory, eventually, upload, wait_for_index
+from .postgres import PrivatePostgres
 from .served import (
     call,
     delete,
@@ -299,40 +296,6 @@ def test_an_upload_while_redis_is_down_is_never_accepted_and_lost(
 
 
 # -- PostgreSQL restarted -------------------------------------------------------------------
-
-
-class PrivatePostgres:
-    """A PostgreSQL cluster in a temporary folder on a free port, run as the postgres user
-    when the tests run as root (initdb refuses root)."""
-
-    def __init__(self, port):
-        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or [shutil.which("initdb")]
-        self.bin = Path(found[-1]).parent
-        self.folder = Path(tempfile.mkdtemp(prefix="wharf-pg-"))
-        self.user = "postgres" if os.geteuid() == 0 else None
-        if self.user:
-            shutil.chown(self.folder, self.user)
-        self.port = port
-        self.url = f"postgres://postgres@127.0.0.1:{self.port}/wharf"
-        self.pg("initdb", "-D", "data", "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
-        self.start()
-        self.pg("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "wharf")
-
-    def pg(self, tool, *args):
-        subprocess.run([self.bin / tool, *args], cwd=self.folder, user=self.user, check=True,
-                       capture_output=True)  # fmt: skip
-
-    def start(self):
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self.pg("pg_ctl", "-D", "data", "-l", "log", "-w", "-o", options, "start")
-
-    def stop(self):
-        self.pg("pg_ctl", "-D", "data", "-m", "fast", "-w", "stop")
-
-    def remove(self):
-        subprocess.run([self.bin / "pg_ctl", "-D", "data", "-m", "immediate", "stop"],
-                       cwd=self.folder, user=self.user, capture_output=True)  # fmt: skip
-        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 @pytest.fixture

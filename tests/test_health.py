@@ -6,8 +6,8 @@ import pytest
 
 from accounts.authentication import failure_limit
 
+from .postgres import PrivatePostgres
 from .served import call
-from .test_faults import PrivatePostgres
 
 SETUP = """
 from django.core.management import call_command

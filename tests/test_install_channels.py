@@ -10,8 +10,8 @@ from channels_app import related
 from channels_app.lifecycle import create_channel
 from packages_app import indexing, install_channels
 
+from .clients import installed_names, solve_and_install
 from .packages import eventually, multipart_body, publish, wait_for_index
-from .test_clients import installed_names, solve_and_install
 
 uploads_and_indexes = pytest.mark.django_db(transaction=True)
 CONDA_FORGE = "https://conda.anaconda.org/conda-forge"

@@ -7,7 +7,7 @@ from accounts import organizations
 from accounts.models import Invitation, Organization, OrgRole, TeamMember
 from channels_app.models import Role, TeamChannel
 
-from .test_admin import form_data, listed, signed_in
+from .admin import form_data, listed, signed_in
 
 pytestmark = pytest.mark.django_db
 

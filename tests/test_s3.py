@@ -22,12 +22,12 @@ from django.conf import settings
 from channels_app.models import Channel, Membership, Role
 from packages_app.models import PackageFile, SubdirIndex
 
+from .clients import installed_names, solve_and_install
 from .conftest import Processes
 from .packages import PackageFactory, eventually, sha256_of, wait_for_index
 from .s3 import READER_KEY, READER_SECRET
 from .served import call, delete, filenames, get
 from .served import upload as upload_over_http
-from .test_clients import installed_names, solve_and_install
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 

@@ -17,11 +17,11 @@ from accounts.models import ApiToken, User
 from channels_app.lifecycle import create_channel
 from packages_app.models import PackageFile
 
+from .clients import installed_names, solve_and_install
 from .conftest import _accepts_connections, _subprocess_env
 from .deployment import Image, compose_services, service_env
 from .packages import wait_for_index
 from .served import call, served_filenames, upload
-from .test_clients import installed_names, solve_and_install
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 

@@ -1,34 +1,24 @@
 """Yanking a package file: out of every published index form, still downloadable by URL."""
 
 import asyncio
-import bz2
-import io
 import json
 from types import SimpleNamespace
 
-import msgpack
 import orjson
 import pytest
 import rattler
-import zstandard
 from pytest_django.asserts import assertContains
 
 from accounts.models import ApiToken, AuditEvent
 from packages_app import indexing
 from packages_app.models import PackageFile
 
+from .clients import solve
 from .packages import sha256_of, upload, wait_for_index
+from .published import body, published_forms
 from .test_incremental_index import from_scratch
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def body(response):
-    return b"".join(response.streaming_content) if response.streaming else response.content
-
-
-def unzstd(data):
-    return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)).read()
 
 
 def publish(client_for, channel, *paths):
@@ -46,32 +36,6 @@ def yank(client, channel, path, reason="broken: crashes on import"):
 
 def unyank(client, channel, path):
     return client.post(f"/api/v1/unyank/{channel.name}/{path.parent.name}/{path.name}")
-
-
-def published_forms(client, channel, subdir):
-    """Every published form of the subdir's index as (packages, removed) per form name."""
-    base = f"/{channel.name}/{subdir}"
-    forms = {
-        "repodata.json": orjson.loads(body(client.get(f"{base}/repodata.json"))),
-        "repodata.json.zst": orjson.loads(unzstd(body(client.get(f"{base}/repodata.json.zst")))),
-        "repodata.json.bz2": orjson.loads(
-            bz2.decompress(body(client.get(f"{base}/repodata.json.bz2")))
-        ),
-    }
-    result = {
-        form: (set(doc["packages"]) | set(doc["packages.conda"]), doc["removed"])
-        for form, doc in forms.items()
-    }
-    index = msgpack.unpackb(unzstd(body(client.get(f"{base}/repodata_shards.msgpack.zst"))))
-    packages, removed = set(), []
-    for digest in index["shards"].values():
-        shard = msgpack.unpackb(
-            unzstd(body(client.get(f"{base}/shards/{digest.hex()}.msgpack.zst")))
-        )
-        packages |= set(shard["packages"]) | set(shard["packages.conda"])
-        removed += shard["removed"]
-    result["shards"] = (packages, sorted(removed))
-    return result
 
 
 def settle(channel, subdir):
@@ -337,16 +301,6 @@ def test_the_package_page_offers_no_yank_to_members_and_refuses_theirs(
 
 
 # The real client ---------------------------------------------------------------------------
-
-
-def solve(channel_url, specs, tmp_path):
-    async def run():
-        gateway = rattler.Gateway(cache_dir=tmp_path / "repodata-cache")
-        return await rattler.solve(
-            [channel_url], specs, gateway=gateway, platforms=["linux-64", "noarch"]
-        )
-
-    return asyncio.run(run())
 
 
 @pytest.mark.live
