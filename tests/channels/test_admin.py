@@ -9,7 +9,7 @@ from channels_app.models import Channel, Membership, RelatedChannel, Role
 from packages_app.models import PackageFile, SubdirIndex
 
 from ..admin import form_data, listed, signed_in
-from ..conda.test_labels import upload_with
+from ..labels import upload_with
 from ..packages import upload, wait_for_index
 
 CHANNELS = "/admin/channels_app/channel/"
