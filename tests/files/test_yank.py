@@ -14,9 +14,9 @@ from packages_app import indexing
 from packages_app.models import PackageFile
 
 from ..clients import solve
+from ..index.test_incremental_index import from_scratch
 from ..packages import sha256_of, upload, wait_for_index
 from ..published import body, published_forms
-from .test_incremental_index import from_scratch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
