@@ -4,7 +4,7 @@ anonymous visitors, outsiders (signed in or by token) and tokens limited to othe
 One table per kind of route. A route about one channel must answer for the private
 channel exactly as for a channel that does not exist (status, headers that matter, body
 with the name swapped); a route that lists or searches must not name the private channel
-or its package. tests/test_access.py holds the read/write matrix of every role on a few
+or its package. tests/matrices/test_access.py holds the read/write matrix of every role on a few
 routes; this file covers every route, for the callers who must see nothing. The owner's
 run over the same tables shows that each route really exposes the data when allowed.
 """
