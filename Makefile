@@ -73,7 +73,7 @@ browser:
 	test -x $(CHROMIUM) || ($(SUDO) apt-get update && \
 		$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
-# tests/test_deploy_nginx.py runs docker/nginx.conf in Debian's nginx.
+# tests/ops/test_deploy_nginx.py runs docker/nginx.conf in Debian's nginx.
 nginx:
 	test -x /usr/sbin/nginx || ($(SUDO) apt-get update && \
 		$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y nginx-light)

@@ -22,6 +22,7 @@ from accounts.models import ApiToken
 from channels_app.lifecycle import create_channel
 from channels_app.models import Membership, Role
 
+from .labels import dev_and_main, private_dev  # noqa: F401 - fixtures
 from .packages import PackageFactory
 from .s3 import s3_server  # noqa: F401 - a fixture
 

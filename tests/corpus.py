@@ -1,4 +1,4 @@
-"""Malformed conda packages for tests/test_bad_input.py, derived from real ones.
+"""Malformed conda packages for tests/intake/test_bad_input.py, derived from real ones.
 
 :class:`Corpus` takes a real ``.conda`` and ``.tar.bz2`` built by rattler-build apart once
 and rebuilds them with one thing wrong: the outer zip, the zstd or bzip2 streams, the tar

@@ -5,7 +5,7 @@ expressions Django's ``icontains`` compares (``UPPER(col::text) LIKE UPPER(%s)``
 SQLite (3.34+): an FTS5 trigram table over (name, summary) with external content, kept
 current by triggers. NOTE: if a later migration makes Django rebuild the SQLite table
 (most AlterField operations do), the triggers go with the old table: recreate them
-there (``create_sqlite_search`` below); tests/test_search.py checks that they work.
+there (``create_sqlite_search`` below); tests/discovery/test_search.py checks that they work.
 """
 
 import django.db.models.deletion

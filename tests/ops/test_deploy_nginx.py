@@ -1,0 +1,106 @@
+"""The nginx that docker-compose.yml puts in front of Wharf (profile "nginx"), with package
+files on the shared volume as docker/compose.local-storage.yml configures: Wharf authorizes
+each conda file request and answers with X-Accel-Redirect, nginx sends the bytes.
+
+docker/nginx.conf runs here in Debian's nginx as it is, but for the addresses: the
+compose service name of the web process, the port and the volume's path are the test's.
+"""
+
+import getpass
+import shutil
+import subprocess
+
+import pytest
+import rattler_build
+from django.conf import settings
+
+from ..clients import installed_names, solve_and_install
+from ..conftest import _accepts_connections
+from ..deployment import ROOT, compose_services
+from ..packages import sha256_of, wait_for_index
+from ..served import fetch
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
+
+MAIN = """
+user {user};
+worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    include {tmp}/wharf.conf;
+}}
+"""
+
+
+@pytest.fixture
+def behind_nginx(processes, tmp_path):
+    """(nginx URL, Wharf URL): Wharf with the local-storage override's settings."""
+    environment = compose_services("docker/compose.local-storage.yml")["web"]["environment"]
+    env = {k: environment[k] for k in ("S3_BUCKET", "WHARF_ACCEL_REDIRECT_PREFIX")}
+    wharf = processes.gunicorn(env)
+    port = processes.free_port()
+    conf = (ROOT / "docker" / "nginx.conf").read_text()
+    for shipped, here in (
+        ("server web:8000;", f"server {wharf.removeprefix('http://')};"),
+        ("listen 80;", f"listen 127.0.0.1:{port};"),
+        ("alias /data/storage/;", f"alias {settings.STORAGE_DIR}/;"),
+    ):
+        assert shipped in conf
+        conf = conf.replace(shipped, here)
+    folder = tmp_path / "nginx"
+    folder.mkdir()
+    (folder / "wharf.conf").write_text(conf)
+    (folder / "nginx.conf").write_text(MAIN.format(user=getpass.getuser(), tmp=folder))
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    subprocess.run([nginx, "-t", "-c", folder / "nginx.conf", "-p", folder], check=True,
+                   capture_output=True)  # fmt: skip
+    processes.start(
+        "nginx", [nginx, "-c", str(folder / "nginx.conf"), "-p", str(folder)], python=False,
+        ready=lambda: _accepts_connections(port),
+    )  # fmt: skip
+    return f"http://127.0.0.1:{port}", wharf
+
+
+def test_clients_upload_and_install_through_nginx_which_sends_the_files(
+    behind_nginx, private_channel, tokens, packages, tmp_path, monkeypatch
+):
+    proxy, wharf = behind_nginx
+    token = tokens["owner"]
+    tool = packages.make("tool", "1.0", "linux-64", depends=["base"])
+    base = packages.make("base", "1.0", "noarch")
+    rattler_build.upload_package_to_prefix(
+        [str(tool), str(base)], proxy, private_channel.name, api_key=token
+    )
+    wait_for_index(private_channel, "linux-64")
+    wait_for_index(private_channel, "noarch")
+
+    auth = {"127.0.0.1": {"BearerToken": token}}  # rattler: by host name, without the port
+    channels = [f"{proxy}/{private_channel.name}"]
+    _, prefix = solve_and_install(channels, auth, tmp_path, monkeypatch, ["tool"])
+    url = f"{private_channel.name}/linux-64/{tool.name}"
+    whole = fetch("GET", f"{proxy}/{url}", token)
+    part = fetch("GET", f"{proxy}/{url}", token, headers={"Range": "bytes=10-19"})
+    direct = fetch("GET", f"{wharf}/{url}", token)
+    anonymous = fetch("GET", f"{proxy}/{url}")
+    internal = fetch("GET", f"{proxy}/_protected/{url}", token)
+
+    assert installed_names(prefix) == ["base", "tool"]
+    assert whole[0] == 200
+    assert whole[2] == tool.read_bytes()
+    assert whole[1]["ETag"] == f'"{sha256_of(tool)}"'
+    assert (part[0], part[2]) == (206, tool.read_bytes()[10:20])
+    # Wharf itself only authorized: nginx filled the body from the volume.
+    assert direct[0] == 200
+    assert direct[2] == b""
+    assert direct[1]["X-Accel-Redirect"].startswith("/_protected/packages/")
+    assert anonymous[0] == 401
+    assert anonymous[2] != tool.read_bytes()
+    assert internal[0] == 404
