@@ -22,7 +22,7 @@ from django.db import models
 from django.db.models import OuterRef, Q, Subquery, Value
 from django.utils import timezone
 
-from accounts.models import OrganizationMember, OrgRole
+from accounts.models import OrganizationMember, OrgRole, TeamMember
 
 
 class Role(models.TextChoices):
@@ -115,7 +115,11 @@ def _sources(user_id):
     """
     managing = [OrgRole.OWNER, OrgRole.ADMIN]
     direct = Membership.objects.filter(user=user_id).order_by()
-    teams = TeamChannel.objects.filter(team__members__user=user_id)
+    # The user's teams as a subquery rather than a join through accounts_team: a few µs
+    # less for every conda file request (the lookup compiles this).
+    teams = TeamChannel.objects.filter(
+        team__in=TeamMember.objects.filter(user=user_id).values("team")
+    )
     organization = OrganizationMember.objects.filter(user=user_id, role__in=managing).order_by()
     return (
         ("direct_role", direct, ("channel", "pk"), "role"),
