@@ -1,5 +1,7 @@
 """One query for a conda file request: the channel, the caller's role and the file's row."""
 
+import re
+
 from django.conf import settings
 from django.db import connection
 from django.db.models import CharField, Exists, Expression, FilteredRelation, OuterRef, Q
@@ -21,7 +23,8 @@ _STATEMENTS = {}
 
 class _Slot(Expression):
     """A value of the request, in a statement compiled once: it compiles to one parameter,
-    itself, so that its places in the compiled parameters can be found and filled in."""
+    itself, so that its places in the compiled parameters can be found and filled in
+    (each time the value is used, one parameter)."""
 
     def __init__(self, name):
         super().__init__(output_field=CharField())
@@ -35,18 +38,49 @@ class _Slot(Expression):
 
 
 class _Statement:
-    """SQL compiled from a queryset once, and where in its parameters each slot goes."""
+    """SQL compiled from a queryset once, with the request's values (:class:`_Slot`) its
+    only parameters.
+
+    The queryset's constants (role names and ranks of the role sources, EXISTS' 1) are
+    written into the text: bound as parameters they cost about 15 µs of every lookup on
+    PostgreSQL, a tenth of it.
+    """
 
     def __init__(self, queryset):
-        self.sql, params = queryset.query.sql_with_params()
-        self.params = list(params)
-        self.slots = [(i, p.name) for i, p in enumerate(self.params) if isinstance(p, _Slot)]
+        sql, params = queryset.query.sql_with_params()
+        # Django's SQL holds a parameter as %s and a percent sign as %%.
+        parts = _PLACEHOLDERS.split(sql)
+        params = iter(params)
+        self.slots = []
+        text = []
+        for part in parts:
+            if part != "%s":
+                text.append(part)
+                continue
+            value = next(params)
+            if isinstance(value, _Slot):
+                self.slots.append(value.name)
+                text.append(part)
+            else:
+                text.append(_literal(value))
+        self.sql = "".join(text)
 
     def parameters(self, **values):
-        params = self.params.copy()
-        for i, name in self.slots:
-            params[i] = values[name]
-        return params
+        return [values[name] for name in self.slots]
+
+
+_PLACEHOLDERS = re.compile(r"(%%|%s)")
+
+
+def _literal(value):
+    """A constant of the lookup's queryset as SQL text. Only what the role sources and
+    EXISTS hold is accepted (whole numbers, lowercase names), so no quoting is needed."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(int(value))
+    name = re.fullmatch(r"[a-z_]+", value) if isinstance(value, str) else None
+    if name:
+        return f"'{name.group()}'"
+    raise ValueError(f"The conda lookup cannot write {value!r} into its SQL.")
 
 
 def _statement(kind, labelled, signed_in=True):
