@@ -119,11 +119,11 @@ def _sources(user_id):
     # less for every conda file request (the lookup compiles this).
     teams = TeamChannel.objects.filter(
         team__in=TeamMember.objects.filter(user=user_id).values("team")
-    )
+    ).order_by(role_rank_expression().desc())
     organization = OrganizationMember.objects.filter(user=user_id, role__in=managing).order_by()
     return (
         ("direct_role", direct, ("channel", "pk"), "role"),
-        ("team_role", teams.order_by(role_rank_expression().desc()), ("channel", "pk"), "role"),
+        ("team_role", teams, ("channel", "pk"), "role"),
         ("org_role", organization, ("organization", "organization_id"), Role.OWNER),
     )
 
@@ -150,7 +150,7 @@ def granting(user_id, roles):
     higher", ...): then that is the same as the user's highest role being one of them.
     """
     roles = [Role(role) for role in roles]
-    found = Q(pk__in=[])
+    found = Q(pk__in=[])  # no channel, until a source adds those it gives a role on
     for _, rows, (key, column), role in _sources(user_id):
         if isinstance(role, Role):
             if role not in roles:

@@ -12,7 +12,7 @@ from packages_app.files import labels
 from packages_app.models import MAIN_LABEL, PackageFile, SubdirIndex
 
 # Columns read besides the channel's id, privacy and the caller's roles, by kind of file:
-# (the channel's relation to the file rows, the columns read, the keys matched).
+# (the model of the file rows, the columns read, the keys matched).
 _ROW_COLUMNS = {
     "index": (SubdirIndex, ("published_files", "published_at"), ("label", "subdir")),
     "package": (PackageFile, ("storage_path", "sha256", "size", "uploaded_at"),
