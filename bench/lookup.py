@@ -134,21 +134,26 @@ def main(args):
     client = Client()
     results = {}  # (variant, what, case) -> [µs per call, one per round]
     for round_number in range(args.rounds):
-        for variant, module in variants.items():
-            views.lookup = module.lookup  # the requests below go through this lookup
-            for name, caller, channel, kind, filename, headers in _cases(member, secret, files):
-                url = f"/{channel}/linux-64/{filename}"
+        for name, caller, channel, kind, filename, headers in _cases(member, secret, files):
+            url = f"/{channel}/linux-64/{filename}"
+            for what in ("lookup", "request"):
+                # The variants take turns right after each other, so that what else runs
+                # on the machine weighs on both alike.
+                for variant, module in variants.items():
+                    views.lookup = module.lookup  # the requests go through this lookup
 
-                def look(module=module, caller=caller, channel=channel, kind=kind, f=filename):
-                    assert module.lookup(caller, channel, kind, "linux-64", f)[1][0] is not None
+                    def look(module=module, caller=caller, where=(channel, kind, filename)):
+                        channel, kind, filename = where
+                        found = module.lookup(caller, channel, kind, "linux-64", filename)
+                        assert found[1][0] is not None
 
-                def get(url=url, headers=headers):
-                    response = client.get(url, **headers)
-                    assert response.status_code == 200, response
-                    b"".join(response.streaming_content)
-                    response.close()
+                    def get(url=url, headers=headers):
+                        response = client.get(url, **headers)
+                        assert response.status_code == 200, response
+                        b"".join(response.streaming_content)
+                        response.close()
 
-                for what, function in (("lookup", look), ("request", get)):
+                    function = look if what == "lookup" else get
                     function()  # prepares the statement on this connection
                     spent = _time(function, args.iterations)
                     results.setdefault((variant, what, name), []).append(spent)
