@@ -8,6 +8,8 @@ The rules:
 - a user's role on a channel is the highest of their direct membership, the roles of
   their teams on it, and — for a channel of an organisation — owner for the
   organisation's owners and admins (being a member of the organisation alone gives none);
+  which rows give which role is defined once, in :mod:`channels_app.roles`, and every
+  reading of a role here, on the model and in the conda file lookup comes from there;
 - a private channel is readable by those with a role; to everyone else it does not exist:
   anonymous callers get 401 (they may have forgotten their token) and signed-in callers
   get 404, exactly as for a channel that really does not exist;
@@ -18,13 +20,15 @@ The rules:
 import enum
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
+from django.db.models import CharField, Q, Value
 from django.http import Http404
 
 from accounts.authentication import Caller
-from accounts.models import Organization, OrganizationMember, OrgRole
+from accounts.models import Organization, OrgRole
 
-from .models import Channel, Membership, Role, TeamChannel, highest_role
+from .models import Channel, Role, highest_role
+from .roles import SOURCES as ROLE_SOURCES
+from .roles import annotations, granting
 
 
 class Action(enum.Enum):
@@ -100,11 +104,26 @@ def channel_for(caller, channel_name):
     channels = Channel.objects.filter(name=channel_name)
     if not user.is_authenticated or user.is_superuser:
         return channels.first()
-    channel = channels.with_roles_of(user).first()
+    channel = with_roles(channels, user.pk).first()
     if channel is not None:
-        found = (channel.direct_role, channel.team_role, channel.org_role)
+        found = (getattr(channel, source) for source in ROLE_SOURCES)
         prime_role(channel, user, highest_role(*found))
     return channel
+
+
+def with_roles(channels, user_id):
+    """``channels`` with the user's role from each source annotated (named as in
+    :data:`ROLE_SOURCES`; :func:`highest_role` of them is the user's role), read in the
+    same query as the channels.
+
+    ``user_id`` may be an expression standing for the id, for a statement compiled once
+    and run with the id filled in (the conda file lookup). None is an anonymous caller,
+    who has no role: the sources are then not looked up at all, only NULL is read.
+    """
+    if user_id is None:
+        nothing = Value(None, output_field=CharField())
+        return channels.annotate(**dict.fromkeys(ROLE_SOURCES, nothing))
+    return channels.annotate(**annotations(user_id))
 
 
 def authorize(caller, channel_name, action=Action.READ):
@@ -153,29 +172,20 @@ def readable_channels(caller):
 
 def has_role(user, roles=tuple(Role)):
     """A filter on channels: those where the user gets one of ``roles`` from some source
-    (direct membership, team, organisation).
+    (direct membership, team, organisation: the sources :func:`with_roles` reads).
 
     ``roles`` must hold every role above the lowest it holds ("owner", "maintainer or
     higher", ...): then that is the same as the user's highest role being one of them.
     """
-    roles = [Role(role) for role in roles]
-    direct = Membership.objects.filter(user=user.pk, role__in=roles).values("channel_id")
-    by_team = TeamChannel.objects.filter(team__members__user=user.pk, role__in=roles)
-    found = Q(pk__in=direct) | Q(pk__in=by_team.values("channel_id"))
-    if Role.OWNER in roles:
-        managed = OrganizationMember.objects.filter(
-            user=user.pk, role__in=[OrgRole.OWNER, OrgRole.ADMIN]
-        ).values("organization_id")
-        found |= Q(organization__in=managed)
-    return found
+    return granting(user.pk, roles)
 
 
 def roles_of(user, channels):
     """{channel id: the user's role} for those of ``channels`` where they hold one (by
     membership, team or organisation; a superuser's rights everywhere are not counted)."""
-    rows = Channel.objects.filter(pk__in=channels.values("pk")).with_roles_of(user)
+    rows = with_roles(Channel.objects.filter(pk__in=channels.values("pk")), user.pk)
     roles = {}
-    for channel_id, *found in rows.values_list("pk", "direct_role", "team_role", "org_role"):
+    for channel_id, *found in rows.values_list("pk", *ROLE_SOURCES):
         role = highest_role(*found)
         if role is not None:
             roles[channel_id] = role

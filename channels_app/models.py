@@ -3,11 +3,22 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from accounts.models import OrganizationMember, OrgRole
-
 # Channel names follow the rule organisation names follow (accounts.names); re-exported
 # for the apps above.
 from accounts.names import NAME_PATTERN, RESERVED_NAMES  # noqa: F401
+
+from . import roles
+
+# The roles and the rows that grant them are defined in roles.py (see there why); they
+# are re-exported here, where the apps above look for the models.
+from .roles import (  # noqa: F401
+    ROLE_RANK,
+    Membership,
+    Role,
+    TeamChannel,
+    highest_role,
+    role_rank_expression,
+)
 
 
 def validate_channel_name(name):
@@ -20,54 +31,13 @@ def validate_channel_name(name):
         raise ValidationError(f"'{name}' is reserved by Wharf; choose another channel name.")
 
 
-class Role(models.TextChoices):
-    OWNER = "owner", "Owner"
-    MAINTAINER = "maintainer", "Maintainer"
-    MEMBER = "member", "Member"
-
-
-# Higher grants more; a user's role is the highest of the roles they get.
-ROLE_RANK = {Role.OWNER: 3, Role.MAINTAINER: 2, Role.MEMBER: 1}
-
-
-def highest_role(*roles):
-    """The highest of the roles given (None ones ignored), or None."""
-    roles = [role for role in roles if role]
-    return Role(max(roles, key=lambda role: ROLE_RANK[role])) if roles else None
-
-
-def role_rank_expression(field="role"):
-    """A SQL expression ranking ``field`` by :data:`ROLE_RANK`, for ordering."""
-    ranks = ROLE_RANK.items()
-    return models.Case(
-        *(models.When(**{field: role}, then=models.Value(rank)) for role, rank in ranks),
-        default=models.Value(0),
-        output_field=models.IntegerField(),
-    )
-
-
 class ChannelQuerySet(models.QuerySet):
     def with_roles_of(self, user):
-        """Annotate the user's role from each source (``direct_role``, ``team_role``,
-        ``org_role``) as subqueries, so the channels and the roles come in one query;
-        :func:`highest_role` of the three is the user's role (see :meth:`Channel.role_of`).
-        """
-        direct = Membership.objects.filter(channel=models.OuterRef("pk"), user=user.pk)
-        team = TeamChannel.objects.filter(
-            channel=models.OuterRef("pk"), team__members__user=user.pk
-        ).order_by(role_rank_expression().desc())
-        org = OrganizationMember.objects.filter(
-            organization=models.OuterRef("organization_id"),
-            user=user.pk,
-            role__in=[OrgRole.OWNER, OrgRole.ADMIN],
-        )
-        return self.annotate(
-            direct_role=models.Subquery(direct.order_by().values("role")[:1]),
-            team_role=models.Subquery(team.values("role")[:1]),
-            org_role=models.Subquery(
-                org.order_by().annotate(owner=models.Value(Role.OWNER.value)).values("owner")[:1]
-            ),
-        )
+        """Annotate the user's role from each source (:data:`roles.SOURCES`:
+        ``direct_role``, ``team_role``, ``org_role``) as subqueries, so the channels and
+        the roles come in one query; :func:`highest_role` of the three is the user's role
+        (see :meth:`Channel.role_of`)."""
+        return self.annotate(**roles.annotations(user.pk))
 
 
 class Channel(models.Model):
@@ -121,28 +91,10 @@ class Channel(models.Model):
             return Role.OWNER
         cache = self.__dict__.setdefault("_roles", {})
         if user.pk not in cache:
-            roles = Channel.objects.filter(pk=self.pk).with_roles_of(user)
-            found = roles.values_list("direct_role", "team_role", "org_role").first()
+            rows = Channel.objects.filter(pk=self.pk).with_roles_of(user)
+            found = rows.values_list(*roles.SOURCES).first()
             cache[user.pk] = highest_role(*found) if found else None
         return cache[user.pk]
-
-
-class Membership(models.Model):
-    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="memberships")
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
-    )
-    role = models.CharField(max_length=20, choices=Role.choices, default=Role.MEMBER)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["channel", "user"], name="one_membership_per_user")
-        ]
-        ordering = ["channel", "user__username"]
-
-    def __str__(self):
-        return f"{self.user} is {self.role} of {self.channel}"
 
 
 class RelatedChannel(models.Model):
@@ -179,30 +131,3 @@ class RelatedChannel(models.Model):
     def label(self):
         """What a user typed for this entry: a channel name or a URL."""
         return self.target.name if self.target_id else self.url
-
-
-class TeamChannel(models.Model):
-    """A team's role on a channel of the team's organisation."""
-
-    team = models.ForeignKey(
-        "accounts.Team", on_delete=models.CASCADE, related_name="channel_roles"
-    )
-    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="team_roles")
-    role = models.CharField(max_length=20, choices=Role.choices, default=Role.MEMBER)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["team", "channel"], name="one_role_per_team_channel")
-        ]
-        ordering = ["team", "channel__name"]
-
-    def __str__(self):
-        return f"{self.team} is {self.role} of {self.channel}"
-
-    def clean(self):
-        if self.channel.organization_id != self.team.organization_id:
-            raise ValidationError(
-                f"Channel '{self.channel.name}' does not belong to organisation "
-                f"'{self.team.organization.name}'."
-            )
