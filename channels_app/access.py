@@ -22,6 +22,7 @@ from django.db.models import Q
 from django.http import Http404
 
 from accounts.authentication import Caller
+from accounts.errors import DomainError
 
 from .models import Channel, Membership, Role, TeamChannel, highest_role
 
@@ -52,12 +53,8 @@ ROLE_ACTIONS = {
 }
 
 
-class AccessError(Exception):
+class AccessError(DomainError):
     status = 403
-
-    def __init__(self, message):
-        super().__init__(message)
-        self.message = message
 
 
 class NotAuthenticated(AccessError):
