@@ -46,6 +46,30 @@ def record(action, *, actor=None, token=None, channel=None, request=None, **deta
     it unless given. ``channel`` may be a channel that
     was just deleted: its name is kept. ``details`` must be JSON values.
     """
+    actor, token, address = _who(actor, token, request)
+    event = build(action, actor=actor, token=token, channel=channel, **details)
+    event.address = address
+    event.save()
+    return event
+
+
+def record_all(events, *, actor=None, token=None, request=None):
+    """Record several events of one actor in one statement; return them.
+
+    ``events`` holds ``(action, channel, details)``; ``actor``, ``token`` and ``request``
+    are read as by :func:`record`.
+    """
+    actor, token, address = _who(actor, token, request)
+    built = []
+    for action, channel, details in events:
+        event = build(action, actor=actor, token=token, channel=channel, **details)
+        event.address = address
+        built.append(event)
+    return AuditEvent.objects.bulk_create(built, batch_size=1000)
+
+
+def _who(actor, token, request):
+    """(actor, token, client address) of an event, filled in from ``request`` if given."""
     address = None
     if request is not None:
         if actor is None:
@@ -57,10 +81,7 @@ def record(action, *, actor=None, token=None, channel=None, request=None, **deta
         address = client_address(request)
     if actor is None and token is not None:
         actor = token.user
-    event = build(action, actor=actor, token=token, channel=channel, **details)
-    event.address = address
-    event.save()
-    return event
+    return actor, token, address
 
 
 def build(action, *, actor=None, token=None, channel=None, **details):

@@ -141,6 +141,7 @@ class AuditEvent(models.Model):
         "member.role_changed": "Role changed",
         "member.removed": "Member removed",
         "package.uploaded": "Package file uploaded",
+        "package.replaced": "Package file replaced",
         "package.deleted": "Package file deleted",
         "package.yanked": "Package file yanked",
         "package.unyanked": "Package file un-yanked",

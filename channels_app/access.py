@@ -24,6 +24,7 @@ from django.db.models import CharField, Q, Value
 from django.http import Http404
 
 from accounts.authentication import Caller
+from accounts.errors import DomainError
 from accounts.models import Organization, OrgRole
 
 from .models import Channel, Role, highest_role
@@ -57,12 +58,8 @@ ROLE_ACTIONS = {
 }
 
 
-class AccessError(Exception):
+class AccessError(DomainError):
     status = 403
-
-    def __init__(self, message):
-        super().__init__(message)
-        self.message = message
 
 
 class NotAuthenticated(AccessError):

@@ -1,14 +1,13 @@
 from django.contrib import admin, messages
 from django.contrib.admin import actions as django_actions
 from django.contrib.admin import helpers
-from django.db import transaction
 from django.template.response import TemplateResponse
 
+from accounts.errors import DomainError
 from channels_app.admin import ChannelAdmin, count_per_channel
 from channels_app.models import Channel
-from packages_app.files import labels, yanking
-from packages_app.index import rebuilds
-from packages_app.intake import uploads
+from packages_app.files import deleting, labels, yanking
+from packages_app.files.changes import file_change
 from packages_app.models import PackageFile, SubdirIndex
 from registry.adminsite import ChannelOwnedAdmin
 
@@ -29,12 +28,10 @@ class ChannelWithPackagesAdmin(ChannelAdmin):
 
     @admin.action(permissions=["change"], description="Reindex selected channels")
     def reindex(self, request, queryset):
-        indexes = 0
-        with transaction.atomic():
+        with file_change(request=request) as change:
             for channel in queryset:
-                for subdir, label in channel.subdir_indexes.values_list("subdir", "label"):
-                    rebuilds.request_rebuild(channel, subdir, label=label, full=True)
-                    indexes += 1
+                change.rebuild_all(channel, None)  # every index the channel has
+        indexes = len(change.revisions)
         self.message_user(
             request,
             f"Requested a full rebuild of {indexes} subdir index(es), labels included, in "
@@ -92,16 +89,16 @@ class PackageFileAdmin(ChannelOwnedAdmin):
 
     @admin.action(permissions=["delete"], description="Yank selected package files")
     def yank_selected(self, request, queryset):
-        """Asks for the reason on a page of its own, then yanks every file with it."""
+        """Asks for the reason on a page of its own, then yanks every file with it (all in
+        one change)."""
         if "apply" in request.POST:
             try:
-                reason = yanking.clean_reason(request.POST.get("reason"))
-            except yanking.YankError as exc:
+                with file_change(request=request) as change:
+                    for package_file in change.lock_files(queryset):
+                        yanking.yank(package_file, request.POST.get("reason"), within=change)
+            except DomainError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
             else:
-                with transaction.atomic():
-                    for package_file in queryset:
-                        yanking.yank(package_file, reason, request=request)
                 self.message_user(request, f"Yanked {len(queryset)} package files.")
                 return None
         return self._ask(
@@ -111,9 +108,9 @@ class PackageFileAdmin(ChannelOwnedAdmin):
 
     @admin.action(permissions=["delete"], description="Un-yank selected package files")
     def unyank_selected(self, request, queryset):
-        with transaction.atomic():
-            for package_file in queryset:
-                yanking.unyank(package_file, request=request)
+        with file_change(request=request) as change:
+            for package_file in change.lock_files(queryset):
+                yanking.unyank(package_file, within=change)
         self.message_user(request, f"Un-yanked {len(queryset)} package files.")
 
     @admin.action(permissions=["delete"], description="Add or remove labels of selected files")
@@ -122,15 +119,15 @@ class PackageFileAdmin(ChannelOwnedAdmin):
         (all or none: a file that would be left without a label stops the whole change)."""
         if "apply" in request.POST:
             try:
-                with transaction.atomic():
-                    for package_file in queryset:
+                with file_change(request=request) as change:
+                    for package_file in change.lock_files(queryset):
                         labels.change(
                             package_file,
                             add=request.POST.get("add", ""),
                             remove=request.POST.get("remove", ""),
-                            request=request,
+                            within=change,
                         )
-            except labels.LabelError as exc:
+            except DomainError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
             else:
                 self.message_user(request, f"Changed the labels of {len(queryset)} package files.")
@@ -151,12 +148,12 @@ class PackageFileAdmin(ChannelOwnedAdmin):
         return TemplateResponse(request, f"admin/packages_app/packagefile/{template}", context)
 
     def delete_model(self, request, obj):
-        uploads.delete_package_file(obj, request=request)
+        deleting.delete_package_file(obj, request=request)
 
     def delete_queryset(self, request, queryset):
-        with transaction.atomic():
-            for package_file in queryset:
-                uploads.delete_package_file(package_file, request=request)
+        with file_change(request=request) as change:
+            for package_file in change.lock_files(queryset):
+                deleting.delete_package_file(package_file, within=change)
 
 
 @admin.register(SubdirIndex)

@@ -1,8 +1,7 @@
-from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import NotFound, ParseError, ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
@@ -12,10 +11,9 @@ from accounts.authentication import TokenAuthentication, caller_of
 from channels_app.access import Action, authorize, readable_channels
 from packages_app.conda import statistics
 from packages_app.discovery import catalog, install_channels
-from packages_app.files import labels, yanking
-from packages_app.index import rebuilds
-from packages_app.intake import archives, uploads
-from packages_app.models import Package, PackageFile
+from packages_app.files import changes, deleting, labels, yanking
+from packages_app.intake import archives, reuploads, uploads
+from packages_app.models import MAIN_LABEL, Package, PackageFile
 from packages_app.serializers import (
     ChannelLabelSerializer,
     FileLabelsSerializer,
@@ -34,6 +32,9 @@ LABEL_PARAMETER = OpenApiParameter(
     description="Labels the file carries (repeat, or separate with commas); default main.",
 )
 
+# 201: stored; 200: the same bytes were already there, nothing changed.
+UPLOAD_RESPONSES = {201: PackageFileSerializer, 200: PackageFileSerializer}
+
 
 def _flag(request, name):
     return request.query_params.get(name, "").lower() in {"1", "true", "yes"}
@@ -46,11 +47,18 @@ def _upload_labels(request, form_fields=None):
     try:
         return labels.for_upload(named)
     except labels.LabelError as exc:
-        raise uploads.UploadError(400, exc.message) from None
+        # A query parameter, not a field of a body: answered as the upload's "detail".
+        raise uploads.UploadError(exc.message) from None
 
 
-def _upload_response(request, package_file):
-    data = PackageFileSerializer(package_file, context={"request": request}).data
+def _upload_response(request, accepted):
+    """201 with the stored file; 200 with it when the same bytes were already there
+    (nothing changed: see packages_app/intake/reuploads.py)."""
+    data = PackageFileSerializer(accepted.package_file, context={"request": request}).data
+    data["already_there"] = accepted.already_there
+    if accepted.already_there:
+        data["detail"] = reuploads.already_there(accepted.package_file)
+        return Response(data, status=status.HTTP_200_OK)
     return Response(data, status=status.HTTP_201_CREATED)
 
 
@@ -67,7 +75,7 @@ class BodyReadByView(BaseParser):
         return {}
 
 
-class UploadErrorMixin:
+class UploadView(APIView):
     """Uploads authenticate with a token, or with the browser session and its CSRF token
     (the web upload page sends each file as the raw body); they read the body themselves.
     """
@@ -75,24 +83,19 @@ class UploadErrorMixin:
     authentication_classes = [TokenAuthentication, SessionAuthentication]
     parser_classes = [BodyReadByView]
 
-    def handle_exception(self, exc):
-        if isinstance(exc, uploads.UploadError):
-            return Response({"detail": exc.message}, status=exc.status)
-        return super().handle_exception(exc)
 
-
-class PrefixUpload(UploadErrorMixin, APIView):
+class PrefixUpload(UploadView):
     """``POST /api/v1/upload/<channel>``, as rattler-build and pixi upload to prefix.dev.
 
     The package comes as the multipart part ``file`` (part headers ``x-file-name`` and
     ``x-file-sha256``) or as the raw body with ``X-File-Name`` / ``X-File-SHA256`` headers.
-    ``?force=true`` replaces an existing file (owners); otherwise an existing file is 409.
+    ``?force=true`` replaces an existing file (owners); otherwise the same bytes again are
+    a 200 that changes nothing and other bytes a 409 (packages_app/intake/reuploads.py).
     ``?label=dev`` (repeated, or comma-separated) gives the file labels instead of main;
     so do multipart form fields ``label``.
     """
 
-    @extend_schema(request=None, responses={201: PackageFileSerializer},
-                   parameters=[LABEL_PARAMETER])  # fmt: skip
+    @extend_schema(request=None, responses=UPLOAD_RESPONSES, parameters=[LABEL_PARAMETER])
     def post(self, request, channel):
         force = _flag(request, "force")
         target = authorize(
@@ -115,21 +118,20 @@ class PrefixUpload(UploadErrorMixin, APIView):
         except uploads.UploadError:
             received.discard()
             raise
-        package_file = uploads.accept(
+        accepted = uploads.accept(
             target, received, request.user, force=force, request=request, labels=file_labels
         )
-        return _upload_response(request, package_file)
+        return _upload_response(request, accepted)
 
 
-class QuetzUpload(UploadErrorMixin, APIView):
+class QuetzUpload(UploadView):
     """``POST /api/channels/<channel>/upload/<filename>?sha256=...&force=...`` (quetz style).
 
     The raw package is the body, often chunked; the token comes as ``X-API-Key``.
     ``?label=`` as for :class:`PrefixUpload`.
     """
 
-    @extend_schema(request=None, responses={201: PackageFileSerializer},
-                   parameters=[LABEL_PARAMETER])  # fmt: skip
+    @extend_schema(request=None, responses=UPLOAD_RESPONSES, parameters=[LABEL_PARAMETER])
     def post(self, request, channel, filename):
         force = _flag(request, "force")
         target = authorize(
@@ -138,10 +140,10 @@ class QuetzUpload(UploadErrorMixin, APIView):
         file_labels = _upload_labels(request)
         stream = uploads.body_stream(request._request)
         received = uploads.receive_raw(stream, filename, request.query_params.get("sha256"))
-        package_file = uploads.accept(
+        accepted = uploads.accept(
             target, received, request.user, force=force, request=request, labels=file_labels
         )
-        return _upload_response(request, package_file)
+        return _upload_response(request, accepted)
 
 
 def _package_file(request, channel, subdir, filename, action):
@@ -165,7 +167,7 @@ class DeletePackageFile(APIView):
     @extend_schema(request=None, responses={204: None})
     def delete(self, request, channel, subdir, filename):
         package_file = _package_file(request, channel, subdir, filename, Action.DELETE_PACKAGE)
-        uploads.delete_package_file(package_file, request=request)
+        deleting.delete_package_file(package_file, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -177,10 +179,7 @@ class YankPackageFile(APIView):
     def post(self, request, channel, subdir, filename):
         package_file = _package_file(request, channel, subdir, filename, Action.YANK_PACKAGE)
         reason = request.data.get("reason") if isinstance(request.data, dict) else None
-        try:
-            yanking.yank(package_file, reason, request=request)
-        except yanking.YankError as exc:
-            raise ValidationError({"reason": [exc.message]}) from None
+        yanking.yank(package_file, reason, request=request)
         return _file_response(request, package_file)
 
 
@@ -216,18 +215,13 @@ class FileLabels(APIView):
             raise ValidationError(
                 {"labels": ['Give {"add": [...], "remove": [...]} or {"labels": [...]}.']}
             )
-        try:
-            new = labels.change(
-                package_file,
-                add=data.get("add"),
-                remove=data.get("remove"),
-                labels=data.get("labels"),
-                request=request,
-            )
-        except labels.LabelError as exc:
-            raise ValidationError({"labels": [exc.message]}) from None
-        except PackageFile.DoesNotExist as exc:
-            raise NotFound(str(exc)) from None
+        new = labels.change(
+            package_file,
+            add=data.get("add"),
+            remove=data.get("remove"),
+            labels=data.get("labels"),
+            request=request,
+        )
         return self._answer(package_file, new)
 
     @staticmethod
@@ -264,13 +258,10 @@ class LabelMove(APIView):
         body = LabelMoveSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         asked = body.validated_data
-        try:
-            moved = labels.move(
-                channel, label, asked["to"], name=asked.get("package", ""),
-                version=asked.get("version", ""), copy=asked["copy"], request=request,
-            )  # fmt: skip
-        except labels.LabelError as exc:
-            raise ValidationError({"labels": [exc.message]}) from None
+        moved = labels.move(
+            channel, label, asked["to"], name=asked.get("package", ""),
+            version=asked.get("version", ""), copy=asked["copy"], request=request,
+        )  # fmt: skip
         if not moved:
             asked_for = [
                 f"{key} '{asked[key]}'" for key in ("package", "version") if asked.get(key)
@@ -300,8 +291,7 @@ class Reindex(APIView):
         target = authorize(caller_of(request), channel, Action.UPLOAD)
         if subdir not in archives.SUBDIRS:
             raise ValidationError({"subdir": [f"'{subdir}' is not a known platform."]})
-        with transaction.atomic():
-            revision = rebuilds.request_full_rebuilds(target, subdir)
+        revision = changes.reindex(target, subdir, request=request)[(subdir, MAIN_LABEL)]
         return Response(
             {"channel": target.name, "subdir": subdir, "requested_revision": revision},
             status=status.HTTP_202_ACCEPTED,
@@ -426,8 +416,6 @@ class PackageInstall(APIView):
             )
         except PackageFile.DoesNotExist as exc:
             raise NotFound(str(exc)) from None
-        except install_channels.BadRequest as exc:
-            raise ParseError(str(exc)) from None
         return Response(install_channels.as_data(request, channel, package_name, found))
 
 

@@ -188,6 +188,12 @@ def delete_tree(folder):
     remove_empty_local_folder(folder)
 
 
+def delete_package_object(storage_path):
+    """Delete a stored package file and its folder (each accepted upload has its own)."""
+    default_storage.delete(storage_path)
+    remove_empty_local_folder(storage_path.rsplit("/", 1)[0])
+
+
 def remove_empty_local_folder(folder):
     # Object stores have no folders; a local directory would otherwise stay behind.
     with contextlib.suppress(NotImplementedError, OSError):

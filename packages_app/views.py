@@ -8,13 +8,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.authentication import Caller
+from accounts.errors import DomainError
 from channels_app import install, related
 from channels_app.access import Action, allowed_actions, page_channel, readable_channels
 from channels_app.views import channel_context
 from packages_app.conda import statistics
 from packages_app.discovery import catalog, dependencies, install_channels, pages
-from packages_app.files import labels, yanking
-from packages_app.intake import archives, uploads
+from packages_app.files import deleting, labels, yanking
+from packages_app.intake import archives
 from packages_app.models import Package, PackageFile
 
 RESULTS_PER_PAGE = 25
@@ -122,7 +123,7 @@ def delete_file(request, channel, package_name, subdir, filename):
     package_file = get_object_or_404(
         PackageFile, channel=channel, name=package_name, subdir=subdir, filename=filename
     )
-    uploads.delete_package_file(package_file, request=request)
+    deleting.delete_package_file(package_file, request=request)
     messages.success(request, f"Deleted {subdir}/{filename}; the index is being rebuilt.")
     if PackageFile.objects.filter(channel=channel, name=package_name).exists():
         return redirect("package", channel=channel.name, package_name=package_name)
@@ -135,16 +136,18 @@ def yank_file(request, channel, package_name, subdir, filename):
     package_file = get_object_or_404(
         PackageFile, channel=channel, name=package_name, subdir=subdir, filename=filename
     )
-    if request.POST.get("unyank"):
-        yanking.unyank(package_file, request=request)
-        messages.success(request, f"Un-yanked {subdir}/{filename}; the index is being rebuilt.")
-    else:
-        try:
-            yanking.yank(package_file, request.POST.get("reason"), request=request)
-        except yanking.YankError as exc:
-            messages.error(request, f"{subdir}/{filename} was not yanked: {exc.message}")
+    unyank = bool(request.POST.get("unyank"))
+    try:
+        if unyank:
+            yanking.unyank(package_file, request=request)
         else:
-            messages.success(request, f"Yanked {subdir}/{filename}; the index is being rebuilt.")
+            yanking.yank(package_file, request.POST.get("reason"), request=request)
+    except DomainError as exc:
+        undone = "un-yanked" if unyank else "yanked"
+        messages.error(request, f"{subdir}/{filename} was not {undone}: {exc.message}")
+    else:
+        done = "Un-yanked" if unyank else "Yanked"
+        messages.success(request, f"{done} {subdir}/{filename}; the index is being rebuilt.")
     return redirect("package", channel=channel.name, package_name=package_name)
 
 
@@ -156,7 +159,7 @@ def label_file(request, channel, package_name, subdir, filename):
     )
     try:
         new = labels.change(package_file, labels=request.POST.get("labels", ""), request=request)
-    except labels.LabelError as exc:
+    except DomainError as exc:
         messages.error(request, f"The labels of {subdir}/{filename} stay: {exc.message}")
     else:
         messages.success(

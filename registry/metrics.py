@@ -53,7 +53,7 @@ REQUEST_SECONDS = Histogram(
 )  # fmt: skip
 UPLOADS = Counter(
     "wharf_uploads",
-    "Package uploads answered, by status: 201 accepted, anything else refused.",
+    "Package uploads answered, by status: 201 stored, 200 already there, anything else refused.",
     ["status"],
 )
 UPLOAD_BYTES = Counter("wharf_upload_bytes", "Bytes of accepted package uploads.")

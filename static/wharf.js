@@ -107,6 +107,10 @@ function setupUpload(zone) {
       if (request.status === 201) {
         describe(item, "pending", "Uploaded; indexing…");
         waitForIndex(item, body);
+      } else if (request.status === 200) {
+        // The same file was already there; nothing changed (body.detail says so).
+        describe(item, "pending", body.detail || "Already there; nothing changed.");
+        waitForIndex(item, body);
       } else {
         describe(item, "failed", body.detail || `Upload failed (HTTP ${request.status}).`);
       }

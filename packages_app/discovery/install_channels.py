@@ -39,6 +39,7 @@ from rattler.exceptions import (
     SolverError,
 )
 
+from accounts.errors import DomainError
 from channels_app import install, related
 from packages_app import runner, storage
 from packages_app.discovery import dependencies, pages
@@ -188,7 +189,7 @@ def labelled_path(label):
     return "" if label == MAIN_LABEL else f"/label/{label}"
 
 
-class BadRequest(ValueError):
+class BadRequest(DomainError):
     """A platform, version or label the package does not have; the message says which."""
 
 

@@ -10,11 +10,10 @@ carries it; when no file carries it any more its indexes stay, empty.
 
 import re
 
-from django.db import transaction
 from django.db.models import Count
 
-from accounts import audit
-from packages_app.index import rebuilds
+from accounts.errors import DomainError
+from packages_app.files.changes import file_change
 from packages_app.models import MAIN_LABEL, FileLabel, PackageFile, SubdirIndex
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
@@ -22,10 +21,10 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 MAX_LABELS = 20
 
 
-class LabelError(Exception):
-    def __init__(self, message):
-        super().__init__(message)
-        self.message = message
+class LabelError(DomainError):
+    """A label name or change refused; the REST API names the field ``labels``."""
+
+    field = "labels"
 
 
 def clean(name):
@@ -95,20 +94,18 @@ def attach_each(files, labels):
     )
 
 
-def change(package_file, *, add=(), remove=(), labels=None, request=None):
+def change(package_file, *, add=(), remove=(), labels=None, request=None, within=None):
     """Add and remove labels of a file, or set them (``labels``); return the new labels.
 
     The indexes of every label the file gained or lost are rebuilt, in the transaction of
-    the change. A file keeps at least one label (LabelError otherwise).
+    the change. A file keeps at least one label (LabelError otherwise). ``within``: an
+    open :class:`~packages_app.files.changes.FileChange` to take part in.
     """
     add, remove = parse(add or []), parse(remove or [])
     if labels is not None:
         labels = parse(labels)
-    with transaction.atomic():
-        # The file row first, as every change of the file locks it (see publishing.publish).
-        locked = PackageFile.objects.select_for_update().filter(pk=package_file.pk).first()
-        if locked is None:
-            raise PackageFile.DoesNotExist(f"{package_file} was deleted.")
+    with file_change(request=request, within=within) as unit:
+        locked = unit.lock_file(package_file)
         before = set(FileLabel.objects.filter(file=locked).values_list("label", flat=True))
         after = set(labels) if labels is not None else (before | set(add)) - set(remove)
         if not after:
@@ -121,19 +118,17 @@ def change(package_file, *, add=(), remove=(), labels=None, request=None):
             raise LabelError(f"A file carries at most {MAX_LABELS} labels.")
         if after != before:
             _replace(locked, before, after)
-            audit.record(
+            unit.audit(
                 "package.labels_changed",
-                channel=package_file.channel,
-                request=request,
+                package_file.channel,
                 subdir=package_file.subdir,
                 filename=package_file.filename,
                 added=sorted(after - before),
                 removed=sorted(before - after),
                 labels=sorted(after),
             )
-            rebuilds.request_rebuilds(
-                package_file.channel, package_file.subdir, [package_file.name], before ^ after
-            )
+            # Labels are not in the catalog; only the indexes of the labels change.
+            unit.touch_file(package_file, before ^ after, in_catalog=False)
     package_file.__dict__.pop("_prefetched_objects_cache", None)
     return sorted(after)
 
@@ -150,14 +145,13 @@ def move(channel, label, to, *, name="", version="", copy=False, request=None):
     label, to = clean(label), clean(to)
     if label == to:
         raise LabelError(f"The files already carry '{label}'; name another label to move them to.")
-    with transaction.atomic():
+    with file_change(request=request) as unit:
         found = PackageFile.objects.filter(channel=channel, labels__label=label)
         if name:
             found = found.filter(name=name)
         if version:
             found = found.filter(version=version)
-        # File rows first, as every change of a file locks them (see publishing.publish).
-        files = list(found.select_for_update(of=("self",)).order_by("pk"))
+        files = unit.lock_files(found)
         if not files:
             return []
         FileLabel.objects.bulk_create(
@@ -173,10 +167,9 @@ def move(channel, label, to, *, name="", version="", copy=False, request=None):
         )
         if crowded.exists():
             raise LabelError(f"A file would carry more than {MAX_LABELS} labels.")
-        audit.record(
+        unit.audit(
             "package.labels_moved",
-            channel=channel,
-            request=request,
+            channel,
             label=label,
             to=to,
             copy=copy,
@@ -184,11 +177,8 @@ def move(channel, label, to, *, name="", version="", copy=False, request=None):
             version=version,
             files=[f"{f.subdir}/{f.filename}" for f in files],
         )
-        names = {}
         for f in files:
-            names.setdefault(f.subdir, set()).add(f.name)
-        for subdir, subdir_names in sorted(names.items()):
-            rebuilds.request_rebuilds(channel, subdir, subdir_names, {label, to})
+            unit.touch(channel, f.subdir, [f.name], {label, to}, in_catalog=False)
     return files
 
 

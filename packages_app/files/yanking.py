@@ -4,21 +4,19 @@ A yanked file is listed in repodata's ``removed`` (and its shard's), so solvers 
 choose it, but environments locked to its URL still install. Un-yanking puts it back.
 """
 
-from django.db import transaction
 from django.utils import timezone
 
-from accounts import audit
-from packages_app.discovery import catalog
-from packages_app.index import rebuilds
+from accounts.errors import DomainError
+from packages_app.files.changes import file_change
 from packages_app.models import PackageFile
 
 REASON_MAX_LENGTH = 500
 
 
-class YankError(Exception):
-    def __init__(self, message):
-        super().__init__(message)
-        self.message = message
+class YankError(DomainError):
+    """A yank refused for its reason; the REST API names the field ``reason``."""
+
+    field = "reason"
 
 
 def clean_reason(reason):
@@ -33,34 +31,33 @@ def clean_reason(reason):
     return reason
 
 
-def yank(package_file, reason, *, request=None):
-    """Yank the file with ``reason`` (a yanked file gets the new reason)."""
+def yank(package_file, reason, *, request=None, within=None):
+    """Yank the file with ``reason`` (a yanked file gets the new reason).
+
+    ``within``: an open :class:`~packages_app.files.changes.FileChange` to take part in.
+    """
     reason = clean_reason(reason)
     fields = {"yanked_at": timezone.now(), "yank_reason": reason}
-    _change(package_file, "package.yanked", fields, request=request)
+    _change(package_file, "package.yanked", fields, request=request, within=within)
 
 
-def unyank(package_file, *, request=None):
+def unyank(package_file, *, request=None, within=None):
     """Put a yanked file back into the index; a file that is not yanked stays as it is."""
-    if package_file.yanked:
-        fields = {"yanked_at": None, "yank_reason": ""}
-        _change(package_file, "package.unyanked", fields, request=request)
+    fields = {"yanked_at": None, "yank_reason": ""}
+    _change(package_file, "package.unyanked", fields, request=request, within=within)
 
 
-def _change(package_file, action, fields, *, request):
-    with transaction.atomic():
-        PackageFile.objects.filter(pk=package_file.pk).update(**fields)
+def _change(package_file, action, fields, *, request, within):
+    with file_change(request=request, within=within) as change:
+        locked = change.lock_file(package_file)
+        if action == "package.unyanked" and not locked.yanked:
+            return
+        PackageFile.objects.filter(pk=locked.pk).update(**fields)
         for field, value in fields.items():
             setattr(package_file, field, value)
         details = {"subdir": package_file.subdir, "filename": package_file.filename}
         if fields["yank_reason"]:
             details["reason"] = fields["yank_reason"]
-        audit.record(action, channel=package_file.channel, request=request, **details)
-        catalog.refresh(package_file.channel, [package_file.name])
+        change.audit(action, package_file.channel, **details)
         # Yanked or not, the file stays in every label it carries: each index changes.
-        rebuilds.request_rebuilds(
-            package_file.channel,
-            package_file.subdir,
-            [package_file.name],
-            package_file.labels.values_list("label", flat=True),
-        )
+        change.touch_file(package_file)

@@ -58,17 +58,6 @@ def request_rebuilds(channel, subdir, names, labels, *, full=False):
         request_rebuild(channel, subdir, names, label=label, full=full)
 
 
-def request_full_rebuilds(channel, subdir):
-    """Rebuild from scratch every label index of ``subdir``; returns main's revision."""
-    labels = set(
-        SubdirIndex.objects.filter(channel=channel, subdir=subdir).values_list("label", flat=True)
-    )
-    revisions = {}
-    for label in sorted(labels | {MAIN_LABEL}):
-        revisions[label] = request_rebuild(channel, subdir, label=label, full=True)
-    return revisions[MAIN_LABEL]
-
-
 def enqueue_rebuild(channel_id, subdir, label=MAIN_LABEL):
     """Start a rebuild once the current transaction commits.
 

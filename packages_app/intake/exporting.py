@@ -31,6 +31,7 @@ import msgpack
 import orjson
 import zstandard
 
+from accounts.errors import DomainError
 from packages_app import storage
 from packages_app.discovery import catalog
 from packages_app.index import rebuilds, repodata
@@ -42,8 +43,10 @@ PARTIAL_PREFIX = ".wharf-export-"
 CHANNELDATA = "channeldata.json"
 
 
-class ExportError(Exception):
+class ExportError(DomainError):
     """The channel cannot be exported as it is; the message says why."""
+
+    status = 409
 
 
 @dataclass

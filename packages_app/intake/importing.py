@@ -7,6 +7,9 @@ batches, one transaction per batch, and the index is rebuilt once at the end ins
 once per file. Files already in the channel are never changed: the same bytes are
 skipped, different bytes under the same name are refused as a conflict.
 
+A file whose name the channel already holds is judged by the rule uploads follow too
+(:mod:`.reuploads`); an import never replaces a file.
+
 An import can be killed at any moment and simply run again. Rows are committed per
 batch (the unique file name makes a second row impossible); the storage objects of a
 batch are recorded as :class:`StagedFile` rows before they are written and forgotten in
@@ -28,24 +31,26 @@ from pathlib import Path
 
 import orjson
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection
 from django.db.models import F, Sum
 from django.utils import timezone
 
 from accounts import audit
-from accounts.models import AuditEvent
-from packages_app import runner
-from packages_app.discovery import catalog
+from accounts.errors import DomainError
+from packages_app import runner, storage
 from packages_app.files import labels
+from packages_app.files.changes import file_change
 from packages_app.index import rebuilds, repodata
-from packages_app.intake import archives, exporting, uploads
+from packages_app.intake import archives, exporting, reuploads, uploads
 from packages_app.models import MAIN_LABEL, PackageFile, StagedFile, SubdirIndex
 
 log = logging.getLogger(__name__)
 
 
-class ImportBusy(Exception):
+class ImportBusy(DomainError):
     """Another import into the same channel is running."""
+
+    status = 409
 
 
 @dataclass
@@ -286,7 +291,7 @@ def _store_batch(channel, inspected, uploader, result, source, found):
         for (received, metadata), path in zip(fresh, planned, strict=True):
             stored = uploads.store_bytes(channel, metadata.subdir, received, path)
             if stored != path:  # a storage that renamed it would escape the record
-                uploads.release_storage(stored)
+                storage.delete_package_object(stored)
                 raise RuntimeError(f"storage wrote {stored} instead of {path}")
         pause = settings.WHARF_TEST_IMPORT_PAUSE_SECONDS
         if pause:
@@ -305,8 +310,9 @@ def _store_batch(channel, inspected, uploader, result, source, found):
 
 
 def _fresh(channel, accepted, result):
-    """The accepted files that are not in the channel yet; the same bytes are skipped,
-    other bytes under a name already taken are refused."""
+    """The accepted files that are not in the channel yet; the others as the re-upload
+    rule says: the same bytes are skipped, other bytes under a name already taken are
+    refused (an import replaces nothing)."""
     rows = PackageFile.objects.filter(
         channel=channel, filename__in=[r.filename for r, _ in accepted]
     ).values_list("subdir", "filename", "sha256")
@@ -314,17 +320,19 @@ def _fresh(channel, accepted, result):
     fresh = []
     for received, metadata in accepted:
         key = (metadata.subdir, received.filename)
-        if key not in stored:
+        try:
+            outcome = reuploads.judge(
+                channel, *key, received.sha256, stored.get(key),
+                how_to_replace=reuploads.BY_DELETING,
+            )  # fmt: skip
+        except reuploads.Conflict as exc:
+            result.refused[received.path] = exc.message
+            continue
+        if outcome is reuploads.Outcome.NEW:
             stored[key] = received.sha256  # the same file twice in one batch counts once
             fresh.append((received, metadata))
-        elif stored[key] == received.sha256:
-            result.skipped += 1
         else:
-            result.refused[received.path] = (
-                f"{channel.name}/{key[0]}/{key[1]} is already in the channel with other "
-                f"content (sha256 {stored[key]}, this file {received.sha256}); the stored "
-                "file was left as it is. Delete it first to replace it."
-            )
+            result.skipped += 1
     return fresh
 
 
@@ -351,18 +359,19 @@ def _within_quota(channel, fresh, result):
 
 
 def _commit(channel, fresh, planned, uploader, source, found):
-    """Record the stored files in one transaction; return ``{path: (storage path, reason)}``
+    """Record the stored files in one change; return ``{path: (storage path, reason)}``
     for those that no longer fit the quota (another upload took the room meanwhile).
     ``found`` holds the reasons of files to yank and the labels of files, by (subdir,
-    filename)."""
+    filename). The rebuilds are requested, not started: :func:`import_files` starts them
+    once at its end."""
     yanked, file_labels = found
-    with transaction.atomic():
-        kept, refused = _fit(channel, uploads.quota_of(channel, lock=True), fresh)
-        storage = dict(zip([r.path for r, _ in fresh], planned, strict=True))
-        rows, events, names, carried = [], [], {}, []
+    with file_change(actor=uploader, enqueue=False) as change:
+        kept, refused = _fit(channel, uploads.quota_of(channel, change=change), fresh)
+        stored_at = dict(zip([r.path for r, _ in fresh], planned, strict=True))
+        rows, carried = [], []
         now = timezone.now()
         for received, metadata in kept:
-            path = storage[received.path]
+            path = stored_at[received.path]
             fields = uploads.package_file_fields(received, metadata, path, uploader)
             reason = yanked.get((metadata.subdir, received.filename))
             if reason:
@@ -372,30 +381,22 @@ def _commit(channel, fresh, planned, uploader, source, found):
                     channel=channel, subdir=metadata.subdir, filename=received.filename, **fields
                 )
             )
-            events.append(
-                audit.build(
-                    "package.imported",
-                    actor=uploader if uploader and uploader.is_authenticated else None,
-                    channel=channel,
-                    subdir=metadata.subdir,
-                    filename=received.filename,
-                    sha256=received.sha256,
-                    source=source,
-                )
+            change.audit(
+                "package.imported",
+                channel,
+                subdir=metadata.subdir,
+                filename=received.filename,
+                sha256=received.sha256,
+                source=source,
             )
             # main, as uploads by default, unless the directory had it under other labels
             file_label_names = file_labels.get((metadata.subdir, received.filename), [MAIN_LABEL])
             carried.append(file_label_names)
-            for label in file_label_names:
-                names.setdefault((label, metadata.subdir), set()).add(metadata.name)
+            change.touch(channel, metadata.subdir, [metadata.name], file_label_names)
         PackageFile.objects.bulk_create(rows, batch_size=1000)
         labels.attach_each(rows, carried)
-        AuditEvent.objects.bulk_create(events, batch_size=1000)
-        for (label, subdir), subdir_names in sorted(names.items()):
-            rebuilds.request_rebuild(channel, subdir, subdir_names, label=label, enqueue=False)
-        catalog.refresh(channel, set().union(*names.values()))
         StagedFile.objects.filter(storage_path__in=[row.storage_path for row in rows]).delete()
-    return {path: (storage[path], reason) for path, reason in refused.items()}
+    return {path: (stored_at[path], reason) for path, reason in refused.items()}
 
 
 def _unstage(paths):
@@ -403,7 +404,7 @@ def _unstage(paths):
     released = []
     for path in paths:
         try:
-            uploads.release_storage(path)
+            storage.delete_package_object(path)
         except Exception:
             log.exception("could not delete %s; the next import into the channel will", path)
         else:

@@ -21,14 +21,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from accounts import audit
+from accounts.errors import DomainError
 from channels_app.models import Channel
 from packages_app import storage
-from packages_app.discovery import catalog
 from packages_app.files import labels
-from packages_app.index import rebuilds, repodata
+from packages_app.files.changes import file_change
+from packages_app.index import repodata
 from packages_app.index import store as index_store
-from packages_app.intake import archives, cleanup
+from packages_app.intake import archives, cleanup, reuploads
 from packages_app.models import PackageFile
 from registry import metrics
 
@@ -36,11 +36,8 @@ log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
 
 
-class UploadError(Exception):
-    def __init__(self, status, message):
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class UploadError(DomainError):
+    """An upload refused (400 unless its ``status`` says otherwise); nothing was kept."""
 
 
 @dataclass
@@ -74,7 +71,7 @@ class ReceivedFile:
 def too_large(size=None):
     limit = settings.WHARF_MAX_UPLOAD_SIZE
     shown = f" ({size} bytes)" if size is not None else ""
-    return UploadError(413, f"The package{shown} is larger than the limit of {limit} bytes.")
+    return UploadError(f"The package{shown} is larger than the limit of {limit} bytes.", status=413)
 
 
 def body_stream(request):
@@ -84,13 +81,13 @@ def body_stream(request):
         try:
             size = int(length)
         except ValueError as exc:
-            raise UploadError(400, "Content-Length is not a number.") from exc
+            raise UploadError("Content-Length is not a number.") from exc
         if size > settings.WHARF_MAX_UPLOAD_SIZE + 64 * 1024:
             raise too_large(size)
         return _Body(request, size)
     if request.META.get("wsgi.input_terminated"):
         return request.META["wsgi.input"]
-    raise UploadError(411, "Send the package with a Content-Length or chunked encoding.")
+    raise UploadError("Send the package with a Content-Length or chunked encoding.", status=411)
 
 
 class _Body:
@@ -106,7 +103,6 @@ class _Body:
         self.received += len(data)
         if not data and size and self.received < self.length:
             raise UploadError(
-                400,
                 f"The body ended after {self.received} of the {self.length} bytes its "
                 "Content-Length announced; the upload was interrupted.",
             )
@@ -141,11 +137,10 @@ class _Sink:
         )
         if self.size == 0:
             received.discard()
-            raise UploadError(400, "The uploaded file is empty.")
+            raise UploadError("The uploaded file is empty.")
         if declared_sha256 and declared_sha256.lower() != received.sha256:
             received.discard()
             raise UploadError(
-                400,
                 f"sha256 mismatch: the client declared {declared_sha256} but the received "
                 f"bytes hash to {received.sha256}; the upload was damaged or incomplete.",
             )
@@ -184,7 +179,7 @@ def receive_multipart(request, stream, fields=()):
     _, options = multipart.parse_options_header(request.META.get("CONTENT_TYPE", ""))
     boundary = options.get("boundary")
     if not boundary:
-        raise UploadError(400, "multipart/form-data without a boundary.")
+        raise UploadError("multipart/form-data without a boundary.")
     sink = None
     received = None
     values = {name: [] for name in fields}
@@ -213,9 +208,9 @@ def receive_multipart(request, stream, fields=()):
                         value = values[segment.name][-1] + event
                         if len(value) > MAX_FIELD_BYTES:
                             raise UploadError(
-                                400, f"The form field '{segment.name}' is longer than "
-                                f"{MAX_FIELD_BYTES} bytes.",
-                            )  # fmt: skip
+                                f"The form field '{segment.name}' is longer than "
+                                f"{MAX_FIELD_BYTES} bytes."
+                            )
                         values[segment.name][-1] = value
                 if not chunk:
                     break
@@ -223,53 +218,55 @@ def receive_multipart(request, stream, fields=()):
         if received:
             received.discard()
         if isinstance(exc, multipart.MultipartError):
-            raise UploadError(400, f"The multipart body is malformed ({exc}).") from exc
+            raise UploadError(f"The multipart body is malformed ({exc}).") from exc
         raise
     finally:
         if sink is not None:
             sink.abort()
     if received is None:
-        raise UploadError(400, "The multipart body has no part named 'file' with the package.")
+        raise UploadError("The multipart body has no part named 'file' with the package.")
     try:
         return received, {name: [v.decode() for v in found] for name, found in values.items()}
     except UnicodeDecodeError:
         received.discard()
-        raise UploadError(400, "A form field of the upload is not UTF-8 text.") from None
+        raise UploadError("A form field of the upload is not UTF-8 text.") from None
 
 
 def _check_filename(filename):
     try:
         archives.check_filename(filename)
     except archives.InvalidPackage as exc:
-        raise UploadError(400, str(exc)) from exc
+        raise UploadError(str(exc)) from exc
+
+
+@dataclass
+class Accepted:
+    """What became of an upload: the channel's file of that name, and the :class:`Outcome`
+    (new, replaced, or already there with the same bytes, when nothing changed)."""
+
+    package_file: PackageFile
+    outcome: reuploads.Outcome
+
+    @property
+    def already_there(self):
+        return self.outcome is reuploads.Outcome.ALREADY_THERE
 
 
 def accept(channel, received, uploader, *, force=False, request=None, labels=None):
     """Validate a received file and publish it in ``channel`` with ``labels`` (checked
     names; None: main, or for a replacement the labels of the file it replaces); return
-    the PackageFile.
+    an :class:`Accepted`.
 
-    An existing file of the same name answers 409 unless ``force`` is given (the caller
-    has checked that ``force`` is allowed).
+    A file of the same name already there is judged by :mod:`.reuploads`: the same bytes
+    change nothing, other bytes are a 409 unless ``force`` is given (the caller has checked
+    that ``force`` is allowed), which replaces the file.
     """
     try:
         try:
             metadata = archives.inspect_package(received.path, received.filename)
         except archives.InvalidPackage as exc:
-            raise UploadError(422, str(exc)) from exc
-        package_file = _store(channel, received, metadata, uploader, force, labels)
-        audit.record(
-            "package.uploaded",
-            actor=package_file.uploader,
-            channel=channel,
-            request=request,
-            subdir=package_file.subdir,
-            filename=package_file.filename,
-            sha256=package_file.sha256,
-            replaced=force,
-            labels=package_file.label_names,
-        )
-        return package_file
+            raise UploadError(str(exc), status=422) from exc
+        return _store(channel, received, metadata, uploader, force, labels, request)
     finally:
         received.discard()
         # Each web process deletes what killed uploads left in its own temporary folder,
@@ -277,67 +274,89 @@ def accept(channel, received, uploader, *, force=False, request=None, labels=Non
         cleanup.now_and_then()
 
 
-def _store(channel, received, metadata, uploader, force, file_labels):
+def _judge(channel, subdir, received, force, file_labels):
+    """The stored file of the received file's name (or None) and the outcome."""
+    stored = (
+        PackageFile.objects.filter(channel=channel, subdir=subdir, filename=received.filename)
+        .select_related("channel")
+        .prefetch_related("labels")
+        .first()
+    )
+    outcome = reuploads.judge(
+        channel, subdir, received.filename, received.sha256,
+        stored.sha256 if stored else None, force=force, labels=file_labels,
+        stored_labels=stored.label_names if stored else (),
+    )  # fmt: skip
+    return stored, outcome
+
+
+def _store(channel, received, metadata, uploader, force, file_labels, request):
     subdir = metadata.subdir
-    existing = PackageFile.objects.filter(
-        channel=channel, subdir=subdir, filename=received.filename
-    ).first()
-    if existing is not None and not force:
-        raise UploadError(
-            409,
-            f"{channel.name}/{subdir}/{received.filename} already exists; use force to "
-            "replace it. Its labels change with POST /api/v1/channels/"
-            f"{channel.name}/files/{subdir}/{received.filename}/labels/.",
-        )
+    stored, outcome = _judge(channel, subdir, received, force, file_labels)
+    if outcome is reuploads.Outcome.ALREADY_THERE:
+        return Accepted(stored, outcome)
     check_quota(channel, subdir, received)  # before copying bytes that would be refused
     storage_path = store_bytes(channel, subdir, received)
     fields = package_file_fields(received, metadata, storage_path, uploader)
     try:
-        with transaction.atomic():
-            check_quota(channel, subdir, received, lock=True)
-            if force:
-                old = (
-                    PackageFile.objects.select_for_update()
-                    .filter(channel=channel, subdir=subdir, filename=received.filename)
-                    .first()
-                )
-                old_path = old.storage_path if old else None
-                package_file, _ = PackageFile.objects.update_or_create(
-                    channel=channel,
-                    subdir=subdir,
-                    filename=received.filename,
-                    defaults=fields,
-                )
-                if old_path:
-                    transaction.on_commit(lambda: release_storage(old_path))
+        with file_change(request=request, actor=uploader) as change:
+            check_quota(channel, subdir, received, change=change)
+            replaced = None  # the sha256 of the file replaced
+            if outcome is reuploads.Outcome.REPLACE:
+                package_file, replaced = _replace(change, channel, subdir, received, fields)
             else:
                 package_file = PackageFile.objects.create(
                     channel=channel, subdir=subdir, filename=received.filename, **fields
                 )
             touched = labels.attach(package_file, file_labels)
-            rebuilds.request_rebuilds(channel, subdir, [metadata.name], touched)
-            catalog.refresh(channel, [metadata.name])
+            change.touch(channel, subdir, [metadata.name], touched)
+            details = {"subdir": subdir, "filename": received.filename, "sha256": received.sha256}
+            if replaced:
+                details["replaced_sha256"] = replaced
+            action = "package.replaced" if replaced else "package.uploaded"
+            change.audit(action, channel, **details, labels=package_file.label_names)
     except IntegrityError as exc:
-        release_storage(storage_path)
+        # The same name was stored meanwhile by another upload: judge again against it.
+        storage.delete_package_object(storage_path)
+        stored, outcome = _judge(channel, subdir, received, force, file_labels)
+        if outcome is reuploads.Outcome.ALREADY_THERE:
+            return Accepted(stored, outcome)
         raise UploadError(
-            409, f"{channel.name}/{subdir}/{received.filename} already exists."
+            f"{channel.name}/{subdir}/{received.filename} was stored by another upload "
+            "meanwhile; send it again.",
+            status=409,
         ) from exc
     except BaseException:
-        release_storage(storage_path)
+        storage.delete_package_object(storage_path)
         raise
     metrics.UPLOAD_BYTES.inc(received.size)
     log.info("accepted %s/%s/%s", channel.name, subdir, received.filename)
-    return package_file
+    return Accepted(package_file, outcome)
 
 
-def check_quota(channel, subdir, received, *, lock=False):
+def _replace(change, channel, subdir, received, fields):
+    """Replace the stored file of the name (or store it, if it went meanwhile); return the
+    file and the replaced file's sha256 (None: there was none)."""
+    named = PackageFile.objects.filter(channel=channel, subdir=subdir, filename=received.filename)
+    old = next(iter(change.lock_files(named)), None)
+    package_file, _ = PackageFile.objects.update_or_create(
+        channel=channel, subdir=subdir, filename=received.filename, defaults=fields
+    )
+    if old is None:
+        return package_file, None
+    old_path = old.storage_path
+    transaction.on_commit(lambda: storage.delete_package_object(old_path))
+    return package_file, old.sha256
+
+
+def check_quota(channel, subdir, received, *, change=None):
     """Refuse (413) a file that would take the channel past its storage quota.
 
-    A file it replaces no longer counts. With ``lock`` (inside the storing transaction)
-    the channel row is locked first, so that concurrent uploads to one channel are
-    counted one after the other and cannot together pass the quota.
+    A file it replaces no longer counts. With ``change`` (the storing one) the channel
+    row is locked first, so that concurrent uploads to one channel are counted one after
+    the other and cannot together pass the quota.
     """
-    quota = quota_of(channel, lock=lock)
+    quota = quota_of(channel, change=change)
     if quota is None:
         return
     used = (
@@ -350,33 +369,30 @@ def check_quota(channel, subdir, received, *, lock=False):
         raise over_quota(channel, quota, used, received.size)
 
 
-def quota_of(channel, *, lock=False):
+def quota_of(channel, *, change=None):
     """The channel's quota in bytes (None: no limit), read afresh.
 
-    With ``lock`` the channel row is locked for the rest of the transaction.
+    With ``change`` (a :class:`~packages_app.files.changes.FileChange`) the channel row is
+    locked for the rest of its transaction.
     """
-    channels = Channel.objects.filter(pk=channel.pk)
-    if lock:
-        # NO KEY UPDATE: it serializes uploads but not the foreign-key checks (FOR KEY
-        # SHARE) of rows that name the channel, which a delete takes while it holds the
-        # subdir's index row; FOR UPDATE would make them wait for each other (deadlock).
-        channels = channels.select_for_update(no_key=True)
-    return channels.get().effective_quota
+    if change is not None:
+        return change.lock_channel(channel).effective_quota
+    return Channel.objects.get(pk=channel.pk).effective_quota
 
 
 def over_quota(channel, quota, used, size):
     return UploadError(
-        413,
         f"Channel '{channel.name}' would exceed its storage quota of {quota} bytes: it "
         f"holds {used} bytes and this package has {size}. Delete files or ask "
         "a site administrator for a larger quota.",
+        status=413,
     )
 
 
 def check_size(received):
     """Refuse what an upload's body checks refuse: an empty or too large file."""
     if received.size == 0:
-        raise UploadError(400, "The uploaded file is empty.")
+        raise UploadError("The uploaded file is empty.")
     if received.size > settings.WHARF_MAX_UPLOAD_SIZE:
         raise too_large(received.size)
 
@@ -398,13 +414,13 @@ def store_bytes(channel, subdir, received, path=None):
             return default_storage.save(path, File(fh))
     except storage.ERRORS as exc:
         with contextlib.suppress(*storage.ERRORS):
-            release_storage(path)  # the part written before the failure
+            storage.delete_package_object(path)  # the part written before the failure
         full = storage.is_full(exc)
         raise UploadError(
-            507 if full else 503,
             f"The package could not be stored ({getattr(exc, 'strerror', None) or exc}); "
             "nothing was kept. "
             + ("The server's storage is full." if full else "Try again later."),
+            status=507 if full else 503,
         ) from exc
 
 
@@ -437,34 +453,6 @@ def package_file_fields(received, metadata, storage_path, uploader):
         "yank_reason": "",
         **archives.about_fields(metadata.about),
     }
-
-
-def release_storage(storage_path):
-    """Delete a stored package file and its folder (each upload has its own)."""
-    default_storage.delete(storage_path)
-    storage.remove_empty_local_folder(storage_path.rsplit("/", 1)[0])
-
-
-def delete_package_file(package_file, *, request=None):
-    with transaction.atomic():
-        path = package_file.storage_path
-        # Locked first, so that a label change waits and the labels read here are all.
-        PackageFile.objects.select_for_update().filter(pk=package_file.pk).first()
-        file_labels = list(package_file.labels.values_list("label", flat=True))
-        package_file.delete()
-        audit.record(
-            "package.deleted",
-            channel=package_file.channel,
-            request=request,
-            subdir=package_file.subdir,
-            filename=package_file.filename,
-            sha256=package_file.sha256,
-        )
-        rebuilds.request_rebuilds(
-            package_file.channel, package_file.subdir, [package_file.name], file_labels
-        )
-        catalog.refresh(package_file.channel, [package_file.name])
-        transaction.on_commit(lambda: release_storage(path))
 
 
 def forget_channel_storage(channel):

@@ -7,8 +7,11 @@ given to the solver, as a team would combine its channel with conda-forge.
 import pytest
 import rattler_build
 
+from accounts.models import AuditEvent
+from packages_app.models import PackageFile
+
 from ..clients import installed_names, solve_and_install
-from ..packages import wait_for_index
+from ..packages import sha256_of, wait_for_index
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -25,7 +28,7 @@ def two_channels(live_server_url, private_channel, public_channel, tokens, packa
     rattler_build.upload_package_to_prefix(
         [str(tool), str(helper)], live_server_url, private_channel.name, api_key=tokens["owner"]
     )
-    # skip_existing turns the server's 409 into success, as build pipelines rely on.
+    # The same file again is a success that changes nothing; --skip-existing keeps working.
     rattler_build.upload_package_to_prefix(
         [str(tool)],
         live_server_url,
@@ -102,3 +105,57 @@ def test_it_refuses_a_revoked_token(
         solve_and_install(
             channels, {"127.0.0.1": {"BearerToken": tokens["member"]}}, tmp_path, monkeypatch
         )
+
+
+def test_rattler_build_uploads_the_same_file_again_and_nothing_changes(
+    live_server_url, public_channel, tokens, packages
+):
+    path = packages.make("again", "1.0", "noarch")
+    token = tokens["maintainer"]
+    rattler_build.upload_package_to_prefix(
+        [str(path)], live_server_url, public_channel.name, api_key=token
+    )
+    stored = PackageFile.objects.get(filename=path.name)
+
+    # A retried CI job, without --skip-existing, by either route: each succeeds.
+    rattler_build.upload_package_to_prefix(
+        [str(path)], live_server_url, public_channel.name, api_key=token
+    )
+    rattler_build.upload_package_to_quetz(
+        [str(path)], live_server_url, public_channel.name, api_key=token
+    )
+
+    again = PackageFile.objects.get(filename=path.name)
+    assert (again.pk, again.sha256, again.uploaded_at, again.storage_path) == (
+        stored.pk,
+        sha256_of(path),
+        stored.uploaded_at,
+        stored.storage_path,
+    )
+    changes = AuditEvent.objects.filter(action__startswith="package.")
+    assert list(changes.values_list("action", flat=True)) == ["package.uploaded"]
+
+
+def test_rattler_build_is_refused_other_bytes_under_a_taken_name(
+    live_server_url, public_channel, tokens, packages
+):
+    path = packages.make("again", "1.0", "noarch", summary="first")
+    rattler_build.upload_package_to_prefix(
+        [str(path)], live_server_url, public_channel.name, api_key=tokens["owner"]
+    )
+    stored = sha256_of(path)
+    packages.make("again", "1.0", "noarch", summary="rebuilt")  # written over ``path``
+
+    with pytest.raises(Exception, match="409|Conflict|already exists"):
+        rattler_build.upload_package_to_prefix(
+            [str(path)], live_server_url, public_channel.name, api_key=tokens["owner"]
+        )
+    # --skip-existing reads the 409 as "already exists" and goes on.
+    rattler_build.upload_package_to_prefix(
+        [str(path)],
+        live_server_url,
+        public_channel.name,
+        api_key=tokens["owner"],
+        skip_existing=True,
+    )
+    assert PackageFile.objects.get(filename=path.name).sha256 == stored

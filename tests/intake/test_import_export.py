@@ -16,8 +16,8 @@ from django.core.management import CommandError, call_command
 from accounts.models import AuditEvent
 from channels_app.lifecycle import create_channel
 from channels_app.models import Channel
+from packages_app.files import deleting
 from packages_app.index import storage_check
-from packages_app.intake import uploads
 from packages_app.models import PackageFile, StagedFile
 
 from ..packages import PackageFactory, eventually, sha256_of, upload, wait_for_index
@@ -517,7 +517,7 @@ def test_an_export_is_incremental_and_replaces_what_is_wrong(imported, tmp_path,
     app.write_bytes(whole[:100])  # a damaged copy
     (target / "linux-64" / ".wharf-export-abc123").write_bytes(b"left by a killed export")
     gone = PackageFile.objects.get(filename="tool-0.3-h1234_0.conda")
-    uploads.delete_package_file(gone)
+    deleting.delete_package_file(gone)
     wait_for_index(imported, "linux-64")
 
     out, _, _ = run("export_channel", imported.name, str(target))

@@ -6,8 +6,10 @@ from pathlib import Path
 import orjson
 import pytest
 from django.conf import settings
+from rest_framework.test import APIClient
 
-from packages_app.models import PackageFile
+from accounts.models import AuditEvent
+from packages_app.models import Package, PackageFile, SubdirIndex
 
 from ..packages import multipart_body, sha256_of, upload, wait_for_index
 
@@ -61,8 +63,6 @@ def test_it_accepts_a_raw_body_with_file_headers(client_for, public_channel, pac
 
 
 def test_it_accepts_a_quetz_style_upload_with_api_key(tokens, public_channel, packages):
-    from rest_framework.test import APIClient
-
     path = packages.make("qpkg", "0.1")
     response = APIClient().generic(
         "POST",
@@ -76,16 +76,125 @@ def test_it_accepts_a_quetz_style_upload_with_api_key(tokens, public_channel, pa
     assert path.name in repodata(APIClient(), public_channel.name, "noarch")["packages.conda"]
 
 
-def test_it_answers_409_for_an_existing_file(client_for, public_channel, packages):
+@pytest.fixture
+def send(client_for, tokens, public_channel):
+    """Upload a file to the public channel as ``who`` by the prefix route (multipart, as
+    rattler-build sends it) or the quetz route (raw body, X-API-Key)."""
+
+    def send(route, who, path, *, force=False):
+        if route == "prefix":
+            return upload(client_for(who), public_channel.name, path, force=force)
+        return APIClient().generic(
+            "POST",
+            f"/api/channels/{public_channel.name}/upload/{path.name}"
+            f"?force={str(force).lower()}&sha256={sha256_of(path)}",
+            path.read_bytes(),
+            content_type="application/octet-stream",
+            HTTP_X_API_KEY=tokens[who],
+        )
+
+    return send
+
+
+def state_of(channel):
+    """What a re-upload could change: the file rows, the catalog, the audit log, the
+    indexes' revisions and the stored objects."""
+    return {
+        "files": list(PackageFile.objects.order_by("pk").values()),
+        "packages": list(Package.objects.order_by("pk").values()),
+        "events": list(AuditEvent.objects.order_by("pk").values_list("pk", "action")),
+        "revisions": list(
+            SubdirIndex.objects.filter(channel=channel)
+            .order_by("pk")
+            .values_list("label", "subdir", "requested_revision", "built_revision")
+        ),
+        "stored": stored_files(),
+    }
+
+
+ROUTES = ["prefix", "quetz"]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_the_same_bytes_again_succeed_and_change_nothing(
+    route, send, client_for, public_channel, packages
+):
     path = packages.make("dup", "1.0")
-    maintainer = client_for("maintainer")
-    assert upload(maintainer, public_channel.name, path).status_code == 201
+    assert send(route, "maintainer", path).status_code == 201
+    wait_for_index(public_channel, "noarch")
+    before = state_of(public_channel)
 
-    again = upload(maintainer, public_channel.name, path)
+    again = send(route, "maintainer", path)
 
-    assert again.status_code == 409
-    assert "already exists" in again.json()["detail"]
-    assert PackageFile.objects.filter(filename=path.name).count() == 1
+    assert again.status_code == 200, again.content
+    body = again.json()
+    assert body["already_there"] is True
+    assert body["sha256"] == sha256_of(path)
+    assert body["detail"] == (
+        f"open-tools/noarch/{path.name} was already in the channel with the same content "
+        f"(sha256 {sha256_of(path)}); nothing changed."
+    )
+    wait_for_index(public_channel, "noarch")
+    assert state_of(public_channel) == before
+    assert AuditEvent.objects.filter(action="package.uploaded").count() == 1
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_other_bytes_under_a_taken_name_are_a_conflict_naming_both_digests(
+    route, send, client_for, public_channel, packages
+):
+    first = packages.make("dup", "1.0", summary="first build")
+    assert send(route, "owner", first).status_code == 201
+    wait_for_index(public_channel, "noarch")
+    stored_sha = sha256_of(first)
+    other = packages.make("dup", "1.0", summary="another build")  # written over ``first``
+    assert other.name == first.name and sha256_of(other) != stored_sha
+    before = state_of(public_channel)
+
+    refused = send(route, "owner", other)
+
+    assert refused.status_code == 409, refused.content
+    assert refused.json()["detail"] == (
+        f"open-tools/noarch/{first.name} is already in the channel with other content "
+        f"(sha256 {stored_sha}, this file {sha256_of(other)}); the stored file was left as "
+        "it is. Upload it with ?force=true (channel owners) to replace the stored file."
+    )
+    wait_for_index(public_channel, "noarch")
+    assert state_of(public_channel) == before
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_forced_upload_replaces_the_file_as_an_audited_action_of_its_own(
+    route, send, client_for, public_channel, packages
+):
+    first = packages.make("dup", "1.0", summary="first build")
+    assert send(route, "owner", first).status_code == 201
+    main = wait_for_index(public_channel, "noarch")
+    first_sha = sha256_of(first)
+    replacement = packages.make("dup", "1.0", summary="the replacement")  # over ``first``
+
+    response = send(route, "owner", replacement, force=True)
+
+    assert response.status_code == 201, response.content
+    assert response.json()["already_there"] is False
+    stored = PackageFile.objects.get(filename=first.name)
+    assert stored.sha256 == sha256_of(replacement)
+    event = AuditEvent.objects.get(action="package.replaced")
+    assert (event.actor_name, event.details) == (
+        "owner",
+        {
+            "subdir": "noarch",
+            "filename": first.name,
+            "sha256": sha256_of(replacement),
+            "replaced_sha256": first_sha,
+            "labels": ["main"],
+        },
+    )
+    assert AuditEvent.objects.filter(action="package.uploaded").count() == 1  # the first
+    index = wait_for_index(public_channel, "noarch")
+    assert index.requested_revision == main.requested_revision + 1
+    record = repodata(client_for(), public_channel.name, "noarch")["packages.conda"][first.name]
+    assert record["sha256"] == sha256_of(replacement)
 
 
 def test_it_lets_only_owners_force_a_replacement(client_for, public_channel, packages, tmp_path):

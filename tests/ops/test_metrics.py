@@ -74,16 +74,18 @@ def test_requests_and_uploads_are_counted_by_route_and_status_never_by_channel(
 ):
     owner, token = client_for("owner"), tokens["owner"]
     path = packages.make("counted")
-    before = {
-        status: local("wharf_uploads_total", status=status) for status in ("201", "409", "400")
-    }
+    statuses = ("201", "200", "409", "400")
+    before = {status: local("wharf_uploads_total", status=status) for status in statuses}
     bytes_before = local("wharf_upload_bytes_total")
     files_before = local(
         "wharf_http_requests_total", method="GET", route="token-channel-file", status="200"
     )
 
+    size = path.stat().st_size
     assert upload(owner, private_channel.name, path).status_code == 201
-    assert upload(owner, private_channel.name, path).status_code == 409
+    assert upload(owner, private_channel.name, path).status_code == 200  # already there
+    other = packages.make("counted", summary="other bytes under the same name")
+    assert upload(owner, private_channel.name, other).status_code == 409
     assert upload(owner, private_channel.name, path, sha256="0" * 64).status_code == 400
     wait_for_index(private_channel, "noarch")
     url = f"/t/{token}/{private_channel.name}/noarch/repodata.json"
@@ -92,9 +94,9 @@ def test_requests_and_uploads_are_counted_by_route_and_status_never_by_channel(
     scraped = client.get("/metrics").content.decode()
     assert private_channel.name not in scraped
     assert token not in scraped and "/t/" not in scraped
-    for status in ("201", "409", "400"):
+    for status in statuses:
         assert local("wharf_uploads_total", status=status) == before[status] + 1
-    assert local("wharf_upload_bytes_total") == bytes_before + path.stat().st_size
+    assert local("wharf_upload_bytes_total") == bytes_before + size  # the stored file only
     assert (
         local("wharf_http_requests_total", method="GET", route="token-channel-file", status="200")
         == files_before + 1
