@@ -3,6 +3,7 @@
 import orjson
 import pytest
 from django.core.files.storage import default_storage
+from django.forms import MultiWidget
 
 from channels_app.lifecycle import create_channel
 from channels_app.models import Channel, Membership, RelatedChannel, Role
@@ -47,9 +48,14 @@ def form_data(response):
         forms += [inline.formset.management_form, *inline.formset.forms]
     data = {}
     for form in forms:
-        for name in form.fields:
+        for name, field in form.fields.items():
             value = form[name].value()
-            if value is not None:
+            if value is None:
+                continue
+            if isinstance(field.widget, MultiWidget):  # a date and a time, say
+                for i, part in enumerate(field.widget.decompress(value)):
+                    data[f"{form.add_prefix(name)}_{i}"] = part
+            else:
                 data[form.add_prefix(name)] = value
     return data
 
