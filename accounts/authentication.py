@@ -18,9 +18,11 @@ at once, in other processes (or done by a plain UPDATE) within that bound. Every
 route reads the token from the database on every request.
 
 Guessing is limited per client address (:class:`FailureLimit`): a token secret that
-matches no token and a failed password sign-in each count as a failure; past
-``WHARF_AUTH_FAILURE_LIMIT`` failures in a window every request from that address that
-carries credentials or changes something is answered 429 until the window ends.
+matches no token and a failed password sign-in (allauth's form, through
+``accounts.adapters.AccountAdapter``, and the admin's :class:`SignInForm`) each count as
+a failure; past ``WHARF_AUTH_FAILURE_LIMIT`` failures in a window every request from that
+address that carries credentials or changes something is answered 429 until the window
+ends.
 """
 
 import base64
@@ -32,9 +34,10 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.models import AnonymousUser
-from django.contrib.auth.signals import user_login_failed
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.http import JsonResponse
 from rest_framework import authentication, exceptions
 
@@ -271,14 +274,18 @@ class FailureLimit:
 failure_limit = FailureLimit()
 
 
-def _count_failed_sign_in(sender, credentials, request=None, **_signal_arguments):
-    if request is not None:
-        failure_limit.failed(request)
+class SignInForm(AuthenticationForm):
+    """Django's sign-in form, as the admin uses it, counting a wrong password (or a
+    disabled account) as a failure of the client's address."""
 
+    def clean(self):
+        try:
+            return super().clean()
+        except ValidationError:
+            if self.user_cache is None and self.request is not None:
+                failure_limit.failed(self.request)
+            raise
 
-# allauth's and the admin's sign-in forms both end in django.contrib.auth.authenticate();
-# its failure signal is the one place that sees a wrong password from either.
-user_login_failed.connect(_count_failed_sign_in, dispatch_uid="wharf-failure-limit")
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
