@@ -14,7 +14,7 @@ from packages_app.conda import statistics
 from packages_app.discovery import catalog, install_channels
 from packages_app.files import labels, yanking
 from packages_app.index import rebuilds
-from packages_app.intake import archives, uploads
+from packages_app.intake import archives, cleanup, uploads
 from packages_app.models import Package, PackageFile
 from packages_app.serializers import (
     ChannelLabelSerializer,
@@ -47,6 +47,19 @@ def _upload_labels(request, form_fields=None):
         return labels.for_upload(named)
     except labels.LabelError as exc:
         raise uploads.UploadError(400, exc.message) from None
+
+
+def _accept(request, target, received, force, file_labels):
+    """:func:`uploads.accept`, then (accepted or refused) the cleanup of this process's
+    upload temporary folder, at most every ``WHARF_UPLOAD_CLEANUP_SECONDS``: each web
+    process deletes what killed uploads left there, which Celery workers in other
+    containers cannot see (:mod:`packages_app.intake.cleanup`)."""
+    try:
+        return uploads.accept(
+            target, received, request.user, force=force, request=request, labels=file_labels
+        )
+    finally:
+        cleanup.now_and_then()
 
 
 def _upload_response(request, package_file):
@@ -115,9 +128,7 @@ class PrefixUpload(UploadErrorMixin, APIView):
         except uploads.UploadError:
             received.discard()
             raise
-        package_file = uploads.accept(
-            target, received, request.user, force=force, request=request, labels=file_labels
-        )
+        package_file = _accept(request, target, received, force, file_labels)
         return _upload_response(request, package_file)
 
 
@@ -138,9 +149,7 @@ class QuetzUpload(UploadErrorMixin, APIView):
         file_labels = _upload_labels(request)
         stream = uploads.body_stream(request._request)
         received = uploads.receive_raw(stream, filename, request.query_params.get("sha256"))
-        package_file = uploads.accept(
-            target, received, request.user, force=force, request=request, labels=file_labels
-        )
+        package_file = _accept(request, target, received, force, file_labels)
         return _upload_response(request, package_file)
 
 

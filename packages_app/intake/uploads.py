@@ -272,9 +272,6 @@ def accept(channel, received, uploader, *, force=False, request=None, labels=Non
         return package_file
     finally:
         received.discard()
-        # Each web process deletes what killed uploads left in its own temporary folder,
-        # which Celery workers in other containers cannot see.
-        cleanup.now_and_then()
 
 
 def _store(channel, received, metadata, uploader, force, file_labels):
