@@ -4,10 +4,27 @@ are administered by channels_app.orgs.admin, with their rules."""
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
-from . import audit
+from . import audit, tokens
 from .models import ApiToken, AuditEvent, User
 
-admin.site.register(User, UserAdmin)
+
+@admin.register(User)
+class WharfUserAdmin(UserAdmin):
+    # A disabled, demoted or deleted account's cached tokens stop working at once here.
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        tokens.cache.forget_user(obj.pk)
+
+    def delete_model(self, request, obj):
+        pk = obj.pk
+        super().delete_model(request, obj)
+        tokens.cache.forget_user(pk)
+
+    def delete_queryset(self, request, queryset):
+        pks = list(queryset.values_list("pk", flat=True))
+        super().delete_queryset(request, queryset)
+        for pk in pks:
+            tokens.cache.forget_user(pk)
 
 
 @admin.register(ApiToken)
@@ -33,6 +50,21 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         # A token's secret is shown once, by the API or `manage.py create_token`.
         return False
+
+    # A changed or deleted token is read again (or refused) at once by this process.
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)  # after save_model: channels
+        tokens.cache.discard(form.instance.digest)
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        tokens.cache.discard(obj.digest)
+
+    def delete_queryset(self, request, queryset):
+        digests = list(queryset.values_list("digest", flat=True))
+        super().delete_queryset(request, queryset)
+        for digest in digests:
+            tokens.cache.discard(digest)
 
     @admin.action(permissions=["change"], description="Revoke selected tokens")
     def revoke(self, request, queryset):

@@ -11,14 +11,18 @@ silent fall-back to anonymous.
 
 Conda file requests (``identify(..., cached=True)``) may use a token looked up in the last
 ``WHARF_TOKEN_CACHE_SECONDS`` by the same process. Expiry is still checked on every
-request; a revocation, a disabled account or a change to the token's channels made in this
-process clears the cache at once, and one made by another process takes effect within
-that bound. Every other route reads the token from the database on every request.
+request. What revokes a token (``ApiToken.revoke``: the API, the API keys page, the
+admin), and the admin's changes and deletions of tokens and accounts, discard the entries
+they make stale (:class:`accounts.tokens.TokenCache`): in this process they take effect
+at once, in other processes (or done by a plain UPDATE) within that bound. Every other
+route reads the token from the database on every request.
 
 Guessing is limited per client address (:class:`FailureLimit`): a token secret that
-matches no token and a failed password sign-in each count as a failure; past
-``WHARF_AUTH_FAILURE_LIMIT`` failures in a window every request from that address that
-carries credentials or changes something is answered 429 until the window ends.
+matches no token and a failed password sign-in (allauth's form, through
+``accounts.adapters.AccountAdapter``, and the admin's :class:`SignInForm`) each count as
+a failure; past ``WHARF_AUTH_FAILURE_LIMIT`` failures in a window every request from that
+address that carries credentials or changes something is answered 429 until the window
+ends.
 """
 
 import base64
@@ -30,15 +34,15 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.models import AnonymousUser
-from django.contrib.auth.signals import user_login_failed
 from django.core.cache import cache
-from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.core.exceptions import ValidationError
 from django.http import JsonResponse
 from rest_framework import authentication, exceptions
 
 from . import audit, tokens
-from .models import ApiToken, User
+from .models import ApiToken
 
 log = logging.getLogger(__name__)
 REALM = 'Bearer realm="wharf"'
@@ -90,50 +94,9 @@ def presented_secret(request, url_token=None):
     raise InvalidCredentials(f"Unsupported authorization scheme '{scheme}'; use Bearer.")
 
 
-class TokenCache:
-    """Tokens (with their user) this process found valid, by digest, for a few seconds.
-
-    Only valid tokens are kept, each for ``WHARF_TOKEN_CACHE_SECONDS`` (0 turns the cache
-    off) from the moment it was read from the database; they are checked again on every
-    use (revocation, expiry, account), so an entry never outlives its bound.
-    """
-
-    MAX_ENTRIES = 10_000
-
-    def __init__(self):
-        self._entries = {}
-        self.clock = time.monotonic
-
-    def get(self, digest):
-        entry = self._entries.get(digest)
-        if entry is None:
-            return None
-        if entry[0] <= self.clock():
-            self._entries.pop(digest, None)
-            return None
-        return entry[1]
-
-    def put(self, digest, token):
-        seconds = settings.WHARF_TOKEN_CACHE_SECONDS
-        if seconds <= 0:
-            return
-        if len(self._entries) >= self.MAX_ENTRIES:
-            self._entries.clear()
-        self._entries[digest] = (self.clock() + seconds, token)
-
-    def discard(self, digest):
-        self._entries.pop(digest, None)
-
-    def clear(self, **_signal_arguments):
-        self._entries.clear()
-
-
-token_cache = TokenCache()
-# Changes made in this process take effect at once; the time bound covers the others.
-for _model in (ApiToken, User):
-    post_save.connect(token_cache.clear, sender=_model, dispatch_uid=f"token-cache-{_model}")
-    post_delete.connect(token_cache.clear, sender=_model, dispatch_uid=f"token-cache-d{_model}")
-m2m_changed.connect(token_cache.clear, sender=ApiToken.channels.through, dispatch_uid="token-m2m")
+# Changes made through Wharf in this process discard their entries at once (ApiToken.revoke,
+# the admin's saves and deletions); the time bound covers other processes and plain UPDATEs.
+token_cache = tokens.cache
 
 
 def _check(token):
@@ -311,14 +274,18 @@ class FailureLimit:
 failure_limit = FailureLimit()
 
 
-def _count_failed_sign_in(sender, credentials, request=None, **_signal_arguments):
-    if request is not None:
-        failure_limit.failed(request)
+class SignInForm(AuthenticationForm):
+    """Django's sign-in form, as the admin uses it, counting a wrong password (or a
+    disabled account) as a failure of the client's address."""
 
+    def clean(self):
+        try:
+            return super().clean()
+        except ValidationError:
+            if self.user_cache is None and self.request is not None:
+                failure_limit.failed(self.request)
+            raise
 
-# allauth's and the admin's sign-in forms both end in django.contrib.auth.authenticate();
-# its failure signal is the one place that sees a wrong password from either.
-user_login_failed.connect(_count_failed_sign_in, dispatch_uid="wharf-failure-limit")
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

@@ -102,6 +102,8 @@ class ApiToken(models.Model):
             return False
         self.revoked_at = timezone.now()
         self.save(update_fields=["revoked_at"])
+        # Refused at once by this process's conda routes too; others within their bound.
+        tokens.cache.discard(self.digest)
         return True
 
     def touch(self):

@@ -12,7 +12,7 @@ from channels_app.access import Action, authorize, readable_channels
 from packages_app.conda import statistics
 from packages_app.discovery import catalog, install_channels
 from packages_app.files import changes, deleting, labels, yanking
-from packages_app.intake import archives, reuploads, uploads
+from packages_app.intake import archives, cleanup, reuploads, uploads
 from packages_app.models import MAIN_LABEL, Package, PackageFile
 from packages_app.serializers import (
     ChannelLabelSerializer,
@@ -49,6 +49,19 @@ def _upload_labels(request, form_fields=None):
     except labels.LabelError as exc:
         # A query parameter, not a field of a body: answered as the upload's "detail".
         raise uploads.UploadError(exc.message) from None
+
+
+def _accept(request, target, received, force, file_labels):
+    """:func:`uploads.accept`, then (accepted or refused) the cleanup of this process's
+    upload temporary folder, at most every ``WHARF_UPLOAD_CLEANUP_SECONDS``: each web
+    process deletes what killed uploads left there, which Celery workers in other
+    containers cannot see (:mod:`packages_app.intake.cleanup`)."""
+    try:
+        return uploads.accept(
+            target, received, request.user, force=force, request=request, labels=file_labels
+        )
+    finally:
+        cleanup.now_and_then()
 
 
 def _upload_response(request, accepted):
@@ -118,9 +131,7 @@ class PrefixUpload(UploadView):
         except uploads.UploadError:
             received.discard()
             raise
-        accepted = uploads.accept(
-            target, received, request.user, force=force, request=request, labels=file_labels
-        )
+        accepted = _accept(request, target, received, force, file_labels)
         return _upload_response(request, accepted)
 
 
@@ -140,9 +151,7 @@ class QuetzUpload(UploadView):
         file_labels = _upload_labels(request)
         stream = uploads.body_stream(request._request)
         received = uploads.receive_raw(stream, filename, request.query_params.get("sha256"))
-        accepted = uploads.accept(
-            target, received, request.user, force=force, request=request, labels=file_labels
-        )
+        accepted = _accept(request, target, received, force, file_labels)
         return _upload_response(request, accepted)
 
 

@@ -14,7 +14,8 @@ on a worker (:func:`register`, called from ``PackagesAppConfig.ready``).
   :func:`every`) runs now and then after such work instead.
 
 Threads are started here only (:func:`in_background`), so that tests and orderly
-shutdowns can wait for them (:func:`wait_for_background_work`).
+shutdowns can wait for them (:func:`wait_for_background_work`), and a process about to
+end (a management command) can finish them first (:func:`finish_background_work`).
 """
 
 import logging
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 _tasks = {}  # function -> the Celery task that runs it on a worker
 _periodic = []  # NowAndThen of each periodic function, run after work in embedded mode
 background_threads = []
+_threads_lock = threading.Lock()  # a listed thread has been started
+_ending = threading.Event()  # set: delayed work runs now (finish_background_work)
 
 
 def register(function, task):
@@ -82,19 +85,21 @@ def in_background(function, *args, delay=0):
     """Run ``function(*args)`` in a thread of this process after ``delay`` seconds."""
     thread = threading.Thread(target=_in_background, args=(delay, function, *args))
     thread.daemon = True
-    background_threads.append(thread)
-    thread.start()
+    with _threads_lock:
+        background_threads.append(thread)
+        thread.start()
 
 
 def _in_background(delay, function, *args):
     try:
-        time.sleep(delay)
+        _ending.wait(delay)
         function(*args)
     except Exception:
         log.exception("%s%s failed", function.__name__, args)
     finally:
         connection.close()
-        background_threads.remove(threading.current_thread())
+        with _threads_lock:
+            background_threads.remove(threading.current_thread())
 
 
 class NowAndThen:
@@ -121,5 +126,21 @@ class NowAndThen:
 
 def wait_for_background_work(timeout=60):
     """Wait for work started in threads (tests, commands, orderly shutdown)."""
-    for thread in list(background_threads):
+    with _threads_lock:
+        threads = list(background_threads)
+    for thread in threads:
         thread.join(timeout)
+
+
+def finish_background_work(timeout=60):
+    """Run delayed work now and wait until no background work is left, at most
+    ``timeout`` seconds: for a process about to end, whose daemon threads would die with
+    it — an index rebuild among them would keep its lease, and its subdir unpublished,
+    for ``WHARF_INDEX_LEASE_SECONDS``."""
+    deadline = time.monotonic() + timeout
+    _ending.set()
+    try:
+        while background_threads and time.monotonic() < deadline:
+            wait_for_background_work(max(0.0, deadline - time.monotonic()))
+    finally:
+        _ending.clear()

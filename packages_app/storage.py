@@ -16,8 +16,6 @@ import threading
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.files.storage import default_storage, storages
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 from storages.backends.s3 import S3Storage
 
 log = logging.getLogger(__name__)
@@ -37,7 +35,7 @@ def is_full(exc):
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
-_clients = {}
+_clients = {}  # alias -> (the storage it was made for, its client)
 _clients_lock = threading.Lock()
 
 
@@ -47,31 +45,29 @@ def client(alias="default"):
     django-storages builds a boto3 session and resource per thread (resources are not
     thread-safe), about 70 ms of CPU on each thread's first request; with gunicorn's
     threads that showed as a p99 above a second on index files after every start.
-    boto3 clients are thread-safe, so the serving path shares one.
+    boto3 clients are thread-safe, so the serving path shares one. A client belongs to
+    the storage object it was made for: when Django's storages handler makes a new one
+    (``STORAGES`` changed), a new client follows.
     """
+    store = storages[alias]
     found = _clients.get(alias)
-    if found is None:
+    if found is None or found[0] is not store:
         with _clients_lock:
             found = _clients.get(alias)
-            if found is None:
-                store = storages[alias]
-                found = store._create_session().client(
-                    "s3",
-                    region_name=store.region_name,
-                    use_ssl=store.use_ssl,
-                    endpoint_url=store.endpoint_url,
-                    config=store.client_config,
-                    verify=store.verify,
+            if found is None or found[0] is not store:
+                found = (
+                    store,
+                    store._create_session().client(
+                        "s3",
+                        region_name=store.region_name,
+                        use_ssl=store.use_ssl,
+                        endpoint_url=store.endpoint_url,
+                        config=store.client_config,
+                        verify=store.verify,
+                    ),
                 )
                 _clients[alias] = found
-    return found
-
-
-@receiver(setting_changed)
-def _forget_clients(setting, **kwargs):
-    if setting == "STORAGES":  # as Django's storages handler forgets its storages
-        with _clients_lock:
-            _clients.clear()
+    return found[1]
 
 
 def size(path):

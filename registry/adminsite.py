@@ -192,9 +192,10 @@ class WharfAdminSite(admin.AdminSite):
     def login_form(self):
         # Any active user may sign in; has_permission then decides whether the admin
         # opens, and tells a signed-in user without a channel that they may not use it.
-        from django.contrib.auth.forms import AuthenticationForm
+        # A wrong password counts towards the address's failure limit.
+        from accounts.authentication import SignInForm
 
-        return AuthenticationForm
+        return SignInForm
 
     def has_permission(self, request):
         user = request.user

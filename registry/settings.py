@@ -343,12 +343,6 @@ WHARF_INDEX_LEASE_SECONDS = env_int("WHARF_INDEX_LEASE_SECONDS", 600)
 # Index work whose task was lost (broker down, worker killed) is sent again this often
 # (seconds): by Celery beat with a broker, after a change in embedded mode. 0: never.
 WHARF_RECONCILE_SECONDS = env_int("WHARF_RECONCILE_SECONDS", 60)
-# Tests only, 0 in production: an index rebuild waits this long between writing the new
-# files and publishing them, so that a test can kill its worker there.
-WHARF_TEST_PUBLISH_PAUSE_SECONDS = env_int("WHARF_TEST_PUBLISH_PAUSE_SECONDS", 0)
-# Tests only, 0 in production: an import waits this long after storing each batch's
-# bytes and before committing their rows, so that a test can kill it there.
-WHARF_TEST_IMPORT_PAUSE_SECONDS = env_int("WHARF_TEST_IMPORT_PAUSE_SECONDS", 0)
 # zstd level of repodata.json.zst, rebuilt on every change: on 39 MB of repodata level 1
 # takes 0.05 s for 6.2 MB, level 16 7 s for 6.0 MB (measured, see docs/benchmarks.md).
 WHARF_ZSTD_LEVEL = env_int("WHARF_ZSTD_LEVEL", 1)

@@ -1,6 +1,8 @@
 """The Django admin as a test reads it: signed in, its change lists' rows, and the data a
 change page would post back."""
 
+from django.forms import MultiWidget
+
 
 def signed_in(client, user):
     client.force_login(user)
@@ -20,8 +22,13 @@ def form_data(response):
         forms += [inline.formset.management_form, *inline.formset.forms]
     data = {}
     for form in forms:
-        for name in form.fields:
+        for name, field in form.fields.items():
             value = form[name].value()
-            if value is not None:
+            if value is None:
+                continue
+            if isinstance(field.widget, MultiWidget):  # a date and a time, say
+                for i, part in enumerate(field.widget.decompress(value)):
+                    data[f"{form.add_prefix(name)}_{i}"] = part
+            else:
                 data[form.add_prefix(name)] = value
     return data

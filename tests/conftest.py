@@ -269,11 +269,14 @@ class Processes:
             check=True, capture_output=True, text=True,
         ).stdout  # fmt: skip
 
-    def worker(self, name, env=None, concurrency=1):
-        """A Celery worker; ``env`` must name its broker (REDIS_URL) unless it is the tests'."""
+    def worker(self, name, env=None, concurrency=1, paused=None):
+        """A Celery worker; ``env`` must name its broker (REDIS_URL) unless it is the tests'.
+        ``paused=(point, seconds)`` makes it stop there (tests/paused.py)."""
         argv = ["-m", "celery", "-A", "registry", "worker", "--loglevel", "INFO", "-n",
                 f"{name}@%h", "--concurrency", str(concurrency), "--without-gossip",
                 "--without-mingle"]  # fmt: skip
+        if paused:
+            argv = ["-m", "tests.paused", paused[0], str(paused[1]), *argv]
         log = self.folder / f"{name}.log"
         return self.start(name, argv, env=env, ready=lambda: " ready." in log.read_text())
 

@@ -4,7 +4,6 @@ import logging
 import time
 import uuid
 
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -61,31 +60,7 @@ def publish(index, revision, owner=None):
     if previous_bz2:
         published[repodata.REPODATA_BZ2] = previous_bz2
 
-    pause = settings.WHARF_TEST_PUBLISH_PAUSE_SECONDS
-    if pause:
-        time.sleep(pause)  # tests only: a moment to kill a worker between write and switch
-
-    now = timezone.now()
-    switch = SubdirIndex.objects.filter(pk=index.pk)
-    if owner is not None:
-        switch = switch.filter(lease_owner=owner)
-    with transaction.atomic():
-        # Package file rows first, then the index row: the order in which an upload, a
-        # replacement or a delete locks them. The other order deadlocks with a delete.
-        PackageFile.objects.filter(pk__in=pending, state=PackageFile.State.PENDING).update(
-            state=PackageFile.State.INDEXED, indexed_at=now
-        )
-        switched = switch.update(
-            published_path=folder,
-            previous_path=index.published_path,
-            published_files=published,
-            published_at=now,
-            built_revision=revision,
-            rebuild_count=F("rebuild_count") + 1,
-        )
-        if not switched:
-            transaction.set_rollback(True)
-    if not switched:
+    if not _switch(index, owner, folder, published, pending, revision):
         if forget_if_deleted(index):
             return None
         log.warning(
@@ -112,6 +87,32 @@ def publish(index, revision, owner=None):
     collect_garbage(index)
     transaction.on_commit(lambda: schedule_bz2(index))
     return {"records": len(records), "seconds": seconds}
+
+
+def _switch(index, owner, folder, published, pending, revision):
+    """Serve the files written to ``folder`` and mark ``pending`` files indexed, in one
+    transaction; False (nothing changed) when ``owner`` no longer holds the lease."""
+    now = timezone.now()
+    switch = SubdirIndex.objects.filter(pk=index.pk)
+    if owner is not None:
+        switch = switch.filter(lease_owner=owner)
+    with transaction.atomic():
+        # Package file rows first, then the index row: the order in which an upload, a
+        # replacement or a delete locks them. The other order deadlocks with a delete.
+        PackageFile.objects.filter(pk__in=pending, state=PackageFile.State.PENDING).update(
+            state=PackageFile.State.INDEXED, indexed_at=now
+        )
+        switched = switch.update(
+            published_path=folder,
+            previous_path=index.published_path,
+            published_files=published,
+            published_at=now,
+            built_revision=revision,
+            rebuild_count=F("rebuild_count") + 1,
+        )
+        if not switched:
+            transaction.set_rollback(True)
+    return bool(switched)
 
 
 def _write_changed_shards(index, records, revision):

@@ -7,7 +7,8 @@ age: an upload in progress writes to its file all along, and the longest takes m
 far less than ``WHARF_UPLOAD_TEMP_MAX_AGE_SECONDS``. Nothing else in the folder is
 touched.
 
-A web process runs it in a background thread after an upload, at most every
+A web process runs it in a background thread after an upload (the upload routes of
+:mod:`packages_app.api` call :data:`now_and_then`), at most every
 ``WHARF_UPLOAD_CLEANUP_SECONDS``: its temporary folder is its own when web processes run
 in containers of their own. Celery beat sends it as often, for a folder that workers share
 (one host, or a shared volume). ``manage.py clean_uploads`` runs it once, in any mode.

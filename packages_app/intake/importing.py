@@ -24,13 +24,11 @@ import fcntl
 import filecmp
 import logging
 import os
-import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-from django.conf import settings
 from django.db import IntegrityError, connection
 from django.db.models import F, Sum
 from django.utils import timezone
@@ -293,9 +291,6 @@ def _store_batch(channel, inspected, uploader, result, source, found):
             if stored != path:  # a storage that renamed it would escape the record
                 storage.delete_package_object(stored)
                 raise RuntimeError(f"storage wrote {stored} instead of {path}")
-        pause = settings.WHARF_TEST_IMPORT_PAUSE_SECONDS
-        if pause:
-            time.sleep(pause)  # tests only: a moment to kill an import between store and commit
         over = _commit(channel, fresh, planned, uploader, source, found)
     except BaseException:
         _unstage(planned)

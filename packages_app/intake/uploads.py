@@ -269,9 +269,6 @@ def accept(channel, received, uploader, *, force=False, request=None, labels=Non
         return _store(channel, received, metadata, uploader, force, labels, request)
     finally:
         received.discard()
-        # Each web process deletes what killed uploads left in its own temporary folder,
-        # which Celery workers in other containers cannot see.
-        cleanup.now_and_then()
 
 
 def _judge(channel, subdir, received, force, file_labels):

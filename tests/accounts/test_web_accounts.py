@@ -2,6 +2,7 @@
 the profile and the API keys page."""
 
 import re
+import secrets
 from datetime import timedelta
 from html.parser import HTMLParser
 
@@ -10,6 +11,7 @@ from django.core import mail
 from django.test import Client, override_settings
 from django.utils import timezone
 
+from accounts.authentication import failure_limit
 from accounts.models import ApiToken
 from channels_app.lifecycle import create_channel
 
@@ -420,3 +422,25 @@ def test_it_does_not_revoke_for_another_user_or_on_get(client, users, who, metho
     key.refresh_from_db()
     assert key.is_active
     assert bearer_get(secret, "/api/v1/tokens/").status_code == 200
+
+
+def test_wrong_passwords_when_confirming_it_count_towards_the_failure_limit(
+    users, settings, monkeypatch
+):
+    # allauth asks signed-in users for their password again before some changes; a
+    # stolen session must not make that a way to guess it without limit.
+    settings.WHARF_AUTH_FAILURE_LIMIT = 3
+    monkeypatch.setattr(failure_limit, "clock", lambda: 300 * 5_000_000 + 10.0)
+    address = "10.0." + ".".join(str(secrets.randbelow(256)) for _ in range(2))
+    client = signed_in(Client(REMOTE_ADDR=address), users["owner"])
+    try:
+        for attempt in range(3):
+            response = client.post("/accounts/reauthenticate/", {"password": f"no-{attempt}"})
+            assert response.status_code == 200  # the form again, with its error
+            assert "password" in response.context["form"].errors
+
+        confirmed = client.post("/accounts/reauthenticate/", {"password": "pw-owner"})
+
+        assert confirmed.status_code == 429
+    finally:
+        failure_limit.forget(address)

@@ -6,6 +6,7 @@ from email.utils import parsedate_to_datetime
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.test import Client
 from django.urls import Resolver404, resolve
 from django.utils import timezone
 from prometheus_client import REGISTRY
@@ -16,11 +17,14 @@ from channels_app.models import Membership
 from packages_app.conda import routes
 from packages_app.conda.views import channel_file
 
+from ..admin import form_data
 from ..packages import upload, wait_for_index
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PRIVATE_REPODATA = "/private-team/noarch/repodata.json"
+ADMIN_USERS = "/admin/accounts/user/"
+ADMIN_TOKENS = "/admin/accounts/apitoken/"
 
 
 @pytest.fixture(autouse=True)
@@ -131,26 +135,96 @@ def test_it_checks_the_expiry_of_a_cached_token_on_every_request(
     assert "expired" in response.json()["detail"]
 
 
-def test_it_refuses_a_disabled_account_at_once(client_for, users, private_channel):
+@pytest.fixture
+def admin(django_user_model):
+    """A superuser's browser session, for the admin pages."""
+    client = Client()
+    client.force_login(django_user_model.objects.create_superuser("root", "root@example.org"))
+    return client
+
+
+def changed_in_the_admin(admin, url, **changes):
+    data = form_data(admin.get(url))
+    response = admin.post(url, {**data, **changes})
+    assert response.status_code == 302, response.context["errors"]
+
+
+@pytest.mark.parametrize("how", ["api", "keys page", "admin action"])
+def test_it_refuses_a_token_revoked_through_wharf_at_once(
+    how, client_for, users, private_channel, admin
+):
+    token, secret = ApiToken.create_for(users["member"], "doomed")
+    client = client_for(secret=secret)
+    assert client.get(PRIVATE_REPODATA).status_code == 200  # cached from here on
+
+    if how == "api":
+        assert client.delete(f"/api/v1/tokens/{token.pk}/").status_code == 204
+    elif how == "keys page":
+        page = Client()
+        page.force_login(users["member"])
+        assert page.post(f"/settings/keys/{token.pk}/revoke/").status_code == 302
+    else:
+        selected = {"action": "revoke", "_selected_action": [token.pk]}
+        assert admin.post(ADMIN_TOKENS, selected).status_code == 302
+
+    response = client.get(PRIVATE_REPODATA)
+    assert response.status_code == 401
+    assert "revoked" in response.json()["detail"]
+
+
+def test_it_refuses_a_disabled_account_at_once(client_for, users, private_channel, admin):
     member = client_for("member")
     assert member.get(PRIVATE_REPODATA).status_code == 200
 
-    users["member"].is_active = False
-    users["member"].save()
+    changed_in_the_admin(admin, f"{ADMIN_USERS}{users['member'].pk}/change/", is_active=False)
 
     assert member.get(PRIVATE_REPODATA).status_code == 401
 
 
-def test_it_applies_a_new_channel_limit_at_once(client_for, users, public_channel, private_channel):
+@pytest.mark.parametrize("how", ["its page", "delete selected"])
+def test_it_refuses_the_tokens_of_an_account_deleted_in_the_admin_at_once(
+    how, client_for, users, private_channel, admin
+):
+    member = client_for("member")
+    assert member.get(PRIVATE_REPODATA).status_code == 200
+
+    deleted = delete_in_the_admin(admin, ADMIN_USERS, users["member"].pk, how)
+
+    assert deleted == 302
+    assert member.get(PRIVATE_REPODATA).status_code == 401
+
+
+def test_it_applies_a_new_channel_limit_at_once(
+    client_for, users, public_channel, private_channel, admin
+):
     token, secret = ApiToken.create_for(users["member"], "narrow")
     client = client_for(secret=secret)
     assert client.get(PRIVATE_REPODATA).status_code == 200
 
-    token.limited = True
-    token.save()
-    token.channels.set([public_channel])
+    url = f"{ADMIN_TOKENS}{token.pk}/change/"
+    changed_in_the_admin(admin, url, limited=True, channels=[public_channel.pk])
 
     assert client.get(PRIVATE_REPODATA).status_code == 404
+
+
+@pytest.mark.parametrize("how", ["its page", "delete selected"])
+def test_it_refuses_a_token_deleted_in_the_admin_at_once(
+    how, client_for, users, private_channel, admin
+):
+    token, secret = ApiToken.create_for(users["member"], "doomed")
+    client = client_for(secret=secret)
+    assert client.get(PRIVATE_REPODATA).status_code == 200
+
+    assert delete_in_the_admin(admin, ADMIN_TOKENS, token.pk, how) == 302
+
+    assert client.get(PRIVATE_REPODATA).status_code == 401
+
+
+def delete_in_the_admin(admin, changelist, pk, how):
+    if how == "its page":
+        return admin.post(f"{changelist}{pk}/delete/", {"post": "yes"}).status_code
+    chosen = {"action": "delete_selected", "_selected_action": [pk], "post": "yes"}
+    return admin.post(changelist, chosen).status_code
 
 
 def test_it_reads_memberships_on_every_request(client_for, users, private_channel):

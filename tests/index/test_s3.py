@@ -20,6 +20,7 @@ import rattler_build
 from django.conf import settings
 
 from channels_app.models import Channel, Membership, Role
+from packages_app import storage
 from packages_app.models import PackageFile, SubdirIndex
 
 from ..clients import installed_names, solve_and_install
@@ -437,3 +438,22 @@ def test_redirects_to_the_bucket_count_as_downloads_unless_a_range_starts_later(
     assert request("HEAD", url, member)[0] == 200
     processes.run(["manage.py", "flush_download_counts"], wharf.env)
     assert statistics.total(DailyDownloads.objects.filter(channel=robots)) == 2
+
+
+def bucket_at(endpoint_url):
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {"bucket_name": "elsewhere", "endpoint_url": endpoint_url,
+                    "access_key": "key", "secret_key": "secret", "region_name": "us-east-1"},
+    }  # fmt: skip
+
+
+def test_the_shared_s3_client_follows_the_storage_it_was_made_for(settings):
+    settings.STORAGES = {**settings.STORAGES, "default": bucket_at("http://127.0.0.1:9001")}
+    first = storage.client()
+    assert storage.client() is first  # one per process, shared by its threads
+    assert first.meta.endpoint_url == "http://127.0.0.1:9001"
+
+    settings.STORAGES = {**settings.STORAGES, "default": bucket_at("http://127.0.0.1:9002")}
+
+    assert storage.client().meta.endpoint_url == "http://127.0.0.1:9002"

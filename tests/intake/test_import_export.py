@@ -306,7 +306,7 @@ def test_an_import_killed_between_storing_and_committing_finishes_exactly_when_r
     # Each batch waits 10 s between storing and committing: the first commits, and the
     # second is killed in its wait, with time to spare on a busy machine.
     doomed = processes.start(
-        "import", argv, env={"WHARF_TEST_IMPORT_PAUSE_SECONDS": "10"}, ready=second_batch_stored
+        "import", ["-m", "tests.paused", "import", "10", *argv], ready=second_batch_stored
     )
     # Another import into the channel waits for this one.
     _, _, busy = run("import_channel", str(root), "--channel", public_channel.name)

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from packages_app import runner
 from packages_app.intake import cleanup, uploads
 
-from ..packages import eventually, upload
+from ..packages import eventually, sha256_of, upload
 
 HOURS = 3600
 
@@ -129,6 +129,28 @@ def test_an_upload_cleans_up_now_and_then_in_any_mode(
     assert response.status_code == 201
     runner.wait_for_background_work()
     assert later.exists()  # within WHARF_UPLOAD_CLEANUP_SECONDS of the last pass
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_refused_on_the_quetz_route_cleans_up_too(
+    left_behind, client_for, public_channel, packages, monkeypatch
+):
+    path = packages.make("tidy")
+    assert upload(client_for("owner"), public_channel.name, path).status_code == 201
+    runner.wait_for_background_work()
+    monkeypatch.setattr(cleanup.now_and_then, "last_run", None)
+    stale = aged(left_behind["stale"], 7 * HOURS)
+
+    response = client_for("owner").generic(
+        "POST",
+        f"/api/channels/{public_channel.name}/upload/{path.name}?sha256={sha256_of(path)}",
+        path.read_bytes(),
+        content_type="application/octet-stream",
+    )
+
+    assert response.status_code == 409  # the same name again, without force
+    runner.wait_for_background_work()
+    assert not stale.exists()
 
 
 @pytest.mark.django_db(transaction=True)

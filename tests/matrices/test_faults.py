@@ -96,7 +96,7 @@ def test_it_completes_the_index_after_a_worker_is_killed_mid_rebuild(
         assert upload_over_http(server, channel, token, path)[0] == 201
     rebuilds.rebuild_until_current(public_channel.pk, SUBDIR)  # no worker yet
     # This worker stops between writing a rebuild's files and publishing them.
-    doomed = processes.worker("doomed", {**env, "WHARF_TEST_PUBLISH_PAUSE_SECONDS": "600"})
+    doomed = processes.worker("doomed", env, paused=("publish", 600))
     second = [packages.make(f"second{i}", "1.0", SUBDIR) for i in range(5)]
     for path in second:
         assert upload_over_http(server, channel, token, path)[0] == 201

@@ -12,6 +12,7 @@ from accounts.authentication import Caller
 from channels_app.access import AccessError, Action, check
 from channels_app.lifecycle import create_channel
 from channels_app.models import Channel
+from packages_app import runner
 from packages_app.intake import archives, importing, uploads
 from packages_app.management.progress import Progress
 from packages_app.models import SubdirIndex
@@ -100,6 +101,9 @@ class Command(BaseCommand):
                 raise CommandError(
                     f"{exc.message} What was imported stays; run the command again to go on."
                 ) from exc
+        # Embedded mode: work the rebuilds started in threads (the reconciler, a .bz2) must
+        # not die with this process, an index's lease held.
+        runner.finish_background_work()
         refused = {os.path.relpath(path, root): why for path, why in result.refused.items()}
         self._summary(channel, result, refused, verbosity)
         if refused:
