@@ -136,19 +136,22 @@ def test_an_upload_refused_on_the_quetz_route_cleans_up_too(
     left_behind, client_for, public_channel, packages, monkeypatch
 ):
     path = packages.make("tidy")
+    stored = sha256_of(path)
     assert upload(client_for("owner"), public_channel.name, path).status_code == 201
     runner.wait_for_background_work()
     monkeypatch.setattr(cleanup.now_and_then, "last_run", None)
     stale = aged(left_behind["stale"], 7 * HOURS)
 
+    other = packages.make("tidy", summary="other bytes under the same name")
+    assert other.name == path.name and sha256_of(other) != stored
     response = client_for("owner").generic(
         "POST",
-        f"/api/channels/{public_channel.name}/upload/{path.name}?sha256={sha256_of(path)}",
-        path.read_bytes(),
+        f"/api/channels/{public_channel.name}/upload/{other.name}?sha256={sha256_of(other)}",
+        other.read_bytes(),
         content_type="application/octet-stream",
     )
 
-    assert response.status_code == 409  # the same name again, without force
+    assert response.status_code == 409, response.content  # other bytes, without force
     runner.wait_for_background_work()
     assert not stale.exists()
 
