@@ -52,12 +52,6 @@ def request_rebuild(channel, subdir, names=(), *, label=MAIN_LABEL, full=False, 
     return revision
 
 
-def request_rebuilds(channel, subdir, names, labels, *, full=False):
-    """:func:`request_rebuild` of each of ``labels`` (a file's, when it changed)."""
-    for label in sorted(set(labels)):  # one order, so two changes never lock crosswise
-        request_rebuild(channel, subdir, names, label=label, full=full)
-
-
 def enqueue_rebuild(channel_id, subdir, label=MAIN_LABEL):
     """Start a rebuild once the current transaction commits.
 
