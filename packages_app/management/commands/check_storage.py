@@ -34,7 +34,7 @@ class Command(BaseCommand):
         report = check_storage(
             channel=target, delete_orphans=delete_orphans, orphan_grace=orphan_grace
         )
-        runner.wait_for_background_work()
+        runner.finish_background_work()
         for line in report.missing:
             self.stdout.write(f"missing: {line}")
         for path in report.orphans:

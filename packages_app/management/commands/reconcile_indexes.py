@@ -13,5 +13,5 @@ class Command(BaseCommand):
 
     def handle(self, **options):
         rebuilds, refreshes = reconcile.reconcile()
-        runner.wait_for_background_work()  # embedded mode compresses .bz2 in a thread
+        runner.finish_background_work()  # embedded mode: a delayed .bz2 runs now
         self.stdout.write(f"Sent {rebuilds} index rebuilds and {refreshes} .bz2 refreshes.")
