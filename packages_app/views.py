@@ -111,6 +111,7 @@ def package_page(request, channel, package_name):
         "may_delete": Action.DELETE_PACKAGE in allowed_actions(caller, channel),
         "solved": install_channels.page_context(request, channel, package.name, caller),
         "may_yank": Action.YANK_PACKAGE in allowed_actions(caller, channel),
+        "reason_max_length": yanking.REASON_MAX_LENGTH,
         "may_label": Action.LABEL_PACKAGE in allowed_actions(caller, channel),
         "statistics": statistics.for_page(statistics.package_statistics(channel, package.name)),
     }
