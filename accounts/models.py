@@ -8,6 +8,7 @@ from django.db import models
 from django.utils import timezone
 
 from . import tokens
+from .fields import bounded_text
 from .names import NAME_PATTERN, RESERVED_NAMES
 
 
@@ -250,7 +251,8 @@ class Organization(models.Model):
 
     name = models.CharField(max_length=100, unique=True, validators=[validate_organization_name])
     display_name = models.CharField(max_length=200, blank=True)
-    description = models.TextField(blank=True)
+    # Shown at the top of every page of the organisation.
+    description = bounded_text(2000, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
@@ -394,7 +396,7 @@ class Team(models.Model):
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="teams")
     name = models.CharField(max_length=100, validators=[validate_team_name])
-    description = models.TextField(blank=True)
+    description = bounded_text(2000, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

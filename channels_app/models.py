@@ -3,6 +3,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from accounts.fields import bounded_text
+
 # Channel names follow the rule organisation names follow (accounts.names); re-exported
 # for the apps above.
 from accounts.names import NAME_PATTERN, RESERVED_NAMES  # noqa: F401
@@ -42,7 +44,8 @@ class ChannelQuerySet(models.QuerySet):
 
 class Channel(models.Model):
     name = models.CharField(max_length=100, unique=True, validators=[validate_channel_name])
-    description = models.TextField(blank=True)
+    # Shown whole on every page of the channel and in every channel answer of the API.
+    description = bounded_text(5000, blank=True)
     private = models.BooleanField(default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"

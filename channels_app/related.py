@@ -8,18 +8,28 @@ from .access import readable_channels
 from .models import RelatedChannel
 
 MAX_RELATED = 20
+# The longest entry: a URL as long as the model keeps (a channel name is shorter still).
+MAX_ENTRY_LENGTH = RelatedChannel._meta.get_field("url").max_length
 
 
 def parse(channel, text, caller):
     """Entries (channel or None, url) for ``text``: one channel name or URL per line.
 
     A name must be a channel the caller may read (others do not exist for them), not the
-    channel itself; a URL must be http(s). Raises ValidationError naming the bad line.
+    channel itself; a URL must be http(s) and at most :data:`MAX_ENTRY_LENGTH` characters.
+    Raises ValidationError naming the bad line.
     """
     entries, seen = [], set()
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if len(lines) > MAX_RELATED:
         raise ValidationError(f"At most {MAX_RELATED} related channels.")
+    for line in lines:
+        if len(line) > MAX_ENTRY_LENGTH:
+            # Checked first: such a line would be looked up, or stored, to fail later.
+            raise ValidationError(
+                f"'{line[:60]}…' has {len(line)} characters; a related channel's URL has at "
+                f"most {MAX_ENTRY_LENGTH}."
+            )
     readable = readable_channels(caller)
     for line in lines:
         if line in seen:

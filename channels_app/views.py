@@ -64,7 +64,8 @@ def channel_new(request):
         else:
             messages.success(request, f"Channel '{channel.name}' created.")
             return redirect("channel", channel=channel.name)
-    return render(request, "channels/new.html", {"form": form})
+    # A refused form comes back with its errors, as a 400 like the REST API's.
+    return render(request, "channels/new.html", {"form": form}, status=400 if form.errors else 200)
 
 
 def channel_context(request, channel, tab):
@@ -100,7 +101,7 @@ def channel_members(request, channel):
         form=form,
         roles=RoleForm.base_fields["role"].choices,
     )
-    return render(request, "channels/members.html", context)
+    return render(request, "channels/members.html", context, status=400 if form.errors else 200)
 
 
 def _change_members(request, channel):
@@ -149,7 +150,7 @@ def channel_settings(request, channel):
         delete_form=DeleteChannelForm(channel=channel),
         transfer_form=_transfer_form(request, channel),
     )
-    return render(request, "channels/settings.html", context)
+    return render(request, "channels/settings.html", context, status=400 if form.errors else 200)
 
 
 def _transfer_form(request, channel, data=None):

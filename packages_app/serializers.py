@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from packages_app.files import labels, yanking
 from packages_app.models import Package, PackageFile
 
 
@@ -65,7 +66,7 @@ class PackageSummarySerializer(serializers.ModelSerializer):
 class YankSerializer(serializers.Serializer):
     """The body of a yank request (for the API schema; the view checks the reason)."""
 
-    reason = serializers.CharField(max_length=500)
+    reason = serializers.CharField(max_length=yanking.REASON_MAX_LENGTH)
 
 
 class LabelChangeSerializer(serializers.Serializer):
@@ -80,9 +81,20 @@ class LabelChangeSerializer(serializers.Serializer):
 class LabelMoveSerializer(serializers.Serializer):
     """The body of a move of a label's files (:func:`packages_app.files.labels.move`)."""
 
-    to = serializers.CharField(help_text="The label the files get, e.g. main.")
-    package = serializers.CharField(required=False, help_text="Only the files of this package.")
-    version = serializers.CharField(required=False, help_text="Only the files of this version.")
+    to = serializers.CharField(
+        max_length=labels.NAME_MAX_LENGTH, help_text="The label the files get, e.g. main."
+    )
+    # No longer than the names and versions files have: a longer one matches nothing.
+    package = serializers.CharField(
+        max_length=PackageFile._meta.get_field("name").max_length,
+        required=False,
+        help_text="Only the files of this package.",
+    )
+    version = serializers.CharField(
+        max_length=PackageFile._meta.get_field("version").max_length,
+        required=False,
+        help_text="Only the files of this version.",
+    )
     copy = serializers.BooleanField(
         required=False, default=False, help_text="Keep the label the files had as well."
     )

@@ -111,6 +111,7 @@ def package_page(request, channel, package_name):
         "may_delete": Action.DELETE_PACKAGE in allowed_actions(caller, channel),
         "solved": install_channels.page_context(request, channel, package.name, caller),
         "may_yank": Action.YANK_PACKAGE in allowed_actions(caller, channel),
+        "reason_max_length": yanking.REASON_MAX_LENGTH,
         "may_label": Action.LABEL_PACKAGE in allowed_actions(caller, channel),
         "statistics": statistics.for_page(statistics.package_statistics(channel, package.name)),
     }
@@ -145,9 +146,9 @@ def yank_file(request, channel, package_name, subdir, filename):
     except DomainError as exc:
         undone = "un-yanked" if unyank else "yanked"
         messages.error(request, f"{subdir}/{filename} was not {undone}: {exc.message}")
-    else:
-        done = "Un-yanked" if unyank else "Yanked"
-        messages.success(request, f"{done} {subdir}/{filename}; the index is being rebuilt.")
+        return _refused(request, channel, package_name, exc)
+    done = "Un-yanked" if unyank else "Yanked"
+    messages.success(request, f"{done} {subdir}/{filename}; the index is being rebuilt.")
     return redirect("package", channel=channel.name, package_name=package_name)
 
 
@@ -161,9 +162,17 @@ def label_file(request, channel, package_name, subdir, filename):
         new = labels.change(package_file, labels=request.POST.get("labels", ""), request=request)
     except DomainError as exc:
         messages.error(request, f"The labels of {subdir}/{filename} stay: {exc.message}")
-    else:
-        messages.success(
-            request, f"{subdir}/{filename} now carries {', '.join(new)}; the indexes are being "
-            "rebuilt."
-        )  # fmt: skip
+        return _refused(request, channel, package_name, exc)
+    messages.success(
+        request, f"{subdir}/{filename} now carries {', '.join(new)}; the indexes are being "
+        "rebuilt."
+    )  # fmt: skip
     return redirect("package", channel=channel.name, package_name=package_name)
+
+
+def _refused(request, channel, package_name, exc):
+    """The package page again, showing the refusal just added to the messages, with the
+    refusal's status (as the REST API answers it) instead of a redirect to a 200."""
+    response = package_page(request, channel.name, package_name)
+    response.status_code = exc.status
+    return response

@@ -5,7 +5,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
-from accounts.models import Organization, OrgRole
+from accounts.models import Organization, OrgRole, Team
 from channels_app.models import Role
 
 
@@ -22,9 +22,12 @@ class OrganizationForm(forms.ModelForm):
 
 class OrganizationSettingsForm(forms.Form):
     # Not a ModelForm: validating one changes the instance before
-    # organizations.update_organization can tell what changed.
-    display_name = forms.CharField(max_length=200, required=False)
-    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    # organizations.update_organization can tell what changed. The fields are the model's,
+    # so that their length limits are too.
+    display_name = Organization._meta.get_field("display_name").formfield()
+    description = Organization._meta.get_field("description").formfield(
+        widget=forms.Textarea(attrs={"rows": 3})
+    )
 
     def __init__(self, *args, organization, **kwargs):
         initial = {"display_name": organization.display_name,
@@ -62,11 +65,12 @@ class OrgRoleForm(forms.Form):
 
 
 class TeamForm(forms.Form):
-    name = forms.CharField(
-        max_length=100, help_text="Lowercase letters, digits, '-' and '_'; part of the URL."
+    # The model's fields, with their length limits (the REST API's too).
+    name = Team._meta.get_field("name").formfield(
+        help_text="Lowercase letters, digits, '-' and '_'; part of the URL."
     )
-    description = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=1000
+    description = Team._meta.get_field("description").formfield(
+        widget=forms.Textarea(attrs={"rows": 2})
     )
 
 

@@ -122,7 +122,8 @@ def org_new(request):
         else:
             messages.success(request, f"Organisation '{organization.name}' created.")
             return redirect("org", org=organization.name)
-    return render(request, "orgs/new.html", {"form": form})
+    # A refused form comes back with its errors, as a 400 like the REST API's.
+    return render(request, "orgs/new.html", {"form": form}, status=400 if form.errors else 200)
 
 
 def _my_invitation(request, invitation_id):
@@ -189,7 +190,7 @@ def org_members(request, org):
     if "manage_members" in context["can"]:
         pending = organization.invitations.pending().select_related("user", "invited_by")
         context["invitations"] = pending
-    return render(request, "orgs/members.html", context)
+    return render(request, "orgs/members.html", context, status=400 if form.errors else 200)
 
 
 def _change_members(request, organization):
@@ -261,7 +262,7 @@ def org_teams(request, org):
         ),
         form=form,
     )
-    return render(request, "orgs/teams.html", context)
+    return render(request, "orgs/teams.html", context, status=400 if form.errors else 200)
 
 
 @login_required
@@ -293,7 +294,8 @@ def org_team(request, org, team):
         member_form=member_form,
         channel_form=channel_form,
     )
-    return render(request, "orgs/team.html", context)
+    refused = member_form.errors or channel_form.errors
+    return render(request, "orgs/team.html", context, status=400 if refused else 200)
 
 
 def _change_team(request, organization, team):
@@ -346,8 +348,9 @@ def org_settings(request, org):
         messages.success(request, "Settings saved.")
         return redirect("org-settings", org=organization.name)
     return _settings_page(
-        request, organization, form, DeleteOrganizationForm(organization=organization)
-    )
+        request, organization, form, DeleteOrganizationForm(organization=organization),
+        status=400 if form.errors else 200,
+    )  # fmt: skip
 
 
 def _settings_page(request, organization, form, delete_form, status=200):

@@ -2,6 +2,8 @@
 
 from django import forms
 
+from accounts.models import ApiToken
+
 from . import rules
 
 # As in the REST API (channels_app/tokens/api.py): at most ten years.
@@ -19,7 +21,10 @@ class ApiKeyForm(forms.Form):
     """A new API key, with the rules of the REST API (:mod:`channels_app.tokens.rules`): a
     key may be limited only to channels where its user holds a role."""
 
-    name = forms.CharField(max_length=100, help_text="What the key is for, e.g. “CI uploads”.")
+    # The model's field, with its length limit (that of the REST API and create_token).
+    name = ApiToken._meta.get_field("name").formfield(
+        help_text="What the key is for, e.g. “CI uploads”."
+    )
     expiry = forms.ChoiceField(label="Expires", choices=EXPIRY_CHOICES, initial="90")
     days = forms.IntegerField(
         label="Number of days",

@@ -38,6 +38,20 @@ def limitable_channels(caller):
     return channels
 
 
+def check_name(name):
+    """Refuse (ValidationError on ``name``) a token name that is empty or longer than the
+    model allows. The page and the REST API check it in their forms too; this is for
+    ``manage.py create_token``, which has none, and where the database would refuse it
+    with an error that says nothing (PostgreSQL) or not at all (SQLite)."""
+    limit = ApiToken._meta.get_field("name").max_length
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError({"name": ["Give the token a name that says what it is for."]})
+    if len(name) > limit:
+        raise ValidationError(
+            {"name": [f"A token name has at most {limit} characters; this one has {len(name)}."]}
+        )
+
+
 def check_creator(caller):
     """Refuse (PermissionDenied) a caller who may create no token at all: one acting with
     a read-only token."""
@@ -65,11 +79,13 @@ def create_token(
     - PermissionDenied when the caller acts with a read-only token, or with a token
       limited to channels and the new one would reach further (no limit, or channels
       outside its own): a narrowed token cannot widen access;
+    - ValidationError on ``name`` for a name :func:`check_name` refuses;
     - ValidationError on ``channels`` for a channel outside :func:`limitable_channels`.
       A private one the caller may not read is "not found", worded exactly as for a
       channel that does not exist, so that its existence is never confirmed.
     """
     check_creator(caller)
+    check_name(name)
     channels = list(channels)
     allowed = set(
         limitable_channels(caller)

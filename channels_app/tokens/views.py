@@ -35,9 +35,11 @@ def api_keys(request):
             }
             form = ApiKeyForm(caller)
     keys = ApiToken.objects.filter(user=request.user).prefetch_related("channels")
+    # A refused form comes back with its errors, as a 400 like the REST API's.
     return render(
-        request, "accounts/api_keys.html", {"form": form, "keys": keys, "created": created}
-    )
+        request, "accounts/api_keys.html", {"form": form, "keys": keys, "created": created},
+        status=400 if form.errors else 200,
+    )  # fmt: skip
 
 
 def _login_commands(request, token, secret):

@@ -16,7 +16,9 @@ from accounts.errors import DomainError
 from packages_app.files.changes import file_change
 from packages_app.models import MAIN_LABEL, FileLabel, PackageFile, SubdirIndex
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+# The longest label name; FileLabel.label and SubdirIndex.label hold as many.
+NAME_MAX_LENGTH = 100
+NAME = re.compile(rf"^[a-z0-9][a-z0-9._-]{{0,{NAME_MAX_LENGTH - 1}}}$")
 # Labels one request may name; more is a mistake, not a use.
 MAX_LABELS = 20
 
@@ -29,11 +31,18 @@ class LabelError(DomainError):
 
 def clean(name):
     """The label ``name``, or LabelError naming what is wrong with it."""
+    if isinstance(name, str) and len(name) > NAME_MAX_LENGTH:
+        # Named by its start: the answer need not repeat all of it.
+        raise LabelError(
+            f"'{name[:40]}…' is not a label name: it has {len(name)} characters, a label "
+            f"name at most {NAME_MAX_LENGTH}."
+        )
     if not isinstance(name, str) or not NAME.match(name):
         shown = name if isinstance(name, str) else type(name).__name__
         raise LabelError(
-            f"'{shown}' is not a label name: use 1 to 100 lowercase letters, digits, '.', "
-            "'_' or '-', starting with a letter or digit (e.g. 'dev', 'rc', 'py3.12')."
+            f"'{shown}' is not a label name: use 1 to {NAME_MAX_LENGTH} lowercase letters, "
+            "digits, '.', '_' or '-', starting with a letter or digit (e.g. 'dev', 'rc', "
+            "'py3.12')."
         )
     return name
 

@@ -322,7 +322,7 @@ def test_it_refuses_to_limit_a_key_to_a_channel_of_others(client, users, public_
         "/settings/keys/", {"name": "ci", "expiry": "never", "channels": [target.pk]}
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "Select a valid choice" in response.content.decode()
     assert not NEW_SECRET.search(response.content.decode())
     assert not ApiToken.objects.filter(user=users[who]).exists()
@@ -366,7 +366,7 @@ def test_it_refuses_an_incomplete_key_form(client, users, data, error):
 
     response = client.post("/settings/keys/", data)
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert error in response.content.decode()
     assert not ApiToken.objects.exists()
 

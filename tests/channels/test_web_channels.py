@@ -113,7 +113,7 @@ def test_new_channel_creates_a_private_channel_owned_by_its_creator(web, users):
 def test_new_channel_refuses_bad_names(web, others_private_channel, name, message):
     response = web("member").post("/channels/new/", {"name": name})
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert message in text(response)
     assert Channel.objects.filter(created_by__username="member").count() == 0
 
@@ -297,7 +297,7 @@ def test_adding_an_unknown_or_present_user_names_the_problem(web, private_channe
         "/private-team/members/", {"action": "add", "user": identifier, "role": "owner"}
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     page = text(response)
     assert f"No account &#x27;{identifier}&#x27; here." in page or "already a member" in page
     assert set(Membership.objects.values_list("channel", "user", "role")) == before
@@ -404,7 +404,7 @@ def test_bad_related_channels_are_refused_and_nothing_changes(
         {"description": "changed", "private": "on", "related_channels": line},
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert message in text(response)
     private_channel.refresh_from_db()
     assert private_channel.description == "Ours"

@@ -2,7 +2,7 @@ import os
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.db.models import F
@@ -147,7 +147,11 @@ class Command(BaseCommand):
                         via="import_channel",
                     )
             except ValidationError as exc:
-                messages = "; ".join(m for ms in exc.message_dict.values() for m in ms)
+                messages = "; ".join(
+                    m if field == NON_FIELD_ERRORS else f"{field}: {m}"
+                    for field, ms in exc.message_dict.items()
+                    for m in ms
+                )
                 raise CommandError(f"Channel '{name}' cannot be created: {messages}") from exc
             if options["verbosity"]:
                 self.stdout.write(

@@ -95,7 +95,7 @@ def test_the_invite_form_shows_why_an_invitation_is_refused(
         "/orgs/acme/members/", {"action": "invite", "identifier": identifier, "role": role}
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert message in text(response)
     assert not Invitation.objects.filter(accepted_at__isnull=True).exists()
 

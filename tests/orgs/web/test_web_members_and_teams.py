@@ -135,7 +135,7 @@ def test_the_team_forms_show_why_a_change_is_refused(web, acme, people, form, me
 
     response = web("boss").post("/orgs/acme/teams/devs/", form)
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert message in text(response)
     team = acme.teams.get(name="devs")
     assert list(team.members.values_list("user__username", flat=True)) == ["dev"]

@@ -141,7 +141,7 @@ def test_it_creates_an_organisation_whose_creator_is_its_owner(web, people):
 def test_new_organisation_refuses_bad_names(web, acme, name, message):
     response = web("stranger").post("/orgs/new/", {"name": name})
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert message in text(response)
     assert not Organization.objects.filter(created_by__username="stranger").exists()
 
@@ -247,7 +247,7 @@ def test_a_new_channel_cannot_go_to_an_organisation_i_do_not_manage(web, acme):
     response = client.post("/channels/new/", {"owner": "acme", "name": "sneaky"})
 
     assert 'name="owner"' not in form
-    assert response.status_code == 200 and "Select a valid choice" in text(response)
+    assert response.status_code == 400 and "Select a valid choice" in text(response)
     assert not Channel.objects.filter(name="sneaky").exists()
 
 
