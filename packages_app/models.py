@@ -3,6 +3,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from accounts.fields import bounded_text
 from channels_app.models import Channel
 
 
@@ -44,7 +45,8 @@ class PackageFile(models.Model):
     # A yanked file stays downloadable by its URL but is listed in repodata's "removed"
     # instead of its packages, so solvers no longer choose it.
     yanked_at = models.DateTimeField(null=True, blank=True)
-    yank_reason = models.TextField(blank=True)
+    # The one place of the limit: packages_app/files/yanking.py reads it from here.
+    yank_reason = bounded_text(500, blank=True)
 
     class Meta:
         constraints = [
@@ -99,7 +101,8 @@ class SubdirIndex(models.Model):
     Every change to the subdir's files raises ``requested_revision`` in the same
     transaction; a rebuild publishes everything committed up to a revision and then sets
     ``built_revision``. ``lease_until`` makes rebuilds of one subdir exclusive across
-    workers; a lease left by a killed worker simply expires.
+    workers; the holder's lease keeper renews it every few seconds, so a lease left by
+    a killed worker lapses within ``WHARF_LEASE_SECONDS``.
     """
 
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="subdir_indexes")
@@ -118,6 +121,9 @@ class SubdirIndex(models.Model):
     published_at = models.DateTimeField(null=True, blank=True)
     # When the scheduled compression of repodata.json.bz2 runs; empty when none is.
     bz2_due_at = models.DateTimeField(null=True, blank=True)
+    # When a rebuild is sent to look again, because one found the lease held by a process
+    # that may have died; empty when none is (packages_app/index/rebuilds.py).
+    recheck_at = models.DateTimeField(null=True, blank=True)
     rebuild_count = models.PositiveIntegerField(default=0)
 
     class Meta:
@@ -188,17 +194,20 @@ class Package(models.Model):
 
 
 class StagedFile(models.Model):
-    """Bytes an import is copying into storage whose PackageFile row is not committed yet.
+    """A stored object that no committed file row refers to (packages_app/staging.py).
 
-    Recorded (and committed) before the bytes are written and deleted in the transaction
-    that commits the file's row, so a row left here names an object of an import that
-    was killed: the next import into the channel deletes it, and no stored file is left
-    that nothing refers to.
+    Either bytes being written whose row is not committed yet (an upload, an import
+    batch), held under a lease by their writer (``holder``, ``held_until``), or the object
+    of a deleted or replaced file, to be deleted (no holder). A record whose lease lapsed
+    names an object its writer, killed, left behind: a sweep deletes it, so no stored
+    file is left that nothing refers to.
     """
 
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+")
     storage_path = models.CharField(max_length=500, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
+    holder = models.CharField(max_length=64, blank=True, db_index=True)
+    held_until = models.DateTimeField(null=True, blank=True, db_index=True)
 
     def __str__(self):
         return self.storage_path

@@ -28,6 +28,7 @@ from django.db import connection
 log = logging.getLogger(__name__)
 _tasks = {}  # function -> the Celery task that runs it on a worker
 _periodic = []  # NowAndThen of each periodic function, run after work in embedded mode
+_at_start = []  # functions run in the background when a process starts (see starting)
 background_threads = []
 _threads_lock = threading.Lock()  # a listed thread has been started
 _ending = threading.Event()  # set: delayed work runs now (finish_background_work)
@@ -43,6 +44,18 @@ def every(function, seconds_setting):
     seconds in services mode); in embedded mode it runs in a thread after other work, at
     most that often."""
     _periodic.append(NowAndThen(function, seconds_setting))
+
+
+def at_start(function):
+    """Run ``function`` in the background whenever a process starts serving: a web
+    worker (gunicorn's ``post_worker_init``), a Celery worker (``worker_ready``)."""
+    _at_start.append(function)
+
+
+def starting():
+    """This process starts serving: run what :func:`at_start` registered (in threads)."""
+    for function in _at_start:
+        in_background(function)
 
 
 def periodic(function):
@@ -135,8 +148,8 @@ def wait_for_background_work(timeout=60):
 def finish_background_work(timeout=60):
     """Run delayed work now and wait until no background work is left, at most
     ``timeout`` seconds: for a process about to end, whose daemon threads would die with
-    it — an index rebuild among them would keep its lease, and its subdir unpublished,
-    for ``WHARF_INDEX_LEASE_SECONDS``."""
+    it — an index rebuild among them would leave its subdir unpublished until another
+    process took over its lapsed lease."""
     deadline = time.monotonic() + timeout
     _ending.set()
     try:

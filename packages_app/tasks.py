@@ -44,8 +44,9 @@ def reconcile_indexes():
 
 @shared_task(ignore_result=True)
 def clean_uploads():
-    """Delete upload temporary files that killed processes left behind (Celery beat)."""
-    return cleanup.remove_stale_uploads()
+    """Delete upload temporary files and stored objects that killed processes left
+    behind (Celery beat)."""
+    return cleanup.reclaim()
 
 
 @shared_task(ignore_result=True)
@@ -62,3 +63,7 @@ def register():
     runner.register(bz2_refresh.refresh_bz2, refresh_bz2_task)
     # Sent by Celery beat in services mode; in embedded mode after other work.
     runner.every(reconcile.reconcile, "WHARF_RECONCILE_SECONDS")
+    # A process that starts picks up at once what a killed one left: its index work, its
+    # temporary files, the objects it stored without recording them.
+    runner.at_start(reconcile.reconcile)
+    runner.at_start(cleanup.reclaim_at_start)

@@ -64,6 +64,16 @@ def prepare_worker(instance, **kwargs):
 
 
 @signals.worker_ready.connect
+def pick_up_what_killed_processes_left(**kwargs):
+    """Index work a killed worker held (its task messages come back only after Redis's
+    visibility timeout, an hour), its temporary files and unrecorded objects: at once,
+    instead of at beat's next round (packages_app.runner.at_start)."""
+    from packages_app import runner
+
+    runner.starting()
+
+
+@signals.worker_ready.connect
 def serve_worker_metrics(**kwargs):
     from django.conf import settings
 

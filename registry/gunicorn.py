@@ -55,6 +55,13 @@ def on_starting(server):
     metrics.clear_multiprocess_dir()
 
 
+def post_worker_init(worker):
+    """A web worker picks up what killed processes left (packages_app.runner.at_start)."""
+    from packages_app import runner
+
+    runner.starting()
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 

@@ -315,11 +315,11 @@ if S3_BUCKET:
 # are styled without a collectstatic step (make run still collects them).
 WHITENOISE_USE_FINDERS = True
 FILE_UPLOAD_TEMP_DIR = env_str("WHARF_UPLOAD_TEMP_DIR") or None
-# Upload temporary files (wharf-upload-*) older than this were left by a killed process:
-# the cleanup deletes them, every WHARF_UPLOAD_CLEANUP_SECONDS (0: never). An upload in
-# progress keeps writing to its file, so it stays young; the largest takes minutes.
-WHARF_UPLOAD_TEMP_MAX_AGE_SECONDS = env_int("WHARF_UPLOAD_TEMP_MAX_AGE_SECONDS", 6 * 3600)
-WHARF_UPLOAD_CLEANUP_SECONDS = env_int("WHARF_UPLOAD_CLEANUP_SECONDS", 3600)
+# Upload temporary files (wharf-upload-*) are locked by the process writing them; one
+# left unlocked was left by a killed process. The cleanup deletes them, and the stored
+# objects such processes left unrecorded, when a process starts and every
+# WHARF_UPLOAD_CLEANUP_SECONDS (0: only at start and by `manage.py clean_uploads`).
+WHARF_UPLOAD_CLEANUP_SECONDS = env_int("WHARF_UPLOAD_CLEANUP_SECONDS", 60)
 # Download counts buffered in Redis reach the database every WHARF_STATS_FLUSH_SECONDS
 # (Celery beat; 0: only by `manage.py flush_download_counts`).
 WHARF_STATS_FLUSH_SECONDS = env_int("WHARF_STATS_FLUSH_SECONDS", 60)
@@ -337,12 +337,16 @@ WHARF_CHANNEL_QUOTA_BYTES = env_int("WHARF_CHANNEL_QUOTA_BYTES", 0)
 # Days an invitation to an organisation may be accepted.
 WHARF_INVITATION_DAYS = env_int("WHARF_INVITATION_DAYS", 7)
 WHARF_TOKEN_PREFIX = "wharf-"  # noqa: S105 - a public prefix, not a secret
-# How long an index rebuild may hold its (channel, subdir) before another worker may take
-# over; a rebuild renews it between rounds.
-WHARF_INDEX_LEASE_SECONDS = env_int("WHARF_INDEX_LEASE_SECONDS", 600)
+# Leases (an index rebuild's hold on its subdir, an upload's on the object it is storing)
+# last this long from their last renewal; the holder's process renews them every third of
+# it, so what a killed process held is free again this many seconds later
+# (packages_app/leases.py).
+WHARF_LEASE_SECONDS = env_int("WHARF_LEASE_SECONDS", 10)
 # Index work whose task was lost (broker down, worker killed) is sent again this often
-# (seconds): by Celery beat with a broker, after a change in embedded mode. 0: never.
-WHARF_RECONCILE_SECONDS = env_int("WHARF_RECONCILE_SECONDS", 60)
+# (seconds): by Celery beat with a broker, after a change in embedded mode. 0: never. A
+# rebuild that finds a lease held sends itself again for when the lease lapses; this is
+# the last resort, and one query.
+WHARF_RECONCILE_SECONDS = env_int("WHARF_RECONCILE_SECONDS", 15)
 # zstd level of repodata.json.zst, rebuilt on every change: on 39 MB of repodata level 1
 # takes 0.05 s for 6.2 MB, level 16 7 s for 6.0 MB (measured, see docs/benchmarks.md).
 WHARF_ZSTD_LEVEL = env_int("WHARF_ZSTD_LEVEL", 1)

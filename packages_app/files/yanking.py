@@ -10,7 +10,7 @@ from accounts.errors import DomainError
 from packages_app.files.changes import file_change
 from packages_app.models import PackageFile
 
-REASON_MAX_LENGTH = 500
+REASON_MAX_LENGTH = PackageFile._meta.get_field("yank_reason").max_length
 
 
 class YankError(DomainError):

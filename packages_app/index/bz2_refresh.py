@@ -20,8 +20,9 @@ from packages_app.index.store import forget_if_deleted, index_folder, save
 from packages_app.models import MAIN_LABEL, SubdirIndex
 
 # A .bz2 refresh this long past its due time was lost (its job never reached a worker, or
-# the worker died): it may be scheduled, and is sent again by the reconciler.
-BZ2_LOST_AFTER = timedelta(minutes=10)
+# the worker died): it may be scheduled, and is sent again by the reconciler. A refresh
+# that was only slow and runs as well compresses the same file once more, nothing worse.
+BZ2_LOST_AFTER = timedelta(seconds=60)
 
 
 def schedule_bz2(index):

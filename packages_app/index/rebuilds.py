@@ -3,12 +3,11 @@
 import uuid
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from packages_app import runner
+from packages_app import leases, runner
 from packages_app.index.bz2_refresh import refresh_bz2
 from packages_app.index.publishing import publish
 from packages_app.models import MAIN_LABEL, PackageFile, SubdirIndex, SubdirPackage
@@ -66,12 +65,15 @@ def _take_lease(index_id, owner):
     return (
         SubdirIndex.objects.filter(pk=index_id)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_owner=owner))
-        .update(
-            lease_until=now + timedelta(seconds=settings.WHARF_INDEX_LEASE_SECONDS),
-            lease_owner=owner,
-        )
+        .update(lease_until=leases.until(), lease_owner=owner)
         == 1
     )
+
+
+def _renew_lease(index_id, owner):
+    """Run by this process's lease keeper while the rebuild runs."""
+    renewed = SubdirIndex.objects.filter(pk=index_id, lease_owner=owner)
+    return renewed.update(lease_until=leases.until()) == 1
 
 
 def _release_lease(index_id, owner):
@@ -85,9 +87,11 @@ def rebuild_until_current(channel_id, subdir, label=MAIN_LABEL, owner=None):
 
     Safe to call any number of times, from any number of workers: a caller that finds
     the lease taken returns at once, because the holder re-reads the requested revision
-    after each round and again after letting the lease go. ``owner`` names the holder
-    (a task passes its id, so that its retry, or its redelivery after its worker died,
-    takes the lease back at once instead of waiting for it to expire).
+    after each round and again after letting the lease go — and, in case the holder has
+    died, has a rebuild sent for when its lease lapses (:func:`look_again_after_lease`).
+    The lease is renewed by this process's keeper while the rebuild runs
+    (:mod:`packages_app.leases`). ``owner`` names the holder (a task passes its id, so
+    that its retry takes the lease back at once).
     Returns the number of rebuilds this call performed.
     """
     index = SubdirIndex.objects.filter(channel_id=channel_id, label=label, subdir=subdir).first()
@@ -97,21 +101,47 @@ def rebuild_until_current(channel_id, subdir, label=MAIN_LABEL, owner=None):
     rebuilds = 0
     while not index.is_current:
         if not _take_lease(index.pk, owner):
+            look_again_after_lease(index.pk)
             return rebuilds
         try:
-            while True:
-                index.refresh_from_db()
-                if index.is_current:
-                    break
-                if publish(index, index.requested_revision, owner=owner) is None:
-                    return rebuilds  # the lease expired and another worker took over
-                rebuilds += 1
-                if not _take_lease(index.pk, owner):  # renew between rounds
-                    return rebuilds
+            with leases.kept(("index", index.pk), lambda: _renew_lease(index.pk, owner)):
+                while True:
+                    index.refresh_from_db()
+                    if index.is_current:
+                        break
+                    if publish(index, index.requested_revision, owner=owner) is None:
+                        return rebuilds  # the lease lapsed and another worker took over
+                    rebuilds += 1
         finally:
             _release_lease(index.pk, owner)
         index.refresh_from_db()
     return rebuilds
+
+
+def look_again_after_lease(index_id):
+    """Have a rebuild sent for when the lease on the index lapses, unless one is sent
+    already or the holder is alive in this process.
+
+    The holder re-reads the requested revision before it lets go, so a change made while
+    it builds is published — unless it dies. Then its lease lapses within
+    ``WHARF_LEASE_SECONDS``, and the rebuild sent here publishes what it left.
+    Returns whether one was sent.
+    """
+    if leases.held_here(("index", index_id)):
+        return False
+    now = timezone.now()
+    found = SubdirIndex.objects.filter(pk=index_id, lease_until__gt=now)
+    row = found.values_list("lease_until", "channel_id", "subdir", "label").first()
+    if row is None:
+        return False  # lapsed or let go meanwhile: whoever finds it behind takes it
+    lease_until, channel_id, subdir, label = row
+    at = lease_until + timedelta(seconds=1)
+    claimed = found.filter(Q(recheck_at__isnull=True) | Q(recheck_at__lt=now)).update(recheck_at=at)
+    if not claimed:
+        return False
+    return runner.send(
+        rebuild_until_current, channel_id, subdir, label, countdown=(at - now).total_seconds()
+    )
 
 
 def rebuild_now(channel_id, subdir, label=MAIN_LABEL):

@@ -4,7 +4,9 @@ Every change records in its own transaction what it needs — the subdir's reque
 revision is raised, a .bz2 compression gets a due time — and only after commit sends a
 task. That task can still be lost: the broker was down, the worker that took it was
 killed (with Redis an unacknowledged message comes back only after the visibility
-timeout, an hour), or it kept failing past its retries. :func:`reconcile` finds such work
+timeout, an hour), or it kept failing past its retries. A Celery worker also runs it
+once when it starts (registry/celery.py), so a restarted worker picks up at once what a
+killed one left. :func:`reconcile` finds such work
 in the database alone and sends it again. The tasks do nothing when the work is done
 already, so sending one too many costs a query.
 
@@ -22,24 +24,23 @@ from django.utils import timezone
 from packages_app import runner
 from packages_app.index import repodata
 from packages_app.index.bz2_refresh import BZ2_LOST_AFTER, refresh_bz2
-from packages_app.index.rebuilds import rebuild_until_current
+from packages_app.index.rebuilds import look_again_after_lease, rebuild_until_current
 from packages_app.models import SubdirIndex
 
 log = logging.getLogger(__name__)
 
 
 def reconcile():
-    """Send a rebuild for each subdir whose index is behind its files and that no live
-    lease holds, and a .bz2 refresh for each one whose refresh was lost.
+    """Send a rebuild for each subdir whose index is behind its files: now if no live
+    lease holds it, else for when the lease lapses (its holder may have died); and a .bz2
+    refresh for each one whose refresh was lost.
 
     Returns ``(rebuilds sent, bz2 refreshes sent)``. One query over the subdir indexes
     finds the candidates (one row per channel, label and subdir, so it stays small).
     """
     now = timezone.now()
     lost_before = now - BZ2_LOST_AFTER
-    behind = Q(built_revision__lt=F("requested_revision")) & (
-        Q(lease_until__isnull=True) | Q(lease_until__lt=now)
-    )
+    behind = Q(built_revision__lt=F("requested_revision"))
     bz2_overdue = Q(bz2_due_at__lt=lost_before)
     # Published long enough ago and nothing scheduled: the compression was never sent, or
     # its worker died after taking it. Whether the .bz2 is stale is decided below.
@@ -54,6 +55,8 @@ def reconcile():
             if lease_until is None or lease_until < now:
                 # Its publication schedules the .bz2 as well.
                 rebuilds += runner.send(rebuild_until_current, channel_id, subdir, label)
+            else:
+                rebuilds += look_again_after_lease(pk)
             continue
         if due is None and not _bz2_stale(files):
             continue
