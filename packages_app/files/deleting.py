@@ -1,8 +1,7 @@
-"""Deleting a package file: its row now, its stored bytes once that commits."""
+"""Deleting a package file: its row now, its stored bytes once that commits (recorded,
+so that they go even if this process dies first: packages_app/staging.py)."""
 
-from django.db import transaction
-
-from packages_app import storage
+from packages_app import staging
 from packages_app.files.changes import file_change
 from packages_app.models import PackageFile
 
@@ -29,5 +28,4 @@ def delete_package_file(package_file, *, request=None, within=None):
             filename=package_file.filename,
             sha256=locked.sha256,
         )
-        path = locked.storage_path
-        transaction.on_commit(lambda: storage.delete_package_object(path))
+        staging.discard_on_commit(package_file.channel, locked.storage_path)

@@ -12,11 +12,10 @@ A file whose name the channel already holds is judged by the rule uploads follow
 
 An import can be killed at any moment and simply run again. Rows are committed per
 batch (the unique file name makes a second row impossible); the storage objects of a
-batch are recorded as :class:`StagedFile` rows before they are written and forgotten in
+batch are staged (:mod:`packages_app.staging`) before they are written and taken back in
 the transaction that commits their package files, so what a killed import stored without
-committing is found and deleted by the next import into the channel. One import per
-channel runs at a time (:func:`exclusive`), so that one never deletes what another is
-about to commit.
+committing is deleted by the next sweep, seconds later, or by the next import into the
+channel. One import per channel runs at a time (:func:`exclusive`).
 """
 
 import contextlib
@@ -35,12 +34,12 @@ from django.utils import timezone
 
 from accounts import audit
 from accounts.errors import DomainError
-from packages_app import runner, storage
+from packages_app import runner, staging
 from packages_app.files import labels
 from packages_app.files.changes import file_change
 from packages_app.index import rebuilds, repodata
 from packages_app.intake import archives, exporting, reuploads, uploads
-from packages_app.models import MAIN_LABEL, PackageFile, StagedFile, SubdirIndex
+from packages_app.models import MAIN_LABEL, PackageFile, SubdirIndex
 
 log = logging.getLogger(__name__)
 
@@ -283,19 +282,12 @@ def _store_batch(channel, inspected, uploader, result, source, found):
         uploads.new_storage_path(channel, metadata.subdir, received.filename)
         for received, metadata in fresh
     ]
-    # Committed before any byte is written: a kill from here on leaves a record.
-    StagedFile.objects.bulk_create([StagedFile(channel=channel, storage_path=p) for p in planned])
-    try:
+    # Recorded before any byte is written: if this process dies, a sweep deletes what it
+    # stored without committing; what is not committed is deleted when the block ends.
+    with staging.stage(channel, planned, kind="import") as staged:
         for (received, metadata), path in zip(fresh, planned, strict=True):
-            stored = uploads.store_bytes(channel, metadata.subdir, received, path)
-            if stored != path:  # a storage that renamed it would escape the record
-                storage.delete_package_object(stored)
-                raise RuntimeError(f"storage wrote {stored} instead of {path}")
-        over = _commit(channel, fresh, planned, uploader, source, found)
-    except BaseException:
-        _unstage(planned)
-        raise
-    _unstage([path for path, _ in over.values()])
+            uploads.store_bytes(channel, metadata.subdir, received, path)
+        over = _commit(channel, fresh, planned, uploader, source, found, staged)
     for received, _ in fresh:
         if received.path in over:
             result.refused[received.path] = over[received.path][1]
@@ -353,7 +345,7 @@ def _within_quota(channel, fresh, result):
     return kept
 
 
-def _commit(channel, fresh, planned, uploader, source, found):
+def _commit(channel, fresh, planned, uploader, source, found, staged):
     """Record the stored files in one change; return ``{path: (storage path, reason)}``
     for those that no longer fit the quota (another upload took the room meanwhile).
     ``found`` holds the reasons of files to yank and the labels of files, by (subdir,
@@ -390,40 +382,18 @@ def _commit(channel, fresh, planned, uploader, source, found):
             change.touch(channel, metadata.subdir, [metadata.name], file_label_names)
         PackageFile.objects.bulk_create(rows, batch_size=1000)
         labels.attach_each(rows, carried)
-        StagedFile.objects.filter(storage_path__in=[row.storage_path for row in rows]).delete()
+        staged.commit([row.storage_path for row in rows])
     return {path: (stored_at[path], reason) for path, reason in refused.items()}
 
 
-def _unstage(paths):
-    """Delete stored objects that were not committed, then their staging records."""
-    released = []
-    for path in paths:
-        try:
-            storage.delete_package_object(path)
-        except Exception:
-            log.exception("could not delete %s; the next import into the channel will", path)
-        else:
-            released.append(path)
-    StagedFile.objects.filter(storage_path__in=released).delete()
-
-
 def clear_staged(channel):
-    """Delete what a killed import stored without committing; return how many objects.
+    """Delete what killed imports and uploads stored in ``channel`` without committing;
+    return how many objects (packages_app/staging.py).
 
-    Call while holding :func:`exclusive`: only then is no import writing them right now.
+    Call while holding :func:`exclusive`: then no import into the channel is alive, and
+    what imports staged there goes even if its lease has not lapsed yet.
     """
-    paths = list(StagedFile.objects.filter(channel=channel).values_list("storage_path", flat=True))
-    referenced = set(
-        PackageFile.objects.filter(channel=channel, storage_path__in=paths).values_list(
-            "storage_path", flat=True
-        )
-    )
-    StagedFile.objects.filter(storage_path__in=referenced).delete()
-    orphans = [path for path in paths if path not in referenced]
-    _unstage(orphans)
-    if orphans:
-        log.info("deleted %d objects an interrupted import left in %s", len(orphans), channel)
-    return len(orphans)
+    return staging.sweep(channel, dead="import")
 
 
 @contextlib.contextmanager

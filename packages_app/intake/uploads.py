@@ -11,7 +11,7 @@ import logging
 import os
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import multipart
 from django.conf import settings
@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from accounts.errors import DomainError
 from channels_app.models import Channel
-from packages_app import storage
+from packages_app import staging, storage
 from packages_app.files import labels
 from packages_app.files.changes import file_change
 from packages_app.index import repodata
@@ -49,11 +49,15 @@ class ReceivedFile:
     md5: str
     # False for a file Wharf did not write itself (an import): it is never deleted.
     temporary: bool = True
+    # The open handle that locks a temporary file while it is ours (.cleanup.hold).
+    lock: object = field(default=None, repr=False, compare=False)
 
     def discard(self):
         if self.temporary:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
+        if self.lock is not None:
+            self.lock.close()
 
     @classmethod
     def from_path(cls, path, filename=None):
@@ -117,6 +121,7 @@ class _Sink:
             prefix=cleanup.TEMP_PREFIX, dir=settings.FILE_UPLOAD_TEMP_DIR
         )
         self.file = os.fdopen(fd, "wb")
+        self.lock = cleanup.hold(self.path)  # a process that dies lets go of it
         self.filename = filename
         self.size = 0
         self.sha256 = hashlib.sha256()
@@ -133,8 +138,9 @@ class _Sink:
     def finish(self, declared_sha256):
         self.file.close()
         received = ReceivedFile(
-            self.path, self.filename, self.size, self.sha256.hexdigest(), self.md5.hexdigest()
-        )
+            self.path, self.filename, self.size, self.sha256.hexdigest(), self.md5.hexdigest(),
+            lock=self.lock,
+        )  # fmt: skip
         if self.size == 0:
             received.discard()
             raise UploadError("The uploaded file is empty.")
@@ -150,6 +156,7 @@ class _Sink:
         self.file.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
+        self.lock.close()
 
 
 def receive_raw(stream, filename, declared_sha256):
@@ -293,39 +300,48 @@ def _store(channel, received, metadata, uploader, force, file_labels, request):
     if outcome is reuploads.Outcome.ALREADY_THERE:
         return Accepted(stored, outcome)
     check_quota(channel, subdir, received)  # before copying bytes that would be refused
-    storage_path = store_bytes(channel, subdir, received)
-    fields = package_file_fields(received, metadata, storage_path, uploader)
-    try:
-        with file_change(request=request, actor=uploader) as change:
-            check_quota(channel, subdir, received, change=change)
-            replaced = None  # the sha256 of the file replaced
-            if outcome is reuploads.Outcome.REPLACE:
-                package_file, replaced = _replace(change, channel, subdir, received, fields)
-            else:
-                package_file = PackageFile.objects.create(
-                    channel=channel, subdir=subdir, filename=received.filename, **fields
-                )
-            touched = labels.attach(package_file, file_labels)
-            change.touch(channel, subdir, [metadata.name], touched)
-            details = {"subdir": subdir, "filename": received.filename, "sha256": received.sha256}
-            if replaced:
-                details["replaced_sha256"] = replaced
-            action = "package.replaced" if replaced else "package.uploaded"
-            change.audit(action, channel, **details, labels=package_file.label_names)
-    except IntegrityError as exc:
-        # The same name was stored meanwhile by another upload: judge again against it.
-        storage.delete_package_object(storage_path)
-        stored, outcome = _judge(channel, subdir, received, force, file_labels)
-        if outcome is reuploads.Outcome.ALREADY_THERE:
-            return Accepted(stored, outcome)
-        raise UploadError(
-            f"{channel.name}/{subdir}/{received.filename} was stored by another upload "
-            "meanwhile; send it again.",
-            status=409,
-        ) from exc
-    except BaseException:
-        storage.delete_package_object(storage_path)
-        raise
+    path = new_storage_path(channel, subdir, received.filename)
+    # Recorded before a byte is stored: if this process dies before the row commits, a
+    # sweep deletes the object (packages_app/staging.py). Deleted at the end unless
+    # committed, whatever happens.
+    with staging.stage(channel, [path]) as staged:
+        storage_path = store_bytes(channel, subdir, received, path)
+        fields = package_file_fields(received, metadata, storage_path, uploader)
+        try:
+            with file_change(request=request, actor=uploader) as change:
+                check_quota(channel, subdir, received, change=change)
+                replaced = None  # the sha256 of the file replaced
+                if outcome is reuploads.Outcome.REPLACE:
+                    package_file, replaced = _replace(change, channel, subdir, received, fields)
+                else:
+                    package_file = PackageFile.objects.create(
+                        channel=channel, subdir=subdir, filename=received.filename, **fields
+                    )
+                touched = labels.attach(package_file, file_labels)
+                change.touch(channel, subdir, [metadata.name], touched)
+                details = {
+                    "subdir": subdir, "filename": received.filename, "sha256": received.sha256
+                }  # fmt: skip
+                if replaced:
+                    details["replaced_sha256"] = replaced
+                action = "package.replaced" if replaced else "package.uploaded"
+                change.audit(action, channel, **details, labels=package_file.label_names)
+                staged.commit()
+        except IntegrityError as exc:
+            # The same name was stored meanwhile by another upload: judge again against it.
+            stored, outcome = _judge(channel, subdir, received, force, file_labels)
+            if outcome is reuploads.Outcome.ALREADY_THERE:
+                return Accepted(stored, outcome)
+            raise UploadError(
+                f"{channel.name}/{subdir}/{received.filename} was stored by another upload "
+                "meanwhile; send it again.",
+                status=409,
+            ) from exc
+        except staging.StagingLost as exc:
+            raise UploadError(
+                f"The package could not be stored ({exc}); nothing was kept. Try again.",
+                status=503,
+            ) from exc
     metrics.UPLOAD_BYTES.inc(received.size)
     log.info("accepted %s/%s/%s", channel.name, subdir, received.filename)
     return Accepted(package_file, outcome)
@@ -341,8 +357,7 @@ def _replace(change, channel, subdir, received, fields):
     )
     if old is None:
         return package_file, None
-    old_path = old.storage_path
-    transaction.on_commit(lambda: storage.delete_package_object(old_path))
+    staging.discard_on_commit(channel, old.storage_path)
     return package_file, old.sha256
 
 
@@ -403,12 +418,11 @@ def new_storage_path(channel, subdir, filename):
     return f"packages/{channel.pk}/{subdir}/{uuid.uuid4().hex}/{filename}"
 
 
-def store_bytes(channel, subdir, received, path=None):
-    """Copy a received package into storage (at ``path``, or a new one); return its path."""
-    path = path or new_storage_path(channel, subdir, received.filename)
+def store_bytes(channel, subdir, received, path):
+    """Copy a received package into storage at ``path`` (staged: packages_app/staging.py)."""
     try:
         with open(received.path, "rb") as fh:
-            return default_storage.save(path, File(fh))
+            stored = default_storage.save(path, File(fh))
     except storage.ERRORS as exc:
         with contextlib.suppress(*storage.ERRORS):
             storage.delete_package_object(path)  # the part written before the failure
@@ -419,6 +433,10 @@ def store_bytes(channel, subdir, received, path=None):
             + ("The server's storage is full." if full else "Try again later."),
             status=507 if full else 503,
         ) from exc
+    if stored != path:  # a storage that renamed it would escape the staging record
+        storage.delete_package_object(stored)
+        raise RuntimeError(f"storage wrote {stored} instead of {path}")
+    return stored
 
 
 def package_file_fields(received, metadata, storage_path, uploader):

@@ -5,15 +5,14 @@ from packages_app.intake import cleanup
 
 class Command(BaseCommand):
     help = (
-        "Delete upload temporary files (wharf-upload-* in the upload temp folder) that were "
-        "not written to for WHARF_UPLOAD_TEMP_MAX_AGE_SECONDS: what killed processes left."
+        "Delete what killed processes left behind: upload temporary files (wharf-upload-* in "
+        "the upload temp folder) that no process holds, and stored objects of uploads and "
+        "imports that never committed."
     )
 
-    def add_arguments(self, parser):
-        parser.add_argument(
-            "--max-age", type=int, default=None, help="seconds (default: the setting)"
+    def handle(self, **options):
+        files, objects = cleanup.reclaim()
+        self.stdout.write(
+            f"Deleted {files} upload temporary files from {cleanup.temp_dir()} and {objects} "
+            "stored objects that nothing recorded."
         )
-
-    def handle(self, max_age=None, **options):
-        removed = cleanup.remove_stale_uploads(max_age)
-        self.stdout.write(f"Deleted {removed} upload temporary files from {cleanup.temp_dir()}.")
