@@ -280,20 +280,26 @@ class Processes:
         log = self.folder / f"{name}.log"
         return self.start(name, argv, env=env, ready=lambda: " ready." in log.read_text())
 
-    def gunicorn(self, env=None, args=()):
-        """Wharf in gunicorn (``args`` added to its command line); returns its base URL."""
-        port = _free_port()
+    def gunicorn(self, env=None, args=(), paused=None, port=None, name="gunicorn"):
+        """Wharf in gunicorn (``args`` added to its command line); returns its base URL.
+        ``paused=(point, seconds)`` makes its workers stop there (tests/paused.py)."""
+        port = port or _free_port()
         argv = ["-m", "gunicorn", "registry.wsgi", "--bind", f"127.0.0.1:{port}", "--workers",
                 "2", "--threads", "4", "--timeout", "120", *args]  # fmt: skip
-        self.start("gunicorn", argv, env=env, ready=lambda: _accepts_connections(port))
+        if paused:
+            argv = ["-m", "tests.paused", paused[0], str(paused[1]), *argv]
+        self.start(name, argv, env=env, ready=lambda: _accepts_connections(port))
         return f"http://127.0.0.1:{port}"
 
-    def beat(self, env=None):
-        """Celery beat, sending the reconciler every second."""
+    def beat(self, env=None, reconcile_seconds=1):
+        """Celery beat, sending the reconciler every ``reconcile_seconds`` (None: the
+        default setting)."""
         log = self.folder / "beat.log"
         argv = ["-m", "celery", "-A", "registry", "beat", "--loglevel", "INFO", "--schedule",
                 str(self.folder / "beat-schedule")]  # fmt: skip
-        env = {**(env or {}), "WHARF_RECONCILE_SECONDS": "1"}
+        env = dict(env or {})
+        if reconcile_seconds is not None:
+            env["WHARF_RECONCILE_SECONDS"] = str(reconcile_seconds)
         return self.start("beat", argv, env=env, ready=lambda: "beat: Starting" in log.read_text())
 
     def redis(self, name="redis", port=None):

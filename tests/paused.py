@@ -12,7 +12,9 @@ of its own. The points:
 - ``publish``: an index rebuild has written its new files and waits before switching to
   them (:func:`packages_app.index.publishing._switch`);
 - ``import``: an import batch has stored its files' bytes and waits before committing
-  their rows (:func:`packages_app.intake.importing._commit`).
+  their rows (:func:`packages_app.intake.importing._commit`);
+- ``store``: an upload has stored its file's bytes and waits before committing its row
+  (:func:`packages_app.intake.uploads.file_change`, as the upload calls it).
 """
 
 import functools
@@ -45,8 +47,12 @@ def _pause(point, seconds):
         from packages_app.intake import importing
 
         _pause_before(importing, "_commit", seconds)
+    elif point == "store":
+        from packages_app.intake import uploads
+
+        _pause_before(uploads, "file_change", seconds)
     else:
-        raise SystemExit(f"Unknown point {point!r}: publish or import.")
+        raise SystemExit(f"Unknown point {point!r}: publish, import or store.")
 
 
 def main(argv):
