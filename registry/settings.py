@@ -398,6 +398,8 @@ WHARF_CONTENT_SECURITY_POLICY = env_str("WHARF_CONTENT_SECURITY_POLICY", securit
 
 SESSION_COOKIE_SECURE = WHARF_PRODUCTION
 CSRF_COOKIE_SECURE = WHARF_PRODUCTION
+# A CSRF refusal under /api/ is JSON like the API's other errors (registry/errors.py).
+CSRF_FAILURE_VIEW = "registry.errors.csrf_failure"
 # Behind a proxy that terminates TLS, set WHARF_TRUSTED_PROXY_COUNT so that HTTPS requests
 # are recognised (else every request is redirected again).
 SECURE_SSL_REDIRECT = WHARF_PRODUCTION and env_bool("WHARF_SSL_REDIRECT", True)
