@@ -94,6 +94,10 @@ MIDDLEWARE = [
     "registry.operations.OperationsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "registry.security.ContentSecurityPolicyMiddleware",
+    # 400 for control characters (NUL, newlines) in a path, query string, header or web
+    # form, before anything looks them up; the refusal is still logged and carries the
+    # headers above.
+    "registry.hygiene.InputHygieneMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # 429 for an address past its limit of failed authentications, conda files included.
     "accounts.authentication.FailureLimitMiddleware",
