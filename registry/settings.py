@@ -467,6 +467,12 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "EXCEPTION_HANDLER": "registry.api.exception_handler",
+    # DRF's own, refusing control characters in what they parse (registry/parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "registry.parsers.JSONParser",
+        "registry.parsers.FormParser",
+        "registry.parsers.MultiPartParser",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Wharf API",
