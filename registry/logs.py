@@ -5,6 +5,11 @@ messages and Celery workers all write through :func:`formatter`. Whatever a line
 token secrets never leave: every line is passed through :func:`redact` as its last step,
 so a token in a URL (``/t/<token>/``), in a message or in a traceback is masked wherever
 it came from.
+
+One record is one line, whatever a client put in it: messages carry paths, names and
+reasons from requests, and a newline in one would forge a second line; a raw NUL or
+escape sequence garbles what reads the log. Text lines show control characters escaped
+(``\\n``, ``\\x00``), JSON lines as JSON escapes; a traceback keeps its own line breaks.
 """
 
 import logging
@@ -27,6 +32,28 @@ _PATTERNS = [
 ]
 _SCHEME = re.compile(r"\b(bearer|basic|token)(\s+)[A-Za-z0-9+/=._~-]{16,}", re.IGNORECASE)
 _SCHEME_CUES = ("bearer ", "basic ", "token ")
+
+# C0, DEL, C1 (terminals read some as escape sequences) and the two Unicode line
+# separators that str.splitlines() also breaks on.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+# What orjson leaves unescaped of those; they can only occur inside JSON strings.
+_UNESCAPED_IN_JSON = re.compile(r"[\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match):
+    char = match.group()
+    code = ord(char)
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def escape_controls(text, keep_newlines=False):
+    """``text`` with control characters shown as escapes: ``\\n``, ``\\x00``, ``\\u2028``."""
+    pattern = _CONTROL_BUT_NEWLINE if keep_newlines else _CONTROL
+    if pattern.search(text) is None:  # most lines: left at once
+        return text
+    return pattern.sub(_escape, text)
 
 
 def redact(text):
@@ -58,6 +85,15 @@ class TextFormatter(logging.Formatter):
     def format(self, record):
         return redact(super().format(record))
 
+    def formatMessage(self, record):
+        return escape_controls(super().formatMessage(record))
+
+    def formatException(self, ei):
+        return escape_controls(super().formatException(ei), keep_newlines=True)
+
+    def formatStack(self, stack_info):
+        return escape_controls(super().formatStack(stack_info), keep_newlines=True)
+
 
 class JsonFormatter(OrjsonFormatter):
     """``{"time", "level", "logger", "message", ...extra fields}``; in a Celery task also
@@ -78,7 +114,10 @@ class JsonFormatter(OrjsonFormatter):
             log_data["task_id"] = task.request.id
 
     def format(self, record):
-        return redact(super().format(record))
+        line = super().format(record)  # orjson escapes C0 control characters
+        if _UNESCAPED_IN_JSON.search(line):
+            line = _UNESCAPED_IN_JSON.sub(lambda found: f"\\u{ord(found.group()):04x}", line)
+        return redact(line)
 
 
 def _current_task():

@@ -94,6 +94,10 @@ MIDDLEWARE = [
     "registry.operations.OperationsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "registry.security.ContentSecurityPolicyMiddleware",
+    # 400 for control characters (NUL, newlines) in a path, query string, header or web
+    # form, before anything looks them up; the refusal is still logged and carries the
+    # headers above.
+    "registry.hygiene.InputHygieneMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # 429 for an address past its limit of failed authentications, conda files included.
     "accounts.authentication.FailureLimitMiddleware",
@@ -402,6 +406,8 @@ WHARF_CONTENT_SECURITY_POLICY = env_str("WHARF_CONTENT_SECURITY_POLICY", securit
 
 SESSION_COOKIE_SECURE = WHARF_PRODUCTION
 CSRF_COOKIE_SECURE = WHARF_PRODUCTION
+# A CSRF refusal under /api/ is JSON like the API's other errors (registry/errors.py).
+CSRF_FAILURE_VIEW = "registry.errors.csrf_failure"
 # Behind a proxy that terminates TLS, set WHARF_TRUSTED_PROXY_COUNT so that HTTPS requests
 # are recognised (else every request is redirected again).
 SECURE_SSL_REDIRECT = WHARF_PRODUCTION and env_bool("WHARF_SSL_REDIRECT", True)
@@ -465,6 +471,12 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "EXCEPTION_HANDLER": "registry.api.exception_handler",
+    # DRF's own, refusing control characters in what they parse (registry/parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "registry.parsers.JSONParser",
+        "registry.parsers.FormParser",
+        "registry.parsers.MultiPartParser",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Wharf API",

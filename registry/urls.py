@@ -214,4 +214,8 @@ urlpatterns = [
 # Answered by middleware before URL resolution: those conda routes (their fast path) and
 # /healthz, /readyz and /metrics (registry/operations.py), which are in no table. All of
 # them, and why, are listed in the docstring of packages_app/conda/urls.py.
+# JSON under /api/ and for clients that do not take HTML; Django's pages otherwise.
+handler400 = "registry.errors.bad_request"
+handler403 = "registry.errors.permission_denied"
+handler404 = "registry.errors.page_not_found"
 handler500 = "registry.errors.server_error"

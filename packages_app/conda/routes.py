@@ -53,7 +53,8 @@ class ChannelFileMiddleware:
     middleware, which have nothing to do for a token (or anonymous) GET. What the skipped
     middleware would add is added here: the ALLOWED_HOSTS check and Content-Length
     (CommonMiddleware) and X-Frame-Options. Place it right after SecurityMiddleware,
-    WhiteNoise and the failed-authentication limit, which still run.
+    the control-character check, WhiteNoise and the failed-authentication limit, which
+    still run.
     """
 
     def __init__(self, get_response):

@@ -11,9 +11,10 @@ Routes answered by middleware, before Django resolves the URL (the complete list
   and ``/t/<token>/<channel>/label/<label>/...`` (the patterns below): token or anonymous
   GET and HEAD without a session cookie, whose path starts with a platform subdir or is
   ``channeldata.json``, are answered by ``ChannelFileMiddleware``
-  (packages_app/conda/routes.py), after SecurityMiddleware, WhiteNoise and the
-  failed-authentication limit, past the session, CSRF, authentication and message
-  middleware. Every other request for them is resolved here as usual.
+  (packages_app/conda/routes.py), after SecurityMiddleware, the control-character check
+  (registry/hygiene.py), WhiteNoise and the failed-authentication limit, past the
+  session, CSRF, authentication and message middleware. Every other request for them
+  is resolved here as usual.
 - ``/healthz``, ``/readyz`` and ``/metrics``: answered by ``OperationsMiddleware``
   (registry/operations.py), the first middleware, and by nothing else; they are in no URL
   table. They must answer before the HTTPS redirect and the ALLOWED_HOSTS check (load

@@ -1,8 +1,11 @@
-"""Logs: one line per request, JSON on request, Celery's lines in the same format, and no
-token secret in any line — Wharf's own, Django's, gunicorn's access log or a worker's."""
+"""Logs: one line per request, JSON on request, Celery's lines in the same format, no
+token secret in any line — Wharf's own, Django's, gunicorn's access log or a worker's —
+and no line forged or garbled by control characters a client sent."""
 
 import base64
 import logging
+import re
+import sys
 
 import orjson
 import pytest
@@ -60,6 +63,93 @@ def test_json_lines_carry_extra_fields_and_are_masked():
     assert document["message"] == "failed for wharf-***"
     assert (document["route"], document["status"]) == ("channel-file", 404)
     assert document["time"].endswith("+00:00")
+
+
+# What a client may put in a path, a name or a reason: a newline followed by what looks like
+# a log line of its own, a carriage return, NUL, escape, DEL, C1 NEL and a line separator.
+FORGED = "x\n2026-12-05 08:00:00,000 INFO wharf.request FORGED"
+CONTROLS = "\r\x00\x1b[31m\t\x7f\x85\u2028"
+# Anything that is not a printable character or the newline ending a line.
+RAW_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def test_text_lines_escape_control_characters_in_the_message_and_its_arguments():
+    line = logs.TextFormatter().format(record(f"GET %s 400 {CONTROLS}", FORGED + CONTROLS))
+
+    assert "\n" not in line and not RAW_CONTROL.search(line)
+    assert line.endswith(
+        r" GET x\n2026-12-05 08:00:00,000 INFO wharf.request FORGED\r\x00\x1b[31m\t\x7f\x85\u2028"
+        r" 400 \r\x00\x1b[31m\t\x7f\x85\u2028"
+    )
+
+
+def test_a_traceback_keeps_its_lines_but_shows_other_control_characters_escaped():
+    try:
+        raise ValueError(f"no channel {FORGED}{CONTROLS}")
+    except ValueError:
+        entry = record("failed for %s", FORGED)
+        entry.exc_info = sys.exc_info()
+    text = logs.TextFormatter().format(entry)
+    first, *traceback = text.split("\n")
+
+    assert first.endswith(r"failed for x\n2026-12-05 08:00:00,000 INFO wharf.request FORGED")
+    assert traceback[0] == "Traceback (most recent call last):"
+    assert traceback[-2:] == ["ValueError: no channel x", "2026-12-05 08:00:00,000 INFO "
+                              r"wharf.request FORGED\r\x00\x1b[31m\t\x7f\x85\u2028"]  # fmt: skip
+    assert not RAW_CONTROL.search(text)
+
+
+def test_json_lines_escape_control_characters_in_the_message_and_extra_fields():
+    entry = record("GET %s 400", FORGED + CONTROLS)
+    entry.path = "/c/noarch/" + FORGED + CONTROLS
+    entry.reason = {"given": [CONTROLS]}
+    line = logs.JsonFormatter().format(entry)
+    document = orjson.loads(line)
+
+    assert "\n" not in line and not RAW_CONTROL.search(line)
+    assert document["message"] == f"GET {FORGED}{CONTROLS} 400"  # escaped, not changed
+    assert document["path"] == "/c/noarch/" + FORGED + CONTROLS
+    assert document["reason"] == {"given": [CONTROLS]}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_path_with_control_characters_cannot_forge_or_garble_a_request_line(
+    processes, tmp_path, log_format
+):
+    server = processes.gunicorn({"WHARF_LOG_FORMAT": log_format})
+    forged = "/c/noarch/x%0a2026-12-05%2008:00:00,000%20INFO%20wharf.request%20FORGED"
+
+    assert call("GET", server + forged)[0] == 400
+    assert call("GET", server + "/c/noarch/x%00y%1b[31m")[0] == 400
+
+    def both_logged():
+        lines = (tmp_path / "gunicorn.log").read_text().splitlines()
+        requests = [line for line in lines if _logger(line, log_format) == "wharf.request"]
+        assert len(requests) == 2
+        return lines, requests
+
+    lines, requests = eventually(both_logged)
+    assert not RAW_CONTROL.search((tmp_path / "gunicorn.log").read_text())
+    if log_format == "json":
+        documents = [orjson.loads(line) for line in lines]  # each line one whole object
+        paths = [d["path"] for d in documents if d["logger"] == "wharf.request"]
+        assert paths == ["/c/noarch/" + FORGED, "/c/noarch/x\x00y\x1b[31m"]
+    else:
+        stamp = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ \S+ ")
+        assert all(stamp.match(line) for line in lines)
+        assert not any(line.startswith("2026-12-05 08:00:00,000") for line in lines)
+        assert (
+            r"GET /c/noarch/x\n2026-12-05 08:00:00,000 INFO wharf.request FORGED 400 "
+            in (requests[0])
+        )
+        assert r"GET /c/noarch/x\x00y\x1b[31m 400 " in requests[1]
+
+
+def _logger(line, log_format):
+    if log_format == "json":
+        return orjson.loads(line)["logger"]
+    return line.split(" ", 4)[3]
 
 
 def test_an_unknown_format_is_refused():
