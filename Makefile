@@ -42,7 +42,7 @@ worker: migrate
 	PROMETHEUS_MULTIPROC_DIR=$${PROMETHEUS_MULTIPROC_DIR:-$$(mktemp -d -t wharf-worker-metrics.XXXXXX)} \
 		$(BIN)/celery -A registry worker --loglevel INFO --concurrency 2
 
-# Services mode only, one per deployment: every WHARF_RECONCILE_SECONDS (60) it sends the
+# Services mode only, one per deployment: every WHARF_RECONCILE_SECONDS (15) it sends the
 # reconciler, which sends again index work whose task was lost (broker down, worker killed).
 beat: migrate
 	mkdir -p var

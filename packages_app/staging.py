@@ -21,7 +21,7 @@ import logging
 import uuid
 from contextlib import contextmanager
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
@@ -64,8 +64,26 @@ class Staging:
         transaction.on_commit(lambda: self.committed.update(paths))
 
     def release(self):
-        """Delete the objects not committed, then their records."""
-        _delete_objects([path for path in self.paths if path not in self.committed])
+        """Delete the objects not committed, then their records.
+
+        A commit whose answer was lost (the connection broke after PostgreSQL committed)
+        looks failed here: an object a file row refers to is kept. If the database cannot
+        be asked, the records stay, and the sweep decides once it can.
+        """
+        pending = [path for path in self.paths if path not in self.committed]
+        if not pending:
+            return
+        try:
+            referenced = set(
+                PackageFile.objects.filter(storage_path__in=pending).values_list(
+                    "storage_path", flat=True
+                )
+            )
+            StagedFile.objects.filter(storage_path__in=referenced).delete()
+        except DatabaseError:
+            log.warning("could not check %d staged objects; the sweep will", len(pending))
+            return
+        _delete_objects([path for path in pending if path not in referenced])
 
     def renew(self):
         return (

@@ -150,3 +150,19 @@ def test_a_process_that_starts_sweeps_again_once_the_leases_it_found_lapse(
 
     assert not default_storage.exists(path)
     assert not StagedFile.objects.exists()
+
+
+def test_an_object_whose_row_committed_is_kept_although_the_commit_looked_failed(
+    public_channel, client_for, packages
+):
+    # A commit whose answer was lost: the row is there, the writer never heard of it.
+    response = upload(client_for("owner"), public_channel.name, packages.make("lost-answer"))
+    assert response.status_code == 201
+    row = PackageFile.objects.get(channel=public_channel)
+    path = object_path(public_channel)
+    with staging.stage(public_channel, [path]):
+        default_storage.save(path, ContentFile(b"bytes"))
+        PackageFile.objects.filter(pk=row.pk).update(storage_path=path)
+
+    assert default_storage.exists(path)
+    assert not StagedFile.objects.exists()
