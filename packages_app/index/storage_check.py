@@ -6,9 +6,10 @@ crash, or to be sure (``manage.py check_storage``).
   back (from a backup) or delete the row.
 - A published index file that is missing makes its subdir rebuild from the database (a
   missing repodata.json.bz2 only its compression).
-- A stored object under ``packages/`` that no row refers to is an orphan: an upload whose
-  transaction failed after the copy and whose clean-up was lost. Objects younger than
-  ``orphan_grace`` belong to uploads still in progress and are left alone.
+- A stored object under ``packages/`` that no row refers to is an orphan, unless it is
+  staged (an upload or import still writing it, or one the sweep deletes within seconds:
+  packages_app/staging.py). Objects younger than ``orphan_grace`` are left alone too:
+  an upload may have stored an object between the listing and the reading of rows.
 
 The stored objects are listed once (one flat listing per prefix on S3, a directory walk
 on the file system) rather than asked about one by one.
@@ -24,7 +25,7 @@ from django.db import transaction
 from packages_app import runner, storage
 from packages_app.index import rebuilds, repodata
 from packages_app.index.bz2_refresh import refresh_bz2
-from packages_app.models import PackageFile, SubdirIndex
+from packages_app.models import PackageFile, StagedFile, SubdirIndex
 
 PACKAGES = "packages"
 INDEXES = "index"
@@ -65,8 +66,11 @@ def check_storage(*, channel=None, delete_orphans=False, orphan_grace=3600):
             report.missing.append(f"{where}: {found[0]} bytes stored, {row.size} recorded")
 
     cutoff = time.time() - orphan_grace
+    # Objects a writer staged, or a delete left to delete, are the sweep's
+    # (packages_app/staging.py): in progress, or gone within seconds of their lease.
+    staged = set(StagedFile.objects.values_list("storage_path", flat=True))
     for path, (_, modified) in sorted(stored.items()):
-        if path not in referenced and modified < cutoff:
+        if path not in referenced and path not in staged and modified < cutoff:
             report.orphans.append(path)
     # A row committed after the listing above refers to an object listed as an orphan:
     # look again before deleting.
