@@ -101,6 +101,7 @@ def test_an_object_left_to_delete_goes_unless_a_file_refers_to_it(
 ):
     response = upload(client_for("owner"), public_channel.name, packages.make("kept"))
     assert response.status_code == 201
+    runner.wait_for_background_work()  # the cleanup an upload may start sweeps too
     referenced = PackageFile.objects.get(channel=public_channel).storage_path
     forgotten = object_path(public_channel)
     default_storage.save(forgotten, ContentFile(b"a deleted file's bytes"))
@@ -158,6 +159,7 @@ def test_an_object_whose_row_committed_is_kept_although_the_commit_looked_failed
     # A commit whose answer was lost: the row is there, the writer never heard of it.
     response = upload(client_for("owner"), public_channel.name, packages.make("lost-answer"))
     assert response.status_code == 201
+    runner.wait_for_background_work()
     row = PackageFile.objects.get(channel=public_channel)
     path = object_path(public_channel)
     with staging.stage(public_channel, [path]):
