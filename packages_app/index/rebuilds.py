@@ -130,18 +130,24 @@ def look_again_after_lease(index_id):
     if leases.held_here(("index", index_id)):
         return False
     now = timezone.now()
-    found = SubdirIndex.objects.filter(pk=index_id, lease_until__gt=now)
-    row = found.values_list("lease_until", "channel_id", "subdir", "label").first()
-    if row is None:
-        return False  # lapsed or let go meanwhile: whoever finds it behind takes it
-    lease_until, channel_id, subdir, label = row
-    at = lease_until + timedelta(seconds=1)
-    claimed = found.filter(Q(recheck_at__isnull=True) | Q(recheck_at__lt=now)).update(recheck_at=at)
-    if not claimed:
-        return False
-    return runner.send(
-        rebuild_until_current, channel_id, subdir, label, countdown=(at - now).total_seconds()
+    # One statement in the common case (a look-again is claimed already): under a stream
+    # of uploads most rebuild tasks end here.
+    claimed = (
+        SubdirIndex.objects.filter(pk=index_id, lease_until__gt=now)
+        .filter(Q(recheck_at__isnull=True) | Q(recheck_at__lt=now))
+        .update(recheck_at=F("lease_until") + timedelta(seconds=1))
     )
+    if not claimed:
+        return False  # sent already, or the lease lapsed or was let go meanwhile
+    found = SubdirIndex.objects.filter(pk=index_id)
+    row = found.values_list("recheck_at", "channel_id", "subdir", "label").first()
+    if row is None:
+        return False
+    at, channel_id, subdir, label = row
+    return runner.send(
+        rebuild_until_current, channel_id, subdir, label,
+        countdown=max(0.0, (at - now).total_seconds()),
+    )  # fmt: skip
 
 
 def rebuild_now(channel_id, subdir, label=MAIN_LABEL):
