@@ -12,7 +12,7 @@ from channels_app.access import Action, authorize, readable_channels
 from packages_app.conda import statistics
 from packages_app.discovery import catalog, install_channels
 from packages_app.files import changes, deleting, labels, yanking
-from packages_app.intake import archives, cleanup, reuploads, uploads
+from packages_app.intake import archives, cleanup, digests, reuploads, uploads
 from packages_app.models import MAIN_LABEL, Package, PackageFile
 from packages_app.serializers import (
     ChannelLabelSerializer,
@@ -102,6 +102,8 @@ class PrefixUpload(UploadView):
 
     The package comes as the multipart part ``file`` (part headers ``x-file-name`` and
     ``x-file-sha256``) or as the raw body with ``X-File-Name`` / ``X-File-SHA256`` headers.
+    Every digest declared is checked, a request header's with a multipart body too
+    (packages_app/intake/digests.py).
     ``?force=true`` replaces an existing file (owners); otherwise the same bytes again are
     a 200 that changes nothing and other bytes a 409 (packages_app/intake/reuploads.py).
     ``?label=dev`` (repeated, or comma-separated) gives the file labels instead of main;
@@ -123,7 +125,7 @@ class PrefixUpload(UploadView):
             received = uploads.receive_raw(
                 stream,
                 django_request.META.get("HTTP_X_FILE_NAME", ""),
-                django_request.META.get("HTTP_X_FILE_SHA256"),
+                digests.in_request_headers(django_request.META),
             )
             fields = {}
         try:
@@ -138,7 +140,8 @@ class PrefixUpload(UploadView):
 class QuetzUpload(UploadView):
     """``POST /api/channels/<channel>/upload/<filename>?sha256=...&force=...`` (quetz style).
 
-    The raw package is the body, often chunked; the token comes as ``X-API-Key``.
+    The raw package is the body, often chunked; the token comes as ``X-API-Key``. The
+    ``sha256`` parameter and any digest request header are checked.
     ``?label=`` as for :class:`PrefixUpload`.
     """
 
@@ -150,7 +153,10 @@ class QuetzUpload(UploadView):
         )
         file_labels = _upload_labels(request)
         stream = uploads.body_stream(request._request)
-        received = uploads.receive_raw(stream, filename, request.query_params.get("sha256"))
+        declared = digests.in_request_headers(request.META) + digests.given(
+            "sha256", request.query_params.get("sha256"), "the query parameter sha256"
+        )
+        received = uploads.receive_raw(stream, filename, declared)
         accepted = _accept(request, target, received, force, file_labels)
         return _upload_response(request, accepted)
 
