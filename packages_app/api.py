@@ -12,7 +12,7 @@ from channels_app.access import Action, authorize, readable_channels
 from packages_app.conda import statistics
 from packages_app.discovery import catalog, install_channels
 from packages_app.files import changes, deleting, labels, yanking
-from packages_app.intake import archives, cleanup, digests, reuploads, uploads
+from packages_app.intake import archives, digests, uploads
 from packages_app.models import MAIN_LABEL, Package, PackageFile
 from packages_app.serializers import (
     ChannelLabelSerializer,
@@ -23,6 +23,7 @@ from packages_app.serializers import (
     PackageFileSerializer,
     PackageSummarySerializer,
     YankSerializer,
+    accepted_upload,
 )
 
 LABEL_PARAMETER = OpenApiParameter(
@@ -52,27 +53,14 @@ def _upload_labels(request, form_fields=None):
 
 
 def _accept(request, target, received, force, file_labels):
-    """:func:`uploads.accept`, then (accepted or refused) the cleanup of this process's
-    upload temporary folder, at most every ``WHARF_UPLOAD_CLEANUP_SECONDS``: each web
-    process deletes what killed uploads left there, which Celery workers in other
-    containers cannot see (:mod:`packages_app.intake.cleanup`)."""
-    try:
-        return uploads.accept(
-            target, received, request.user, force=force, request=request, labels=file_labels
-        )
-    finally:
-        cleanup.now_and_then()
+    return uploads.accept(
+        target, received, request.user, force=force, request=request, labels=file_labels
+    )
 
 
 def _upload_response(request, accepted):
-    """201 with the stored file; 200 with it when the same bytes were already there
-    (nothing changed: see packages_app/intake/reuploads.py)."""
-    data = PackageFileSerializer(accepted.package_file, context={"request": request}).data
-    data["already_there"] = accepted.already_there
-    if accepted.already_there:
-        data["detail"] = reuploads.already_there(accepted.package_file)
-        return Response(data, status=status.HTTP_200_OK)
-    return Response(data, status=status.HTTP_201_CREATED)
+    data, code = accepted_upload(request, accepted)
+    return Response(data, status=code)
 
 
 class BodyReadByView(BaseParser):

@@ -263,23 +263,35 @@ class Accepted:
         return self.outcome is reuploads.Outcome.ALREADY_THERE
 
 
-def accept(channel, received, uploader, *, force=False, request=None, labels=None):
+def accept(channel, received, uploader, *, force=False, request=None, labels=None, subdir=None):
     """Validate a received file and publish it in ``channel`` with ``labels`` (checked
     names; None: main, or for a replacement the labels of the file it replaces); return
     an :class:`Accepted`.
 
+    ``subdir``: the subdir the client named (a PUT's URL); a package of another is refused.
     A file of the same name already there is judged by :mod:`.reuploads`: the same bytes
     change nothing, other bytes are a 409 unless ``force`` is given (the caller has checked
     that ``force`` is allowed), which replaces the file.
+
+    Accepted or refused, this process's upload temporary folder is then cleaned now and
+    then: each web process deletes what killed uploads left there, which Celery workers in
+    other containers cannot see (:mod:`packages_app.intake.cleanup`).
     """
     try:
         try:
             metadata = archives.inspect_package(received.path, received.filename)
         except archives.InvalidPackage as exc:
             raise UploadError(str(exc), status=422) from exc
+        if subdir is not None and metadata.subdir != subdir:
+            raise UploadError(
+                f"The URL puts {received.filename} in subdir '{subdir}' but its "
+                f"info/index.json says subdir '{metadata.subdir}'; send it to "
+                f"{metadata.subdir}/{received.filename}."
+            )
         return _store(channel, received, metadata, uploader, force, labels, request)
     finally:
         received.discard()
+        cleanup.now_and_then()
 
 
 def _judge(channel, subdir, received, force, file_labels):

@@ -1,6 +1,6 @@
 """Every digest a client declares for a package is checked, wherever it declares it: a
-request header (also with a multipart body), the part header, quetz's ``?sha256=``. A
-mismatch is a 400 that names the digest and stores nothing."""
+request header (also with a multipart body), the part header, quetz's ``?sha256=``, the
+headers of a PUT. A mismatch is a 400 that names the digest and stores nothing."""
 
 import hashlib
 
@@ -45,6 +45,13 @@ def quetz(channel, path, secret, sha256, **headers):
     return Client().post(
         f"/api/channels/{channel.name}/upload/{path.name}?sha256={sha256}",
         path.read_bytes(), "application/octet-stream", headers={"X-API-Key": secret, **headers},
+    )  # fmt: skip
+
+
+def put(channel, path, secret, **headers):
+    return Client().put(
+        f"/{channel.name}/noarch/{path.name}", path.read_bytes(), "application/octet-stream",
+        headers={"Authorization": f"Bearer {secret}", **headers},
     )  # fmt: skip
 
 
@@ -107,6 +114,26 @@ def test_quetz_checks_its_query_parameter_and_the_request_headers(public_channel
     assert_refused(wrong_query, "the query parameter sha256 declares")
     wrong_header = quetz(public_channel, path, owner, sha256_of(path), X_Checksum_Sha256=WRONG)
     assert_refused(wrong_header, "the request header X-Checksum-Sha256 declares")
+
+
+@pytest.mark.parametrize(
+    ("header", "algorithm"),
+    [
+        ("X-File-SHA256", "sha256"),
+        ("X-Checksum-Sha256", "sha256"),
+        ("X-Checksum-Sha1", "sha1"),
+        ("X-Checksum-Md5", "md5"),
+    ],
+)
+def test_a_put_checks_each_digest_header(header, algorithm, public_channel, tokens, packages):
+    path = packages.make("putted", "1.0")
+    wrong = "0" * len(digests_of(path)[algorithm])
+
+    refused = put(public_channel, path, tokens["owner"], **{header: wrong})
+    assert_refused(refused, f"{algorithm} mismatch: the request header {header} declares {wrong}")
+    accepted = put(public_channel, path, tokens["owner"], **{header: digests_of(path)[algorithm]})
+
+    assert accepted.status_code == 201, accepted.content
 
 
 def test_right_digests_everywhere_are_accepted_whatever_their_case(
