@@ -76,7 +76,9 @@ def _who(actor, token, request):
             user = getattr(request, "user", None)
             actor = user if user is not None and user.is_authenticated else None
         if token is None:
-            auth = getattr(request, "auth", None)
+            # A DRF request's token, or the one identify() read (a PUT upload).
+            caller = getattr(request, "caller", None)
+            auth = getattr(request, "auth", None) or getattr(caller, "token", None)
             token = auth if isinstance(auth, ApiToken) else None
         address = client_address(request)
     if actor is None and token is not None:

@@ -1,5 +1,5 @@
 from django.core.exceptions import ValidationError as ModelValidationError
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status, viewsets
@@ -12,7 +12,7 @@ from accounts.api import AuditEventSerializer
 from accounts.authentication import caller_of
 from accounts.models import AuditEvent
 
-from . import lifecycle, members
+from . import lifecycle, members, related
 from .access import Action, OrgAction, authorize, authorize_org, readable_channels
 from .models import Channel
 from .orgs import operations as organizations
@@ -33,14 +33,15 @@ class ChannelViewSet(viewsets.GenericViewSet):
     serializer_class = ChannelSerializer
     queryset = Channel.objects.none()  # for the schema; every action asks the access policy
 
-    def _context(self):
-        return {"request": self.request, "caller": caller_of(self.request)}
+    def _context(self, **extra):
+        return {"request": self.request, "caller": caller_of(self.request), **extra}
 
     def list(self, request):
-        channels = readable_channels(caller_of(request)).select_related("organization")
-        channels = channels.order_by("name")
+        caller = caller_of(request)
+        channels = readable_channels(caller).select_related("organization").order_by("name")
         page = self.paginate_queryset(channels)
-        data = ChannelSerializer(page, many=True, context=self._context()).data
+        shown = related.visible_of(page, caller)  # one read for the page, not one per channel
+        data = ChannelSerializer(page, many=True, context=self._context(related=shown)).data
         return self.get_paginated_response(data)
 
     def create(self, request):
@@ -58,14 +59,16 @@ class ChannelViewSet(viewsets.GenericViewSet):
         if organization is not None:
             authorize_org(caller, organization.name, OrgAction.CREATE_CHANNEL)
         try:
-            channel = lifecycle.create_channel(
-                caller.user,
-                serializer.validated_data["name"],
-                description=serializer.validated_data.get("description", ""),
-                private=serializer.validated_data.get("private", False),
-                organization=organization,
-                request=request,
-            )
+            with transaction.atomic():
+                channel = lifecycle.create_channel(
+                    caller.user,
+                    serializer.validated_data["name"],
+                    description=serializer.validated_data.get("description", ""),
+                    private=serializer.validated_data.get("private", False),
+                    organization=organization,
+                    request=request,
+                )
+                related.replace(channel, serializer.validated_data.get("related_channels", []))
         except IntegrityError as exc:
             raise ValidationError({"name": ["A channel with this name already exists."]}) from exc
         return Response(
@@ -77,12 +80,19 @@ class ChannelViewSet(viewsets.GenericViewSet):
         channel = authorize(caller_of(request), name, Action.READ)
         return Response(ChannelSerializer(channel, context=self._context()).data)
 
+    @extend_schema(request=ChannelUpdateSerializer, responses={200: ChannelSerializer})
     def partial_update(self, request, name=None):
         channel = authorize(caller_of(request), name, Action.MANAGE)
-        serializer = ChannelUpdateSerializer(channel, data=request.data, partial=True)
+        serializer = ChannelUpdateSerializer(
+            channel, data=request.data, partial=True, context=self._context()
+        )
         serializer.is_valid(raise_exception=True)
+        entries = serializer.validated_data.pop("related_channels", None)
         was_private = channel.private
-        serializer.save()
+        with transaction.atomic():
+            serializer.save()
+            if entries is not None:  # given: the whole list, in its order
+                related.replace(channel, entries)
         audit.visibility_change(channel, was_private, request)
         return Response(ChannelSerializer(channel, context=self._context()).data)
 

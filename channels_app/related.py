@@ -13,45 +13,60 @@ MAX_ENTRY_LENGTH = RelatedChannel._meta.get_field("url").max_length
 
 
 def parse(channel, text, caller):
-    """Entries (channel or None, url) for ``text``: one channel name or URL per line.
+    """:func:`check` for ``text``, one channel name or URL per line (the settings page)."""
+    return check(channel.name, text.splitlines(), caller)
+
+
+def check(channel_name, entries, caller):
+    """Entries (channel or None, url) for ``entries``, channel names or URLs in order
+    (blank ones are skipped), of the channel named ``channel_name``.
 
     A name must be a channel the caller may read (others do not exist for them), not the
-    channel itself; a URL must be http(s) and at most :data:`MAX_ENTRY_LENGTH` characters.
-    Raises ValidationError naming the bad line.
+    channel itself; a URL must be http(s) and at most :data:`MAX_ENTRY_LENGTH` characters;
+    none may be listed twice. Raises ValidationError naming every bad entry (or, for more
+    than :data:`MAX_RELATED` entries, only that).
     """
-    entries, seen = [], set()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [str(entry).strip() for entry in entries if str(entry).strip()]
     if len(lines) > MAX_RELATED:
         raise ValidationError(f"At most {MAX_RELATED} related channels.")
+    names = {line for line in lines if "://" not in line and len(line) <= MAX_ENTRY_LENGTH}
+    readable = {c.name: c for c in readable_channels(caller).filter(name__in=names)}
+    found, problems, seen = [], [], set()
     for line in lines:
-        if len(line) > MAX_ENTRY_LENGTH:
-            # Checked first: such a line would be looked up, or stored, to fail later.
-            raise ValidationError(
-                f"'{line[:60]}…' has {len(line)} characters; a related channel's URL has at "
-                f"most {MAX_ENTRY_LENGTH}."
-            )
-    readable = readable_channels(caller)
-    for line in lines:
-        if line in seen:
-            raise ValidationError(f"'{line}' is listed twice.")
-        seen.add(line)
-        if "://" in line:
-            try:
-                URLValidator(schemes=["http", "https"])(line)
-            except ValidationError:
-                raise ValidationError(f"'{line}' is not an http(s) channel URL.") from None
-            entries.append((None, line.rstrip("/")))
-            continue
-        if line == channel.name:
-            raise ValidationError(f"'{line}' is this channel itself.")
-        target = readable.filter(name=line).first()
-        if target is None:
-            raise ValidationError(
-                f"No channel '{line}' here. For an external channel give its URL, "
-                f"e.g. https://conda.anaconda.org/{line}"
-            )
-        entries.append((target, ""))
-    return entries
+        try:
+            if line in seen:
+                raise ValidationError(f"'{line}' is listed twice.")
+            seen.add(line)
+            found.append(_entry(line, channel_name, readable))
+        except ValidationError as exc:
+            problems.extend(exc.messages)
+    if problems:
+        raise ValidationError(problems)
+    return found
+
+
+def _entry(line, channel_name, readable):
+    """(channel or None, url) for one entry; ``readable``: the channels it may name."""
+    if len(line) > MAX_ENTRY_LENGTH:
+        # Checked first: such a line would be looked up, or stored, to fail later.
+        raise ValidationError(
+            f"'{line[:60]}…' has {len(line)} characters; a related channel's URL has at "
+            f"most {MAX_ENTRY_LENGTH}."
+        )
+    if "://" in line:
+        try:
+            URLValidator(schemes=["http", "https"])(line)
+        except ValidationError:
+            raise ValidationError(f"'{line}' is not an http(s) channel URL.") from None
+        return None, line.rstrip("/")
+    if line == channel_name:
+        raise ValidationError(f"'{line}' is this channel itself.")
+    if line not in readable:
+        raise ValidationError(
+            f"No channel '{line}' here. For an external channel give its URL, "
+            f"e.g. https://conda.anaconda.org/{line}"
+        )
+    return readable[line], ""
 
 
 @transaction.atomic
@@ -70,10 +85,20 @@ def visible(channel, caller):
     Wharf channels the caller may not read are left out: their existence is not theirs
     to know.
     """
-    entries = list(channel.related.select_related("target"))
+    return visible_of([channel], caller)[channel.pk]
+
+
+def visible_of(channels, caller):
+    """{channel id: :func:`visible` of it} for many channels, in two queries."""
+    entries = RelatedChannel.objects.filter(channel__in=channels).select_related("target")
+    entries = list(entries.order_by("channel", "position"))
     targets = {e.target_id for e in entries if e.target_id}
     allowed = set(readable_channels(caller).filter(pk__in=targets).values_list("pk", flat=True))
-    return [e for e in entries if not e.target_id or e.target_id in allowed]
+    found = {channel.pk: [] for channel in channels}
+    for entry in entries:
+        if not entry.target_id or entry.target_id in allowed:
+            found[entry.channel_id].append(entry)
+    return found
 
 
 def as_text(channel):

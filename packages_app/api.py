@@ -12,7 +12,7 @@ from channels_app.access import Action, authorize, readable_channels
 from packages_app.conda import statistics
 from packages_app.discovery import catalog, install_channels
 from packages_app.files import changes, deleting, labels, yanking
-from packages_app.intake import archives, cleanup, reuploads, uploads
+from packages_app.intake import archives, digests, uploads
 from packages_app.models import MAIN_LABEL, Package, PackageFile
 from packages_app.serializers import (
     ChannelLabelSerializer,
@@ -23,6 +23,7 @@ from packages_app.serializers import (
     PackageFileSerializer,
     PackageSummarySerializer,
     YankSerializer,
+    accepted_upload,
 )
 
 LABEL_PARAMETER = OpenApiParameter(
@@ -52,27 +53,14 @@ def _upload_labels(request, form_fields=None):
 
 
 def _accept(request, target, received, force, file_labels):
-    """:func:`uploads.accept`, then (accepted or refused) the cleanup of this process's
-    upload temporary folder, at most every ``WHARF_UPLOAD_CLEANUP_SECONDS``: each web
-    process deletes what killed uploads left there, which Celery workers in other
-    containers cannot see (:mod:`packages_app.intake.cleanup`)."""
-    try:
-        return uploads.accept(
-            target, received, request.user, force=force, request=request, labels=file_labels
-        )
-    finally:
-        cleanup.now_and_then()
+    return uploads.accept(
+        target, received, request.user, force=force, request=request, labels=file_labels
+    )
 
 
 def _upload_response(request, accepted):
-    """201 with the stored file; 200 with it when the same bytes were already there
-    (nothing changed: see packages_app/intake/reuploads.py)."""
-    data = PackageFileSerializer(accepted.package_file, context={"request": request}).data
-    data["already_there"] = accepted.already_there
-    if accepted.already_there:
-        data["detail"] = reuploads.already_there(accepted.package_file)
-        return Response(data, status=status.HTTP_200_OK)
-    return Response(data, status=status.HTTP_201_CREATED)
+    data, code = accepted_upload(request, accepted)
+    return Response(data, status=code)
 
 
 class BodyReadByView(BaseParser):
@@ -102,6 +90,8 @@ class PrefixUpload(UploadView):
 
     The package comes as the multipart part ``file`` (part headers ``x-file-name`` and
     ``x-file-sha256``) or as the raw body with ``X-File-Name`` / ``X-File-SHA256`` headers.
+    Every digest declared is checked, a request header's with a multipart body too
+    (packages_app/intake/digests.py).
     ``?force=true`` replaces an existing file (owners); otherwise the same bytes again are
     a 200 that changes nothing and other bytes a 409 (packages_app/intake/reuploads.py).
     ``?label=dev`` (repeated, or comma-separated) gives the file labels instead of main;
@@ -123,7 +113,7 @@ class PrefixUpload(UploadView):
             received = uploads.receive_raw(
                 stream,
                 django_request.META.get("HTTP_X_FILE_NAME", ""),
-                django_request.META.get("HTTP_X_FILE_SHA256"),
+                digests.in_request_headers(django_request.META),
             )
             fields = {}
         try:
@@ -138,7 +128,8 @@ class PrefixUpload(UploadView):
 class QuetzUpload(UploadView):
     """``POST /api/channels/<channel>/upload/<filename>?sha256=...&force=...`` (quetz style).
 
-    The raw package is the body, often chunked; the token comes as ``X-API-Key``.
+    The raw package is the body, often chunked; the token comes as ``X-API-Key``. The
+    ``sha256`` parameter and any digest request header are checked.
     ``?label=`` as for :class:`PrefixUpload`.
     """
 
@@ -150,7 +141,10 @@ class QuetzUpload(UploadView):
         )
         file_labels = _upload_labels(request)
         stream = uploads.body_stream(request._request)
-        received = uploads.receive_raw(stream, filename, request.query_params.get("sha256"))
+        declared = digests.in_request_headers(request.META) + digests.given(
+            "sha256", request.query_params.get("sha256"), "the query parameter sha256"
+        )
+        received = uploads.receive_raw(stream, filename, declared)
         accepted = _accept(request, target, received, force, file_labels)
         return _upload_response(request, accepted)
 

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from packages_app.files import labels, yanking
+from packages_app.intake import reuploads
 from packages_app.models import Package, PackageFile
 
 
@@ -49,6 +50,18 @@ class PackageFileSerializer(serializers.ModelSerializer):
         path = f"/{package_file.channel.name}/{package_file.subdir}/{package_file.filename}"
         request = self.context.get("request")
         return request.build_absolute_uri(path) if request else path
+
+
+def accepted_upload(request, accepted):
+    """(body, status) of the answer to an accepted upload (every upload route): 201 with
+    the stored file; 200 with it when the same bytes were already there (nothing changed:
+    see packages_app/intake/reuploads.py)."""
+    data = PackageFileSerializer(accepted.package_file, context={"request": request}).data
+    data["already_there"] = accepted.already_there
+    if accepted.already_there:
+        data["detail"] = reuploads.already_there(accepted.package_file)
+        return data, 200
+    return data, 201
 
 
 class PackageSummarySerializer(serializers.ModelSerializer):

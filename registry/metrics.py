@@ -36,8 +36,11 @@ if MULTIPROCESS_DIR:
     os.makedirs(MULTIPROCESS_DIR, exist_ok=True)
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-# The routes of registry/urls.py that receive package uploads.
+# The routes of registry/urls.py that receive package uploads; and with PUT, the conda
+# file routes (packages_app/conda/urls.py: "channel-file", "label-channel-file", and
+# their "token-" forms).
 UPLOAD_ROUTES = frozenset({"api:upload-prefix", "upload-quetz"})
+PUT_UPLOAD_ROUTE_SUFFIX = "channel-file"
 
 REQUESTS = Counter(
     "wharf_http_requests",
@@ -70,7 +73,7 @@ def count_request(method, route, status, seconds):
     status = str(status)
     REQUESTS.labels(method, route, status).inc()
     REQUEST_SECONDS.labels(method, route).observe(seconds)
-    if route in UPLOAD_ROUTES:
+    if route in UPLOAD_ROUTES or (method == "PUT" and route.endswith(PUT_UPLOAD_ROUTE_SUFFIX)):
         UPLOADS.labels(status).inc()
 
 

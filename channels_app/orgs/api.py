@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import caller_of
 from accounts.models import Invitation, Organization
+from channels_app import related
 from channels_app.access import Action, OrgAction, authorize, authorize_org, readable_channels
 from channels_app.models import Channel
 from channels_app.serializers import ChannelSerializer
@@ -363,3 +364,9 @@ class OrganizationChannels(OrgView, generics.ListAPIView):
 
     def get_serializer_context(self):
         return self.context()
+
+    def get_serializer(self, *args, **kwargs):
+        if args and kwargs.get("many"):  # a page: its related channels in one read
+            shown = related.visible_of(args[0], self.caller)
+            kwargs["context"] = {**self.get_serializer_context(), "related": shown}
+        return super().get_serializer(*args, **kwargs)

@@ -17,10 +17,11 @@ def fast_route(request):
     """``(pattern, view arguments)`` of a conda file request that may take the fast path,
     or None; ``pattern`` is the route's :class:`~django.urls.URLPattern` in the table.
 
-    Only GET and HEAD without a session cookie (browsers go the usual way, through the
-    session and authentication middleware), and only paths that no route listed before
-    the conda routes can match: those all begin with a reserved name, and a channel's
-    web pages (``/<channel>/``, ``/<channel>/packages/...``) never with a platform name.
+    Only GET and HEAD (a PUT upload is resolved as usual) without a session cookie
+    (browsers go the usual way, through the session and authentication middleware), and
+    only paths that no route listed before the conda routes can match: those all begin
+    with a reserved name, and a channel's web pages (``/<channel>/``,
+    ``/<channel>/packages/...``) never with a platform name.
     """
     if request.method not in ("GET", "HEAD"):
         return None

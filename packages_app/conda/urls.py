@@ -14,7 +14,9 @@ Routes answered by middleware, before Django resolves the URL (the complete list
   (packages_app/conda/routes.py), after SecurityMiddleware, the control-character check
   (registry/hygiene.py), WhiteNoise and the failed-authentication limit, past the
   session, CSRF, authentication and message middleware. Every other request for them
-  is resolved here as usual.
+  is resolved here as usual: among them ``PUT /<channel>/<subdir>/<filename>`` (and its
+  label and ``/t/<token>/`` forms), the Artifactory-style upload (packages_app/conda/put.py),
+  which the fast path leaves to URL resolution, as an upload gains nothing from it.
 - ``/healthz``, ``/readyz`` and ``/metrics``: answered by ``OperationsMiddleware``
   (registry/operations.py), the first middleware, and by nothing else; they are in no URL
   table. They must answer before the HTTPS redirect and the ALLOWED_HOSTS check (load

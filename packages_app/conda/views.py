@@ -1,5 +1,7 @@
 """Channel files for conda clients: ``/<channel>/<subdir>/<file>`` and ``/t/<token>/...``.
 
+GET and HEAD read them; PUT uploads a package file to its URL (:mod:`.put`).
+
 ``/<channel>/label/<label>/...`` serves the same for one label of the channel: its own
 indexes and channeldata. The channel's own URL serves label ``main``. Package files are
 the channel's: every URL of the channel serves each of them, whatever its labels, so a
@@ -32,13 +34,16 @@ from packages_app.models import MAIN_LABEL
 
 from . import responses
 from .lookup import lookup
+from .put import put_package
 from .responses import error_response
 
 SHARD_NAME = re.compile(r"^shards/([0-9a-f]{64})\.msgpack\.zst$")
 
 
-@csrf_exempt
+@csrf_exempt  # a PUT authenticates by token only (packages_app/conda/put.py)
 def channel_file(request, channel, path, token=None, label=None):
+    if request.method == "PUT":
+        return put_package(request, channel, path, token, label)
     response = _channel_file(request, channel, path, token, label)
     if request.method == "HEAD" and not response.streaming and response.content:
         # An error's headers as for GET, without its body (RFC 9110).
@@ -49,7 +54,7 @@ def channel_file(request, channel, path, token=None, label=None):
 
 def _channel_file(request, channel, path, token=None, label=None):
     if request.method not in ("GET", "HEAD"):
-        return HttpResponseNotAllowed(["GET", "HEAD"])
+        return HttpResponseNotAllowed(["GET", "HEAD", "PUT"])
     try:
         caller = identify(request, token, cached=True)
     except InvalidCredentials as exc:

@@ -28,7 +28,7 @@ from packages_app.files import labels
 from packages_app.files.changes import file_change
 from packages_app.index import repodata
 from packages_app.index import store as index_store
-from packages_app.intake import archives, cleanup, reuploads
+from packages_app.intake import archives, cleanup, digests, reuploads
 from packages_app.models import PackageFile
 from registry import metrics
 
@@ -114,9 +114,10 @@ class _Body:
 
 
 class _Sink:
-    """A temporary file that hashes and measures what is written to it."""
+    """A temporary file that hashes and measures what is written to it, and checks the
+    digests declared for it (:mod:`.digests`) when it is finished."""
 
-    def __init__(self, filename):
+    def __init__(self, filename, declared=()):
         fd, self.path = tempfile.mkstemp(
             prefix=cleanup.TEMP_PREFIX, dir=settings.FILE_UPLOAD_TEMP_DIR
         )
@@ -124,32 +125,29 @@ class _Sink:
         self.lock = cleanup.hold(self.path)  # a process that dies lets go of it
         self.filename = filename
         self.size = 0
-        self.sha256 = hashlib.sha256()
-        self.md5 = hashlib.md5()  # noqa: S324 - conda's repodata carries md5
+        self.declared = list(declared)
+        self.hashes = digests.Hashes(self.declared)
 
     def write(self, chunk):
         self.size += len(chunk)
         if self.size > settings.WHARF_MAX_UPLOAD_SIZE:
             raise too_large()
-        self.sha256.update(chunk)
-        self.md5.update(chunk)
+        self.hashes.update(chunk)
         self.file.write(chunk)
 
-    def finish(self, declared_sha256):
+    def finish(self):
         self.file.close()
         received = ReceivedFile(
-            self.path, self.filename, self.size, self.sha256.hexdigest(), self.md5.hexdigest(),
-            lock=self.lock,
+            self.path, self.filename, self.size, self.hashes.hexdigest("sha256"),
+            self.hashes.hexdigest("md5"), lock=self.lock,
         )  # fmt: skip
-        if self.size == 0:
+        try:
+            if self.size == 0:
+                raise UploadError("The uploaded file is empty.")
+            digests.check(self.declared, self.hashes)
+        except BaseException:
             received.discard()
-            raise UploadError("The uploaded file is empty.")
-        if declared_sha256 and declared_sha256.lower() != received.sha256:
-            received.discard()
-            raise UploadError(
-                f"sha256 mismatch: the client declared {declared_sha256} but the received "
-                f"bytes hash to {received.sha256}; the upload was damaged or incomplete.",
-            )
+            raise
         return received
 
     def abort(self):
@@ -159,17 +157,18 @@ class _Sink:
         self.lock.close()
 
 
-def receive_raw(stream, filename, declared_sha256):
-    """A body that is the package itself (quetz uploads, older rattler-build)."""
+def receive_raw(stream, filename, declared=()):
+    """A body that is the package itself (quetz uploads, older rattler-build, PUT);
+    ``declared``: the digests the client declared for it (:mod:`.digests`)."""
     _check_filename(filename)
-    sink = _Sink(filename)
+    sink = _Sink(filename, declared)
     try:
         while chunk := stream.read(CHUNK):
             sink.write(chunk)
     except BaseException:
         sink.abort()
         raise
-    return sink.finish(declared_sha256)
+    return sink.finish()
 
 
 # A form field of an upload (a label name, say) longer than this is not a field value.
@@ -180,8 +179,9 @@ def receive_multipart(request, stream, fields=()):
     """A multipart/form-data body with one part named ``file``, as rattler-build sends;
     returns (the file, {field: [values]} of the text parts named in ``fields``).
 
-    The file name and sha256 come from the part headers ``x-file-name`` and
-    ``x-file-sha256`` (or the part's filename).
+    The file name comes from the part header ``x-file-name`` (or the part's filename).
+    Its sha256 is checked against the part header ``x-file-sha256`` and against every
+    digest the request headers declare.
     """
     _, options = multipart.parse_options_header(request.META.get("CONTENT_TYPE", ""))
     boundary = options.get("boundary")
@@ -201,12 +201,16 @@ def receive_multipart(request, stream, fields=()):
                         if segment.name == "file" and received is None:
                             filename = segment.header("X-File-Name") or segment.filename or ""
                             _check_filename(filename)
-                            sink = _Sink(filename)
+                            declared = digests.in_request_headers(request.META) + digests.given(
+                                "sha256", segment.header("X-File-Sha256"),
+                                "the header x-file-sha256 of the part 'file'",
+                            )  # fmt: skip
+                            sink = _Sink(filename, declared)
                         elif segment.name in values:
                             values[segment.name].append(b"")
                     elif event is None:
                         if sink is not None and segment.name == "file":
-                            received = sink.finish(segment.header("X-File-Sha256"))
+                            received = sink.finish()
                             sink = None
                         segment = None
                     elif sink is not None and segment is not None and segment.name == "file":
@@ -259,23 +263,35 @@ class Accepted:
         return self.outcome is reuploads.Outcome.ALREADY_THERE
 
 
-def accept(channel, received, uploader, *, force=False, request=None, labels=None):
+def accept(channel, received, uploader, *, force=False, request=None, labels=None, subdir=None):
     """Validate a received file and publish it in ``channel`` with ``labels`` (checked
     names; None: main, or for a replacement the labels of the file it replaces); return
     an :class:`Accepted`.
 
+    ``subdir``: the subdir the client named (a PUT's URL); a package of another is refused.
     A file of the same name already there is judged by :mod:`.reuploads`: the same bytes
     change nothing, other bytes are a 409 unless ``force`` is given (the caller has checked
     that ``force`` is allowed), which replaces the file.
+
+    Accepted or refused, this process's upload temporary folder is then cleaned now and
+    then: each web process deletes what killed uploads left there, which Celery workers in
+    other containers cannot see (:mod:`packages_app.intake.cleanup`).
     """
     try:
         try:
             metadata = archives.inspect_package(received.path, received.filename)
         except archives.InvalidPackage as exc:
             raise UploadError(str(exc), status=422) from exc
+        if subdir is not None and metadata.subdir != subdir:
+            raise UploadError(
+                f"The URL puts {received.filename} in subdir '{subdir}' but its "
+                f"info/index.json says subdir '{metadata.subdir}'; send it to "
+                f"{metadata.subdir}/{received.filename}."
+            )
         return _store(channel, received, metadata, uploader, force, labels, request)
     finally:
         received.discard()
+        cleanup.now_and_then()
 
 
 def _judge(channel, subdir, received, force, file_labels):

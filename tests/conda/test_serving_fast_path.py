@@ -427,11 +427,13 @@ def test_it_checks_the_host_on_the_fast_path(client_for, private_channel):
     assert response.status_code == 400
 
 
-def test_it_answers_other_methods_as_before(client_for, private_channel):
+def test_it_answers_other_methods_as_before_naming_put_among_the_allowed(
+    client_for, private_channel
+):
     response = client_for("member").post(PRIVATE_REPODATA)
 
     assert response.status_code == 405
-    assert response["Allow"] == "GET, HEAD"
+    assert response["Allow"] == "GET, HEAD, PUT"
 
 
 @pytest.mark.parametrize(

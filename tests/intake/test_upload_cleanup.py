@@ -83,7 +83,7 @@ def test_an_upload_in_progress_keeps_its_file_however_long_it_takes(temp_dir):
 
         assert cleanup.remove_abandoned_files() == 0
         assert os.path.exists(path)
-        received = sink.finish(None)
+        received = sink.finish()
         assert cleanup.remove_abandoned_files() == 0  # received, still being checked
         assert os.path.exists(path)
     finally:

@@ -76,8 +76,10 @@ def test_clients_upload_and_install_through_nginx_which_sends_the_files(
     token = tokens["owner"]
     tool = packages.make("tool", "1.0", "linux-64", depends=["base"])
     base = packages.make("base", "1.0", "noarch")
-    rattler_build.upload_package_to_prefix(
-        [str(tool), str(base)], proxy, private_channel.name, api_key=token
+    rattler_build.upload_package_to_prefix([str(tool)], proxy, private_channel.name, api_key=token)
+    # An upload by PUT (Artifactory style), its chunked body streamed through nginx.
+    rattler_build.upload_package_to_artifactory(
+        [str(base)], proxy, private_channel.name, token=token
     )
     wait_for_index(private_channel, "linux-64")
     wait_for_index(private_channel, "noarch")

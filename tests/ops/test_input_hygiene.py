@@ -119,17 +119,17 @@ def test_every_route_of_the_isolation_matrix_refuses_control_characters(world, t
             for visitor in (owner, anonymous):
                 for taint in {encoded(control), as_sent(control)}:
                     tainted = path.format(taint=taint)
-                    problems += refusal_problems(tainted, visitor.get(tainted, form))
+                    problems += refusal_problems(tainted, visitor.send(tainted, form))
                     clean = path.format(taint="")
                     query = with_query(clean, taint)
                     problems += refusal_problems(
-                        query, visitor.get(query, form), "The query string"
+                        query, visitor.send(query, form), "The query string"
                     )
         # A token presented with a control character in it, in each form of header.
         for control in ("\x00", header_control(index)):
             for header_form in ("bearer", "x-api-key"):
                 clean = path.format(taint="")
-                response = Visitor(secret=tokens["owner"] + control).get(clean, header_form)
+                response = Visitor(secret=tokens["owner"] + control).send(clean, header_form)
                 problems += refusal_problems(f"{clean} ({header_form})", response)
 
     assert problems == []

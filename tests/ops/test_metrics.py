@@ -109,6 +109,29 @@ def test_requests_and_uploads_are_counted_by_route_and_status_never_by_channel(
     assert value(counted, "wharf_index_work_pending") == 0
 
 
+@pytest.mark.django_db(transaction=True)
+def test_uploads_by_put_are_counted_as_uploads(client, private_channel, tokens, packages):
+    path = packages.make("put-counted")
+    url = f"/t/{tokens['owner']}/{private_channel.name}/label/dev/noarch/{path.name}"
+    before = {status: local("wharf_uploads_total", status=status) for status in ("201", "200")}
+
+    assert client.put(url, path.read_bytes(), "application/octet-stream").status_code == 201
+    assert client.put(url, path.read_bytes(), "application/octet-stream").status_code == 200
+    assert client.get(url).status_code == 200  # a download is no upload
+
+    for status in ("201", "200"):
+        assert local("wharf_uploads_total", status=status) == before[status] + 1
+    assert (
+        local(
+            "wharf_http_requests_total",
+            method="PUT",
+            route="token-label-channel-file",
+            status="201",
+        )
+        >= 1
+    )
+
+
 # -- several processes ------------------------------------------------------------------------
 
 
