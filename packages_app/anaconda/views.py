@@ -222,7 +222,7 @@ class StagedBytes(AnacondaView):
 
 
 S3_CODES = {403: "AccessDenied", 404: "NoSuchUpload", 409: "OperationAborted",
-            411: "MissingContentLength", 413: "EntityTooLarge"}  # fmt: skip
+            411: "MissingContentLength", 413: "EntityTooLarge", 415: "InvalidRequest"}  # fmt: skip
 
 
 class Commit(AnacondaView):

@@ -150,6 +150,12 @@ def receive(request):
         found["ticket"] = ticket
         return ticket.filename
 
+    if request.content_type != "multipart/form-data":
+        raise UploadError(
+            "Send the staged file as multipart/form-data: the stage answer's form_data "
+            "fields, then the part 'file'.",
+            status=415,
+        )
     stream = uploads.body_stream(request)
     received, fields = uploads.receive_multipart(
         request, stream, ("dist_id", "Content-MD5", "Content-Length"), before_file=check_ticket
