@@ -10,6 +10,10 @@ A process killed in between would leave an object that nothing names. So:
   and fails if they are gone: a sweep took them because the lease had lapsed.
 - Inside the transaction that forgets a file, :func:`discard_on_commit` records its
   object as one to delete; once that commits, the object and the record go.
+- An upload in two requests (the anaconda.org protocol: the bytes, then a commit)
+  parks its records until a deadline when the first request ends (:meth:`Staging.park`),
+  and the commit takes them over (:func:`adopt`); past the deadline they are as lapsed
+  as a dead writer's.
 
 :func:`sweep` deletes the objects of records whose lease lapsed (their writer died
 seconds ago) or that name an object to delete (its deleter died before it could), unless
@@ -85,6 +89,20 @@ class Staging:
             return
         _delete_objects([path for path in pending if path not in referenced])
 
+    def park(self, key, until):
+        """Leave the objects not committed to a later request: their records are held
+        as ``key`` (see :func:`parked_holder`) until ``until``, no longer by this process,
+        and are not deleted when the block ends; raise :class:`StagingLost` if a sweep
+        took them meanwhile."""
+        paths = [path for path in self.paths if path not in self.committed]
+        self.paths = []  # the keeper stops renewing them (renew() needs no row now)
+        parked = StagedFile.objects.filter(storage_path__in=paths, holder=self.holder).update(
+            holder=parked_holder(key), held_until=until
+        )
+        if parked != len(paths):
+            self.paths = paths  # release() deletes what is left of them
+            raise StagingLost(f"the lease on {len(paths) - parked} stored objects lapsed")
+
     def renew(self):
         return (
             StagedFile.objects.filter(holder=self.holder).update(held_until=leases.until()) > 0
@@ -106,6 +124,40 @@ def stage(channel, paths=(), kind="upload"):
     staging = Staging(channel, (), kind)
     with leases.kept(("staged", staging.holder), staging.renew):
         staging.add(paths)
+        try:
+            yield staging
+        finally:
+            staging.release()
+
+
+# The holders of records parked for a later request (Staging.park): no process renews
+# them, they lapse at their deadline.
+PARKED = "parked-"
+
+
+def parked_holder(key):
+    return f"{PARKED}{key}"
+
+
+@contextmanager
+def adopt(channel, paths, key):
+    """:func:`stage` for objects stored by an earlier request and parked as ``key``
+    (:meth:`Staging.park`): their records are taken over by this process, under its
+    lease, if they are still parked and their deadline has not passed; otherwise
+    :class:`StagingLost`. As with :func:`stage`, what is not committed is deleted when
+    the block ends."""
+    if connection.in_atomic_block:
+        raise RuntimeError("adopt() takes records over for good; call it outside transactions")
+    paths = list(paths)
+    staging = Staging(channel, (), "upload")
+    with leases.kept(("staged", staging.holder), staging.renew):
+        taken = StagedFile.objects.filter(
+            channel=channel, storage_path__in=paths, holder=parked_holder(key),
+            held_until__gte=timezone.now(),
+        ).update(holder=staging.holder, held_until=leases.until())  # fmt: skip
+        if taken != len(paths):
+            raise StagingLost(f"{len(paths) - taken} of {len(paths)} parked objects are gone")
+        staging.paths = paths
         try:
             yield staging
         finally:
@@ -157,10 +209,14 @@ def lapsed():
 
 
 def seconds_until_held_lapse():
-    """Seconds until every lease on staged objects held now has lapsed (None: none is)."""
-    latest = StagedFile.objects.filter(held_until__gte=timezone.now()).aggregate(
-        latest=Max("held_until")
-    )["latest"]
+    """Seconds until every lease on staged objects held now has lapsed (None: none is).
+
+    Parked records are not leases of a process: their deadline is far, and the periodic
+    sweeps take them."""
+    held = StagedFile.objects.filter(held_until__gte=timezone.now()).exclude(
+        holder__startswith=PARKED
+    )
+    latest = held.aggregate(latest=Max("held_until"))["latest"]
     return None if latest is None else max(0.0, (latest - timezone.now()).total_seconds())
 
 

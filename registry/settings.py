@@ -324,6 +324,11 @@ FILE_UPLOAD_TEMP_DIR = env_str("WHARF_UPLOAD_TEMP_DIR") or None
 # objects such processes left unrecorded, when a process starts and every
 # WHARF_UPLOAD_CLEANUP_SECONDS (0: only at start and by `manage.py clean_uploads`).
 WHARF_UPLOAD_CLEANUP_SECONDS = env_int("WHARF_UPLOAD_CLEANUP_SECONDS", 60)
+# An upload through the anaconda.org API (/api/anaconda/) comes in three requests: stage,
+# the bytes, commit. The bytes must be sent within this many seconds of the stage, and
+# committed within as many seconds of their arrival; bytes never committed are deleted
+# by the next cleanup after that (packages_app/intake/anaconda.py).
+WHARF_STAGED_UPLOAD_SECONDS = env_int("WHARF_STAGED_UPLOAD_SECONDS", 3600)
 # Download counts buffered in Redis reach the database every WHARF_STATS_FLUSH_SECONDS
 # (Celery beat; 0: only by `manage.py flush_download_counts`).
 WHARF_STATS_FLUSH_SECONDS = env_int("WHARF_STATS_FLUSH_SECONDS", 60)

@@ -12,6 +12,7 @@ from channels_app.tokens import views as token_views
 from channels_app.tokens.api import ApiTokenViewSet
 from packages_app import api as packages_api
 from packages_app import views as package_views
+from packages_app.anaconda import urls as anaconda_urls
 from packages_app.conda import urls as conda_urls
 from packages_app.conda.urls import CHANNEL
 from registry import security
@@ -201,6 +202,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # Namespaced: the router's names (channel-list, ...) must not shadow the pages'.
     path("api/v1/", include((api_v1, "api"))),
+    # anaconda-client's and rattler-build's anaconda.org uploads: the site URL to configure.
+    path("api/anaconda/", include((anaconda_urls.urlpatterns, "anaconda"))),
+    # The site URL as anaconda-client asks it (HEAD, trailing slash trimmed).
+    path("api/anaconda", anaconda_urls.views.Site.as_view(), name="anaconda-site"),
     path(
         "api/channels/<str:channel>/upload/<str:filename>",
         packages_api.QuetzUpload.as_view(),

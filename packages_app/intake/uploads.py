@@ -175,13 +175,16 @@ def receive_raw(stream, filename, declared=()):
 MAX_FIELD_BYTES = 4096
 
 
-def receive_multipart(request, stream, fields=()):
+def receive_multipart(request, stream, fields=(), *, before_file=None):
     """A multipart/form-data body with one part named ``file``, as rattler-build sends;
     returns (the file, {field: [values]} of the text parts named in ``fields``).
 
     The file name comes from the part header ``x-file-name`` (or the part's filename).
     Its sha256 is checked against the part header ``x-file-sha256`` and against every
     digest the request headers declare.
+    ``before_file``, if given, is called with the text fields read so far
+    ({field: [str]}) when the file part starts, before a byte of it is kept: it may refuse
+    the upload by raising, and returns the file's name (None: the part's own).
     """
     _, options = multipart.parse_options_header(request.META.get("CONTENT_TYPE", ""))
     boundary = options.get("boundary")
@@ -200,6 +203,8 @@ def receive_multipart(request, stream, fields=()):
                         segment = event
                         if segment.name == "file" and received is None:
                             filename = segment.header("X-File-Name") or segment.filename or ""
+                            if before_file is not None:
+                                filename = before_file(_texts(values)) or filename
                             _check_filename(filename)
                             declared = digests.in_request_headers(request.META) + digests.given(
                                 "sha256", segment.header("X-File-Sha256"),
@@ -237,10 +242,30 @@ def receive_multipart(request, stream, fields=()):
     if received is None:
         raise UploadError("The multipart body has no part named 'file' with the package.")
     try:
-        return received, {name: [v.decode() for v in found] for name, found in values.items()}
-    except UnicodeDecodeError:
+        return received, _texts(values)
+    except UploadError:
         received.discard()
+        raise
+
+
+def _texts(values):
+    try:
+        return {name: [v.decode() for v in found] for name, found in values.items()}
+    except UnicodeDecodeError:
         raise UploadError("A form field of the upload is not UTF-8 text.") from None
+
+
+def receive_stored(path, filename):
+    """A package already in storage at ``path``, copied to a temporary file and hashed
+    (its declared digests are the caller's to compare)."""
+    sink = _Sink(filename)
+    try:
+        for block in storage.blocks(path):
+            sink.write(block)
+    except BaseException:
+        sink.abort()
+        raise
+    return sink.finish(None)
 
 
 def _check_filename(filename):
@@ -263,12 +288,14 @@ class Accepted:
         return self.outcome is reuploads.Outcome.ALREADY_THERE
 
 
-def accept(channel, received, uploader, *, force=False, request=None, labels=None, subdir=None):
+def accept(channel, received, uploader, *, force=False, request=None, labels=None,
+           staged=None, subdir=None):  # fmt: skip
     """Validate a received file and publish it in ``channel`` with ``labels`` (checked
     names; None: main, or for a replacement the labels of the file it replaces); return
     an :class:`Accepted`.
 
-    ``subdir``: the subdir the client named (a PUT's URL); a package of another is refused.
+    ``subdir``: the subdir the client named (a PUT's or an anaconda stage's URL); a
+    package of another is refused.
     A file of the same name already there is judged by :mod:`.reuploads`: the same bytes
     change nothing, other bytes are a 409 unless ``force`` is given (the caller has checked
     that ``force`` is allowed), which replaces the file.
@@ -276,6 +303,9 @@ def accept(channel, received, uploader, *, force=False, request=None, labels=Non
     Accepted or refused, this process's upload temporary folder is then cleaned now and
     then: each web process deletes what killed uploads left there, which Celery workers in
     other containers cannot see (:mod:`packages_app.intake.cleanup`).
+
+    ``staged``: a :class:`~packages_app.staging.Staging` whose one path holds these bytes
+    in storage already (an upload in two requests); it is recorded instead of a copy.
     """
     try:
         try:
@@ -288,7 +318,7 @@ def accept(channel, received, uploader, *, force=False, request=None, labels=Non
                 f"info/index.json says subdir '{metadata.subdir}'; send it to "
                 f"{metadata.subdir}/{received.filename}."
             )
-        return _store(channel, received, metadata, uploader, force, labels, request)
+        return _store(channel, received, metadata, uploader, force, labels, request, staged)
     finally:
         received.discard()
         cleanup.now_and_then()
@@ -310,54 +340,65 @@ def _judge(channel, subdir, received, force, file_labels):
     return stored, outcome
 
 
-def _store(channel, received, metadata, uploader, force, file_labels, request):
+def _store(channel, received, metadata, uploader, force, file_labels, request, staged=None):
     subdir = metadata.subdir
     stored, outcome = _judge(channel, subdir, received, force, file_labels)
     if outcome is reuploads.Outcome.ALREADY_THERE:
         return Accepted(stored, outcome)
     check_quota(channel, subdir, received)  # before copying bytes that would be refused
+    if staged is not None:  # stored already, under that staging (see accept)
+        return _record(channel, received, metadata, uploader, force, file_labels, request,
+                       staged, staged.paths[0], outcome)  # fmt: skip
     path = new_storage_path(channel, subdir, received.filename)
     # Recorded before a byte is stored: if this process dies before the row commits, a
     # sweep deletes the object (packages_app/staging.py). Deleted at the end unless
     # committed, whatever happens.
     with staging.stage(channel, [path]) as staged:
         storage_path = store_bytes(channel, subdir, received, path)
-        fields = package_file_fields(received, metadata, storage_path, uploader)
-        try:
-            with file_change(request=request, actor=uploader) as change:
-                check_quota(channel, subdir, received, change=change)
-                replaced = None  # the sha256 of the file replaced
-                if outcome is reuploads.Outcome.REPLACE:
-                    package_file, replaced = _replace(change, channel, subdir, received, fields)
-                else:
-                    package_file = PackageFile.objects.create(
-                        channel=channel, subdir=subdir, filename=received.filename, **fields
-                    )
-                touched = labels.attach(package_file, file_labels)
-                change.touch(channel, subdir, [metadata.name], touched)
-                details = {
-                    "subdir": subdir, "filename": received.filename, "sha256": received.sha256
-                }  # fmt: skip
-                if replaced:
-                    details["replaced_sha256"] = replaced
-                action = "package.replaced" if replaced else "package.uploaded"
-                change.audit(action, channel, **details, labels=package_file.label_names)
-                staged.commit()
-        except IntegrityError as exc:
-            # The same name was stored meanwhile by another upload: judge again against it.
-            stored, outcome = _judge(channel, subdir, received, force, file_labels)
-            if outcome is reuploads.Outcome.ALREADY_THERE:
-                return Accepted(stored, outcome)
-            raise UploadError(
-                f"{channel.name}/{subdir}/{received.filename} was stored by another upload "
-                "meanwhile; send it again.",
-                status=409,
-            ) from exc
-        except staging.StagingLost as exc:
-            raise UploadError(
-                f"The package could not be stored ({exc}); nothing was kept. Try again.",
-                status=503,
-            ) from exc
+        return _record(channel, received, metadata, uploader, force, file_labels, request,
+                       staged, storage_path, outcome)  # fmt: skip
+
+
+def _record(channel, received, metadata, uploader, force, file_labels, request, staged,
+            storage_path, outcome):  # fmt: skip
+    """Write the file's row for the bytes stored at ``storage_path`` under ``staged``."""
+    subdir = metadata.subdir
+    fields = package_file_fields(received, metadata, storage_path, uploader)
+    try:
+        with file_change(request=request, actor=uploader) as change:
+            check_quota(channel, subdir, received, change=change)
+            replaced = None  # the sha256 of the file replaced
+            if outcome is reuploads.Outcome.REPLACE:
+                package_file, replaced = _replace(change, channel, subdir, received, fields)
+            else:
+                package_file = PackageFile.objects.create(
+                    channel=channel, subdir=subdir, filename=received.filename, **fields
+                )
+            touched = labels.attach(package_file, file_labels)
+            change.touch(channel, subdir, [metadata.name], touched)
+            details = {
+                "subdir": subdir, "filename": received.filename, "sha256": received.sha256
+            }  # fmt: skip
+            if replaced:
+                details["replaced_sha256"] = replaced
+            action = "package.replaced" if replaced else "package.uploaded"
+            change.audit(action, channel, **details, labels=package_file.label_names)
+            staged.commit()
+    except IntegrityError as exc:
+        # The same name was stored meanwhile by another upload: judge again against it.
+        stored, outcome = _judge(channel, subdir, received, force, file_labels)
+        if outcome is reuploads.Outcome.ALREADY_THERE:
+            return Accepted(stored, outcome)
+        raise UploadError(
+            f"{channel.name}/{subdir}/{received.filename} was stored by another upload "
+            "meanwhile; send it again.",
+            status=409,
+        ) from exc
+    except staging.StagingLost as exc:
+        raise UploadError(
+            f"The package could not be stored ({exc}); nothing was kept. Try again.",
+            status=503,
+        ) from exc
     metrics.UPLOAD_BYTES.inc(received.size)
     log.info("accepted %s/%s/%s", channel.name, subdir, received.filename)
     return Accepted(package_file, outcome)
@@ -425,13 +466,14 @@ def check_size(received):
         raise too_large(received.size)
 
 
-def new_storage_path(channel, subdir, filename):
-    """Where a newly accepted package file goes.
+def new_storage_path(channel, subdir, filename, key=None):
+    """Where a newly accepted package file goes (``key``: the upload's own folder name,
+    hex; default a new one).
 
     Every accepted upload gets its own object, so deleting or replacing one file can
     never take bytes from under another upload that happens at the same moment.
     """
-    return f"packages/{channel.pk}/{subdir}/{uuid.uuid4().hex}/{filename}"
+    return f"packages/{channel.pk}/{subdir}/{key or uuid.uuid4().hex}/{filename}"
 
 
 def store_bytes(channel, subdir, received, path):

@@ -1,0 +1,1 @@
+"""The anaconda.org API, as far as uploading clients use it, under ``/api/anaconda/``."""
