@@ -265,7 +265,7 @@ def receive_stored(path, filename):
     except BaseException:
         sink.abort()
         raise
-    return sink.finish(None)
+    return sink.finish()
 
 
 def _check_filename(filename):
