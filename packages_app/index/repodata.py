@@ -188,16 +188,33 @@ def shard_digest(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def shard_index(subdir, digests):
-    """The compressed CEP-16 shard index from ``{package name: hex sha256}``."""
+def shard_index(subdir, digests, created=True):
+    """The compressed CEP-16 shard index from ``{package name: hex sha256}``; with
+    ``created`` false, without the time it was made (the same bytes every time)."""
+    info = {"subdir": subdir, "base_url": "", "shards_base_url": "./shards/"}
+    if created:
+        info["created_at"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     document = {
         "version": 1,
-        "info": {
-            "subdir": subdir,
-            "base_url": "",
-            "shards_base_url": "./shards/",
-            "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        },
+        "info": info,
         "shards": {name: bytes.fromhex(digests[name]) for name in sorted(digests)},
     }
     return shard_compressor().compress(msgpack.packb(document, use_bin_type=True))
+
+
+def empty_index(subdir):
+    """``{file name: bytes}`` of every index file of a subdir without packages.
+
+    The same bytes every time and in every process (no timestamp, a compressor without
+    threads), so their ETag is stable and clients revalidate them with a 304.
+    """
+    raw = RecordSet(subdir).repodata_json()
+    compressed = shard_compressor().compress(raw)
+    return {
+        REPODATA: raw,
+        REPODATA_ZST: compressed,
+        REPODATA_BZ2: bz2_compress(raw),
+        SHARD_INDEX: shard_index(subdir, {}, created=False),
+        CURRENT_REPODATA: raw,
+        CURRENT_REPODATA_ZST: compressed,
+    }
