@@ -24,7 +24,7 @@ import functools
 import orjson
 import rattler
 
-from .repodata import CONDA_KEY, TAR_BZ2_KEY, document
+from .repodata import CONDA_KEY, TAR_BZ2_KEY, document, record_key
 
 CONDA = ".conda"
 TAR_BZ2 = ".tar.bz2"
@@ -35,9 +35,12 @@ def current_repodata_json(records):
     selected, _ = select(records)
     members = {}
     for key in (TAR_BZ2_KEY, CONDA_KEY):
-        members[key] = b",".join(
-            [_fragment(records, f) for f in records.sorted[key] if f in selected]
-        )
+        everything = records.sorted[key]
+        if len(selected) * 8 < len(everything):  # sorting the few beats filtering them all
+            chosen = sorted(f for f in selected if record_key(f) == key)
+        else:
+            chosen = [f for f in everything if f in selected]
+        members[key] = b",".join([_fragment(records, f) for f in chosen])
     return document(records.subdir, members[TAR_BZ2_KEY], members[CONDA_KEY], records.removed)
 
 
@@ -79,14 +82,37 @@ def select(records):
 
 @functools.lru_cache(maxsize=65536)
 def _spec(text):
-    """``(package name, MatchSpec)`` of a dependency, None for one rattler cannot read."""
+    """``(package name, Requirement)`` of a dependency, None for one rattler cannot read."""
     try:
         spec = rattler.MatchSpec(text)
     except Exception:  # noqa: BLE001 - such a dependency can be satisfied by nothing
         return None
     if spec.name is None:
         return None
-    return spec.name.normalized, spec
+    return spec.name.normalized, Requirement(spec)
+
+
+class Requirement:
+    """A dependency spec matched against records. Most name a version range at most:
+    those are matched on the parsed version alone, without building a PackageRecord for
+    rattler (which costs more than the match)."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        name = spec.name.normalized
+        canonical = spec.to_canonical_string()
+        self.any = canonical == name
+        self.version = None
+        if not self.any and canonical == f'{name}[version="{spec.version}"]':
+            self.version = rattler.VersionSpec(spec.version)
+
+    def matches(self, record, version):
+        """Whether the record dict ``record`` of (parsed) ``version`` matches."""
+        if self.any:
+            return True
+        if self.version is not None:
+            return self.version.matches(version)
+        return self.spec.matches(_package_record(record))
 
 
 class Newest:
@@ -104,9 +130,9 @@ class Newest:
         self._ordered = None  # every file of the name, newest first, once needed
         if not files:
             return
-        versions = {filename: _version(name, filename) for filename in files}
-        top = max(versions.values())
-        kept = sorted(f for f in files if versions[f] == top)
+        versions = {filename: _version_text(name, filename) for filename in files}
+        top = max({_parse_version(text) for text in versions.values()})
+        kept = sorted(f for f in files if _parse_version(versions[f]) == top)
         for filename in kept:
             self._remember(filename, records.record(filename))
         if any(self._records[f].get("track_features") for f in kept):
@@ -124,11 +150,11 @@ class Newest:
         self.depends[filename] = tuple(record.get("depends") or ())
 
     def satisfies(self, text, spec):
-        """Whether a kept file matches the dependency ``spec``."""
+        """Whether a kept file matches the dependency ``spec`` (a :class:`Requirement`)."""
         found = self._matches.get(text)
         if found is None:
             found = self._matches[text] = any(
-                spec.matches(_package_record(self._records[f])) for f in self.kept
+                spec.matches(self._records[f], _parsed(self._records[f])) for f in self.kept
             )
         return found
 
@@ -140,7 +166,7 @@ class Newest:
             for filename, record in self._all_newest_first(records):
                 if version is not None and _parsed(record) != version:
                     break
-                if spec.matches(_package_record(record)):
+                if spec.matches(record, _parsed(record)):
                     version = _parsed(record)
                     found.append(filename)
                     if filename not in self._records:
@@ -182,11 +208,11 @@ def _preferred(filenames):
     ]
 
 
-def _version(name, filename):
+def _version_text(name, filename):
     """The version in a file name (``<name>-<version>-<build><ext>``; uploads check that
-    it agrees with index.json), parsed without reading the record."""
+    it agrees with index.json), read without reading the record."""
     stem = filename[: -len(CONDA)] if filename.endswith(CONDA) else filename[: -len(TAR_BZ2)]
-    return _parse_version(stem[len(name) + 1 :].rpartition("-")[0])
+    return stem[len(name) + 1 :].rpartition("-")[0]
 
 
 def _parsed(record):

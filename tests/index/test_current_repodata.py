@@ -100,7 +100,7 @@ def test_it_adds_the_newest_older_version_a_dependency_needs(layered, client_for
 def test_it_follows_dependencies_until_nothing_more_is_needed(client_for, public_channel, packages):
     make = packages.make
     paths = {
-        "top-1.0": make("top", "1.0", "linux-64", depends=["mid 1.*"]),
+        "top-1.0": make("top", "1.0", "linux-64", depends=["mid 1.* h1234_0"]),  # a build too
         "mid-1.0": make("mid", "1.0", "linux-64", depends=["low 1.*"]),
         "mid-2.0": make("mid", "2.0", "linux-64"),
         "low-1.0": make("low", "1.0", "linux-64", depends=["leaf <3"]),
