@@ -124,7 +124,7 @@ class Newest:
         self.kept = ()
         self.kept_depends = frozenset()
         self.depends = {}  # filename -> its dependencies, for files kept or added
-        self._records = {}  # filename -> record dict, of the same files
+        self._records = {}  # filename -> the record's fields a spec matches, same files
         self._matches = {}  # dependency spec -> whether a kept file satisfies it
         self._newest_matching = {}  # dependency spec -> the files added for it
         self._ordered = None  # every file of the name, newest first, once needed
@@ -133,9 +133,10 @@ class Newest:
         versions = {filename: _version_text(name, filename) for filename in files}
         top = max({_parse_version(text) for text in versions.values()})
         kept = sorted(f for f in files if _parse_version(versions[f]) == top)
-        for filename in kept:
-            self._remember(filename, records.record(filename))
-        if any(self._records[f].get("track_features") for f in kept):
+        loaded = {filename: records.record(filename) for filename in kept}
+        for filename, record in loaded.items():
+            self._remember(filename, record)
+        if any(record.get("track_features") for record in loaded.values()):
             for filename, record in self._all_newest_first(records):
                 if not record.get("track_features"):
                     if filename not in self._records:
@@ -146,7 +147,7 @@ class Newest:
         self.kept_depends = frozenset(d for f in kept for d in self.depends[f])
 
     def _remember(self, filename, record):
-        self._records[filename] = record
+        self._records[filename] = _matched_fields(record)
         self.depends[filename] = tuple(record.get("depends") or ())
 
     def satisfies(self, text, spec):
@@ -179,10 +180,11 @@ class Newest:
             files = _preferred(
                 f for f in records.names.get(self.name, ()) if f in records.fragments
             )
-            loaded = [(f, self._records.get(f) or records.record(f)) for f in files]
+            loaded = [(f, records.record(f)) for f in files]
             loaded.sort(key=lambda item: (item[0],))  # a stable order among equals
             loaded.sort(key=lambda item: _order(item[1]), reverse=True)
-            self._ordered = loaded
+            # Kept while the name is unchanged: only what matching and adding need.
+            self._ordered = [(f, _kept_fields(record)) for f, record in loaded]
         return self._ordered
 
 
@@ -225,6 +227,19 @@ def _parse_version(text):
         return rattler.Version(text)
     except Exception:  # noqa: BLE001 - uploads refuse these; sort one below any other
         return rattler.Version("0a0")
+
+
+# What a dependency spec can be matched on, and what deciding what to add reads.
+_MATCHED = ("name", "version", "build", "build_number", "subdir")
+_KEPT = (*_MATCHED, "depends", "track_features")
+
+
+def _matched_fields(record):
+    return {key: record[key] for key in _MATCHED if key in record}
+
+
+def _kept_fields(record):
+    return {key: record[key] for key in _KEPT if key in record}
 
 
 def _order(record):

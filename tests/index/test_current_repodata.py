@@ -275,3 +275,21 @@ def test_only_changed_names_are_worked_out_again(client_for, public_channel, pac
     record_sets.put(index.pk, revision, records)
     assert records.newest["one"] is kept  # not worked out again
     assert records.newest["two"].kept == ("two-2.0-0.conda",)
+
+
+def test_a_newest_version_with_track_features_brings_the_newest_without(db):
+    # No build tool here writes track_features, so the records are written directly.
+    def row(version, build, **fields):
+        record = {"name": "blas", "version": version, "build": build, "build_number": 0,
+                  "depends": [], "subdir": "linux-64", **fields}  # fmt: skip
+        filename = f"blas-{version}-{build}.conda"
+        return filename, "blas", orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode(), None
+
+    records = repodata.RecordSet("linux-64")
+    records.replace_names([], [
+        row("2.0", "mkl", track_features="mkl"), row("1.5", "plain"), row("1.0", "plain"),
+    ])  # fmt: skip
+
+    document = orjson.loads(current.current_repodata_json(records))
+
+    assert set(document["packages.conda"]) == {"blas-2.0-mkl.conda", "blas-1.5-plain.conda"}
