@@ -16,6 +16,7 @@ import json
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from . import common
@@ -96,7 +97,8 @@ def run(report, roots, sizes, rounds=2, loaded_channel=None):
             order = roots if number % 2 == 0 else roots[::-1]
             for root in order:
                 full = _run(root, "full", channel=loaded["channel"])
-                added = _run(root, "add", channel=loaded["channel"], tag=f"{number}{root.name}")
+                tag = f"{number}{root.name}-{int(time.time())}"  # names new in every run
+                added = _run(root, "add", channel=loaded["channel"], tag=tag)
                 row = [
                     f"{size:,}", number + 1, labels[root],
                     common.seconds(full["seconds"]), f"{full['peak_mb']:.0f} MB",
