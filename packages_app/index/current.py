@@ -14,6 +14,12 @@ it cannot solve with it. It holds, as conda-index writes it:
   ``legacy_bz2_md5``);
 - ``removed`` as repodata.json has it (the yanked files), and its ``info``.
 
+Where this differs from conda-index, on purpose: it adds the files for unmet dependencies
+in one round, not until closed, so a solve could still miss what an added file needs; it
+adds every build of that version, where only those that match the dependency are added
+here; and it writes ``legacy_bz2_md5: null`` on a ``.conda`` without a ``.tar.bz2``,
+which is left out here (it says nothing).
+
 What one name contributes (:class:`Newest`) depends on that name's files alone, so it is
 kept with the record set (``RecordSet.newest``) and recomputed only when the name
 changes; the closure over dependencies is then look-ups in what is kept.
