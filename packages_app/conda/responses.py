@@ -1,6 +1,7 @@
 """Answers for conda files: streamed, conditional (ETag, Last-Modified), ranged, or
 handed to nginx (X-Accel-Redirect) or to the bucket (a presigned URL)."""
 
+import hashlib
 import re
 from datetime import UTC, datetime
 from urllib.parse import quote
@@ -15,7 +16,7 @@ from accounts.authentication import REALM
 from packages_app import storage
 from packages_app.discovery import catalog
 from packages_app.index import repodata
-from packages_app.index.store import shard_path
+from packages_app.index.store import empty_index_files, shard_path
 from packages_app.models import MAIN_LABEL
 
 from . import statistics
@@ -45,7 +46,11 @@ def _aware(value):
 def index_file(request, channel, subdir, name, scope, label, published_files, published_at):
     if isinstance(published_files, str | bytes):
         published_files = orjson.loads(published_files)
-    if not published_files or name not in published_files:
+    if not published_files:
+        # A platform subdir without packages (of a channel, or of a label it uses) is
+        # an empty one: answered as such, so that clients neither fall back nor fail.
+        published_files, published_at = empty_index_files(subdir), None
+    if name not in published_files:
         of_label = "" if label == MAIN_LABEL else f" with label '{label}'"
         return error_response(
             404, f"No packages for {subdir}{of_label} in channel '{channel.name}'."
@@ -211,5 +216,20 @@ def channeldata(channel, label):
     """A summary of the label's packages, for tools and people (no client needs it)."""
     body = orjson.dumps(catalog.channeldata(channel, label))
     response = HttpResponse(body, content_type="application/json")
+    response["Cache-Control"] = f"{'private' if channel.private else 'public'}, max-age=60"
+    return response
+
+
+# CEP-6 channel notices, which conda asks for on every command: Wharf publishes none.
+NOTICES = orjson.dumps({"notices": []})
+
+
+def notices(request, channel):
+    """The channel's (empty) notices.json, revalidated by its ETag."""
+    etag = f'"{hashlib.sha256(NOTICES).hexdigest()[:32]}"'
+    response = get_conditional_response(request, etag=etag)
+    if response is None:
+        response = HttpResponse(NOTICES, content_type="application/json")
+    response["ETag"] = etag
     response["Cache-Control"] = f"{'private' if channel.private else 'public'}, max-age=60"
     return response

@@ -11,6 +11,7 @@ from channels_app.models import RESERVED_NAMES
 from packages_app.intake import archives
 
 from .urls import urlpatterns
+from .views import CHANNEL_ROOT_FILES
 
 
 def fast_route(request):
@@ -40,7 +41,7 @@ def fast_route(request):
     if "token" not in arguments and arguments["channel"] in RESERVED_NAMES:
         return None
     if (
-        arguments["path"] != "channeldata.json"
+        arguments["path"] not in CHANNEL_ROOT_FILES
         and arguments["path"].partition("/")[0] not in archives.SUBDIRS
     ):
         return None

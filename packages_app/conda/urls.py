@@ -10,7 +10,7 @@ Routes answered by middleware, before Django resolves the URL (the complete list
 - ``/<channel>/<path>``, ``/<channel>/label/<label>/<path>``, ``/t/<token>/<channel>/...``
   and ``/t/<token>/<channel>/label/<label>/...`` (the patterns below): token or anonymous
   GET and HEAD without a session cookie, whose path starts with a platform subdir or is
-  ``channeldata.json``, are answered by ``ChannelFileMiddleware``
+  ``channeldata.json`` or ``notices.json``, are answered by ``ChannelFileMiddleware``
   (packages_app/conda/routes.py), after SecurityMiddleware, the control-character check
   (registry/hygiene.py), WhiteNoise and the failed-authentication limit, past the
   session, CSRF, authentication and message middleware. Every other request for them

@@ -38,6 +38,8 @@ from .put import put_package
 from .responses import error_response
 
 SHARD_NAME = re.compile(r"^shards/([0-9a-f]{64})\.msgpack\.zst$")
+# Files at the root of a channel (or of one of its labels).
+CHANNEL_ROOT_FILES = ("channeldata.json", "notices.json")
 
 
 @csrf_exempt  # a PUT authenticates by token only (packages_app/conda/put.py)
@@ -60,7 +62,7 @@ def _channel_file(request, channel, path, token=None, label=None):
     except InvalidCredentials as exc:
         return error_response(401, str(exc))
     subdir, _, name = path.partition("/")
-    if path == "channeldata.json" or subdir not in archives.SUBDIRS or not name:
+    if path in CHANNEL_ROOT_FILES or subdir not in archives.SUBDIRS or not name:
         kind = None
     elif name in repodata.INDEX_FILES:
         kind = "index"
@@ -78,6 +80,8 @@ def _channel_file(request, channel, path, token=None, label=None):
     label = label or MAIN_LABEL
     if path == "channeldata.json":
         return responses.channeldata(channel, label)
+    if path == "notices.json":
+        return responses.notices(request, channel)
     if subdir not in archives.SUBDIRS or not name:
         return error_response(404, f"No file '{path}' in channel '{channel.name}'.")
     scope = "private" if channel.private else "public"

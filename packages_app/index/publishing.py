@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from channels_app.models import Channel
 from packages_app import storage
-from packages_app.index import repodata
+from packages_app.index import current, repodata
 from packages_app.index.bz2_refresh import schedule_bz2
 from packages_app.index.garbage import collect_garbage
 from packages_app.index.records import FULL_RELOAD_NAMES, load, record_sets
@@ -28,8 +28,9 @@ NO_FILES = "-"
 def publish(index, revision, owner=None):
     """Build and publish the subdir's index files as of ``revision``.
 
-    Returns timings: ``seconds`` until repodata.json, .zst and the shard index are
-    served. repodata.json.bz2 follows in a job of its own (:mod:`.bz2_refresh`).
+    Returns timings: ``seconds`` until repodata.json, .zst, the shard index and
+    current_repodata.json (.zst) are served. repodata.json.bz2 follows in a job of its
+    own (:mod:`.bz2_refresh`).
     With ``owner``, the switch happens only while ``owner`` holds the lease: a worker
     whose lease expired mid-build (it stalled, and another took over) publishes nothing,
     deletes what it wrote and returns None.
@@ -47,6 +48,7 @@ def publish(index, revision, owner=None):
     digests = _write_changed_shards(index, records, revision)
 
     raw = records.repodata_json()
+    newest = current.current_repodata_json(records)
     base = index_folder(index.channel_id, index.subdir, index.label)
     folder = f"{base}/r{revision}-{uuid.uuid4().hex[:8]}"
     published = {
@@ -54,6 +56,10 @@ def publish(index, revision, owner=None):
         repodata.REPODATA_ZST: save(folder, repodata.REPODATA_ZST, repodata.zstd_compress(raw)),
         repodata.SHARD_INDEX: save(
             folder, repodata.SHARD_INDEX, repodata.shard_index(index.subdir, digests)
+        ),
+        repodata.CURRENT_REPODATA: save(folder, repodata.CURRENT_REPODATA, newest),
+        repodata.CURRENT_REPODATA_ZST: save(
+            folder, repodata.CURRENT_REPODATA_ZST, repodata.zstd_compress(newest)
         ),
     }
     previous_bz2 = index.published_files.get(repodata.REPODATA_BZ2)

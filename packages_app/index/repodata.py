@@ -19,12 +19,19 @@ REPODATA = "repodata.json"
 REPODATA_ZST = "repodata.json.zst"
 REPODATA_BZ2 = "repodata.json.bz2"
 SHARD_INDEX = "repodata_shards.msgpack.zst"
-INDEX_FILES = (REPODATA, REPODATA_ZST, REPODATA_BZ2, SHARD_INDEX)
+# Each package name's newest version and what it needs (packages_app/index/current.py).
+CURRENT_REPODATA = "current_repodata.json"
+CURRENT_REPODATA_ZST = "current_repodata.json.zst"
+INDEX_FILES = (
+    REPODATA, REPODATA_ZST, REPODATA_BZ2, SHARD_INDEX, CURRENT_REPODATA, CURRENT_REPODATA_ZST
+)  # fmt: skip
 CONTENT_TYPES = {
     REPODATA: "application/json",
     REPODATA_ZST: "application/zstd",
     REPODATA_BZ2: "application/x-bzip2",
     SHARD_INDEX: "application/zstd",
+    CURRENT_REPODATA: "application/json",
+    CURRENT_REPODATA_ZST: "application/zstd",
 }
 CONDA_KEY = "packages.conda"
 TAR_BZ2_KEY = "packages"
@@ -63,6 +70,9 @@ class RecordSet:
         self.sorted = {TAR_BZ2_KEY: [], CONDA_KEY: []}
         self.removed = []  # sorted filenames of yanked files
         self.size = 0  # bytes held, to bound a cache of record sets
+        # package name -> what it brings to current_repodata.json (current.Newest),
+        # computed when asked and forgotten when the name changes.
+        self.newest = {}
 
     def __len__(self):
         return len(self.fragments)
@@ -71,9 +81,11 @@ class RecordSet:
         """Forget every file of ``names``, then add ``rows`` of
         (filename, name, record_json, yanked) where ``yanked`` is anything true or false."""
         for name in names:
+            self.newest.pop(name, None)
             for filename in self.names.pop(name, ()):
                 self._discard(filename)
         for filename, name, record_json, yanked in rows:
+            self.newest.pop(name, None)
             self._discard(filename)
             self.names.setdefault(name, set()).add(filename)
             if yanked:
@@ -99,12 +111,15 @@ class RecordSet:
 
     def records_of(self, name):
         """``{filename: record dict}`` of one package name's files that are not yanked."""
-        result = {}
-        for filename in self.names.get(name, ()):
-            fragment = self.fragments.get(filename)
-            if fragment is not None:
-                result[filename] = orjson.loads(fragment[len(orjson.dumps(filename)) + 1 :])
-        return result
+        return {
+            filename: self.record(filename)
+            for filename in self.names.get(name, ())
+            if filename in self.fragments
+        }
+
+    def record(self, filename):
+        """The record dict of a file that is not yanked."""
+        return orjson.loads(self.fragments[filename][len(orjson.dumps(filename)) + 1 :])
 
     def removed_of(self, name):
         """The sorted filenames of one package name's yanked files."""
@@ -114,19 +129,24 @@ class RecordSet:
         def members(key):
             return b",".join([self.fragments[filename] for filename in self.sorted[key]])
 
-        return b"".join(
-            [
-                b'{"info":{"subdir":',
-                orjson.dumps(self.subdir),
-                b'},"packages":{',
-                members(TAR_BZ2_KEY),
-                b'},"packages.conda":{',
-                members(CONDA_KEY),
-                b'},"removed":',
-                orjson.dumps(self.removed),
-                b',"repodata_version":1}',
-            ]
-        )
+        return document(self.subdir, members(TAR_BZ2_KEY), members(CONDA_KEY), self.removed)
+
+
+def document(subdir, tar_bz2_members, conda_members, removed):
+    """A repodata document from the joined fragments of its two package maps."""
+    return b"".join(
+        [
+            b'{"info":{"subdir":',
+            orjson.dumps(subdir),
+            b'},"packages":{',
+            tar_bz2_members,
+            b'},"packages.conda":{',
+            conda_members,
+            b'},"removed":',
+            orjson.dumps(removed),
+            b',"repodata_version":1}',
+        ]
+    )
 
 
 def zstd_compress(data):
@@ -168,16 +188,33 @@ def shard_digest(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def shard_index(subdir, digests):
-    """The compressed CEP-16 shard index from ``{package name: hex sha256}``."""
+def shard_index(subdir, digests, created=True):
+    """The compressed CEP-16 shard index from ``{package name: hex sha256}``; with
+    ``created`` false, without the time it was made (the same bytes every time)."""
+    info = {"subdir": subdir, "base_url": "", "shards_base_url": "./shards/"}
+    if created:
+        info["created_at"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     document = {
         "version": 1,
-        "info": {
-            "subdir": subdir,
-            "base_url": "",
-            "shards_base_url": "./shards/",
-            "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        },
+        "info": info,
         "shards": {name: bytes.fromhex(digests[name]) for name in sorted(digests)},
     }
     return shard_compressor().compress(msgpack.packb(document, use_bin_type=True))
+
+
+def empty_index(subdir):
+    """``{file name: bytes}`` of every index file of a subdir without packages.
+
+    The same bytes every time and in every process (no timestamp, a compressor without
+    threads), so their ETag is stable and clients revalidate them with a 304.
+    """
+    raw = RecordSet(subdir).repodata_json()
+    compressed = shard_compressor().compress(raw)
+    return {
+        REPODATA: raw,
+        REPODATA_ZST: compressed,
+        REPODATA_BZ2: bz2_compress(raw),
+        SHARD_INDEX: shard_index(subdir, {}, created=False),
+        CURRENT_REPODATA: raw,
+        CURRENT_REPODATA_ZST: compressed,
+    }

@@ -93,6 +93,8 @@ def check_storage(*, channel=None, delete_orphans=False, orphan_grace=3600):
     for index in indexes:
         files = index.published_files or {}
         missing = {name for name, entry in files.items() if entry["path"] not in published}
+        if files and repodata.CURRENT_REPODATA not in files:
+            missing.add(repodata.CURRENT_REPODATA)  # published before it was; rebuilt now
         if files and not missing:
             continue
         report.stale_indexes.append(str(index))

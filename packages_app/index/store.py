@@ -2,6 +2,7 @@
 
 import hashlib
 import logging
+import threading
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -9,9 +10,14 @@ from django.utils import timezone
 
 from channels_app.models import Channel
 from packages_app import storage
+from packages_app.index import repodata
 from packages_app.models import MAIN_LABEL, SubdirIndex
 
 log = logging.getLogger(__name__)
+# Index files of subdirs without packages, the same for every channel: (storage, subdir)
+# -> their published_files entries.
+_EMPTY = {}
+_EMPTY_LOCK = threading.Lock()
 
 
 def index_folder(channel_id, subdir, label=MAIN_LABEL):
@@ -38,6 +44,48 @@ def save(folder, name, data):
         "size": len(data),
         "at": timezone.now().isoformat(),
     }
+
+
+def empty_index_files(subdir):
+    """``published_files`` entries of the index files of a ``subdir`` without packages.
+
+    Every platform subdir of a channel answers, so that clients find an empty subdir
+    instead of falling back or failing. The files are the same for every channel; they
+    are stored once, under a folder named by their content (so that a reader of the
+    storage, nginx after X-Accel-Redirect included, finds them as it finds every index
+    file), and their entries kept per process.
+    """
+    key = (_storage_key(), subdir)
+    found = _EMPTY.get(key)
+    if found is not None:
+        return found
+    with _EMPTY_LOCK:
+        if key not in _EMPTY:
+            entries = {}
+            for name, data in repodata.empty_index(subdir).items():
+                etag = hashlib.sha256(data).hexdigest()[:32]
+                path = f"index/empty/{subdir}/{etag}/{name}"
+                if not _stored(path, len(data)):
+                    path = default_storage.save(path, ContentFile(data))
+                entries[name] = {"path": path, "etag": etag, "size": len(data)}
+            _EMPTY[key] = entries
+    return _EMPTY[key]
+
+
+def _stored(path, size):
+    try:
+        return default_storage.size(path) == size
+    except FileNotFoundError:
+        return False
+
+
+def _storage_key():
+    """What tells one configured storage from another (a directory, a bucket)."""
+    return (
+        default_storage.__class__.__name__,  # the configured class: LazyObject passes it on
+        str(getattr(default_storage, "location", "")),
+        getattr(default_storage, "bucket_name", ""),
+    )
 
 
 def forget_if_deleted(index):

@@ -120,8 +120,10 @@ def export_channel(channel, directory, *, prune=False, wait=60, progress=None):
         # repodata.json last: a reader of the directory sees the new index only when
         # everything it names is in place.
         folder = directory / snap.folder
-        for name in (repodata.SHARD_INDEX, repodata.REPODATA_ZST, repodata.REPODATA_BZ2):
-            _write(folder / name, snap.files[name], result)
+        for name in (repodata.SHARD_INDEX, repodata.REPODATA_ZST, repodata.REPODATA_BZ2,
+                     repodata.CURRENT_REPODATA, repodata.CURRENT_REPODATA_ZST):  # fmt: skip
+            if name in snap.files:  # an index published before current_repodata has none
+                _write(folder / name, snap.files[name], result)
         _write(folder / repodata.REPODATA, snap.files[repodata.REPODATA], result)
         _stale(folder, snap, prune, result)
     for label in sorted({s.label for s in snapshots}):
@@ -187,14 +189,7 @@ def _read_published(entry):
 
 
 def _empty_snapshot(subdir):
-    raw = repodata.RecordSet(subdir).repodata_json()
-    files = {
-        repodata.REPODATA: raw,
-        repodata.REPODATA_ZST: repodata.zstd_compress(raw),
-        repodata.REPODATA_BZ2: repodata.bz2_compress(raw),
-        repodata.SHARD_INDEX: repodata.shard_index(subdir, {}),
-    }
-    return _described(subdir, files)
+    return _described(subdir, repodata.empty_index(subdir))
 
 
 def _described(subdir, files, label=MAIN_LABEL):

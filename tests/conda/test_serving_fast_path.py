@@ -480,6 +480,8 @@ def test_it_leaves_browser_sessions_to_the_usual_middleware(rf, client, users, p
         ("/robotics/channeldata.json", "channel-file"),
         ("/robotics/label/dev/linux-64/x-1.0-0.conda", "label-channel-file"),
         ("/robotics/label/dev/channeldata.json", "label-channel-file"),
+        ("/robotics/notices.json", "channel-file"),
+        ("/t/wharf-abc/robotics/label/dev/notices.json", "token-label-channel-file"),
         ("/t/wharf-abc/robotics/osx-arm64/repodata.json", "token-channel-file"),
         ("/t/wharf-abc/robotics/label/dev/noarch/repodata.json", "token-label-channel-file"),
     ],

@@ -105,6 +105,21 @@ def test_missing_index_files_are_rebuilt_from_the_database(uploaded, client_for)
     assert "0 indexes rebuilt" in _run()
 
 
+def test_an_index_published_before_current_repodata_is_rebuilt_with_it(uploaded, client_for):
+    index = SubdirIndex.objects.get(channel=uploaded, subdir="linux-64")
+    older = {k: v for k, v in index.published_files.items() if "current" not in k}
+    SubdirIndex.objects.filter(pk=index.pk).update(published_files=older)
+    url = f"/{uploaded.name}/linux-64/current_repodata.json"
+    assert client_for().get(url).status_code == 404  # conda falls back to repodata.json
+
+    output = _run()
+
+    assert f"index rebuilt: {uploaded.name}/linux-64" in output
+    wait_for_index(uploaded, "linux-64")
+    served = orjson.loads(b"".join(client_for().get(url).streaming_content))
+    assert sorted(served["packages.conda"]) == ["alpha-1.0-h1234_0.conda", "beta-1.0-h1234_0.conda"]
+
+
 def test_an_unknown_channel_is_refused_by_name(db):
     with pytest.raises(CommandError, match="No channel named 'nope'"):
         _run("--channel", "nope")
