@@ -72,7 +72,7 @@ def _channel_file(request, channel, path, token=None, label=None):
         return error_response(404, f"No label '{label}' in channel '{channel.name}'.")
     label = label or MAIN_LABEL
     if path == "channeldata.json":
-        return responses.channeldata(channel, label)
+        return responses.channeldata(request, channel, label)
     if subdir not in archives.SUBDIRS or not name:
         return error_response(404, f"No file '{path}' in channel '{channel.name}'.")
     scope = "private" if channel.private else "public"
