@@ -89,6 +89,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # HEAD answers keep their headers and lose their body, whichever middleware or view
+    # made them.
+    "registry.head.HeadWithoutBodyMiddleware",
     # /healthz, /readyz and /metrics, answered before the HTTPS redirect and ALLOWED_HOSTS;
     # every other request is counted and logged here.
     "registry.operations.OperationsMiddleware",
