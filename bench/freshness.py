@@ -15,6 +15,7 @@ bytes it sends are compared with the size of repodata.json.zst (sharded repodata
 import asyncio
 import io
 import json
+import os
 import re
 import sys
 import tempfile
@@ -27,7 +28,9 @@ from . import common, servers
 from .indexing import SUBDIR, wharf_load
 
 UPLOADS = 20
-DATABASE = "postgres://postgres@127.0.0.1:5432/wharf_bench_freshness"
+DATABASE = os.environ.get(
+    "WHARF_BENCH_FRESHNESS_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/wharf_bench_freshness"
+)
 
 
 def _unzstd(data):
@@ -79,8 +82,6 @@ def measure(base_url, channel, token, prefix, count=UPLOADS):
 
 def gateway_transfer(base_url, server_log, channel, token, spec):
     """Bytes py-rattler's Gateway fetches to solve ``spec`` with an empty cache."""
-    import os
-
     import rattler
 
     folder = tempfile.mkdtemp(prefix="wharf-gateway-")

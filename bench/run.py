@@ -1,9 +1,11 @@
 """`make bench`: every benchmark, one report appended to docs/benchmarks.md.
 
-    python -m bench.run [NAME ...]     names: indexing freshness uploads search serving load
+    python -m bench.run [NAME ...]     names: indexing freshness client_freshness uploads
+                                       search serving load
 
-BENCH_SIZES (default "1000,10000,100000") sets the channel sizes of indexing and
-freshness; BENCH_LOAD_CLIENTS and BENCH_LOAD_SECONDS (default 100 and 60) shorten load.
+BENCH_SIZES (default "1000,10000,100000") sets the channel sizes of indexing, freshness
+and client_freshness (BENCH_CLIENT_UPLOADS, default 20, its uploads per size);
+BENCH_LOAD_CLIENTS and BENCH_LOAD_SECONDS (default 100 and 60) shorten load.
 Run it on an otherwise idle machine: every figure is measured side by side with the tool
 it is compared to, but other load still moves both.
 """
@@ -14,7 +16,7 @@ import sys
 
 from . import common
 
-ALL = ("indexing", "freshness", "uploads", "search", "serving", "load")
+ALL = ("indexing", "freshness", "client_freshness", "uploads", "search", "serving", "load")
 
 
 def main(names):
@@ -24,7 +26,7 @@ def main(names):
         for name in names:
             module = importlib.import_module(f"bench.{name}")
             print(f"== {name}", flush=True)
-            if name in ("indexing", "freshness"):
+            if name in ("indexing", "freshness", "client_freshness"):
                 module.run(report, sizes)
             else:
                 module.run(report)

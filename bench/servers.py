@@ -13,6 +13,11 @@ from pathlib import Path
 
 from . import common
 
+# The checkout whose gunicorn and Celery workers are started: this one, or another commit's
+# (e.g. ``git archive <commit> | tar -x -C /tmp/before``) to measure before and after on
+# the same database and files.
+SERVED_ROOT = Path(os.environ.get("WHARF_BENCH_SERVED_ROOT") or common.ROOT)
+
 
 def free_port():
     with socket.socket() as sock:
@@ -124,7 +129,7 @@ def wharf(
 def _popen(argv, environment, log):
     with open(log, "w") as out:
         return subprocess.Popen(
-            argv, cwd=common.ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT
+            argv, cwd=SERVED_ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT
         )
 
 

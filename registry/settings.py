@@ -89,6 +89,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # HEAD answers keep their headers and lose their body, whichever middleware or view
+    # made them.
+    "registry.head.HeadWithoutBodyMiddleware",
     # /healthz, /readyz and /metrics, answered before the HTTPS redirect and ALLOWED_HOSTS;
     # every other request is counted and logged here.
     "registry.operations.OperationsMiddleware",
@@ -370,6 +373,12 @@ WHARF_INDEX_CACHE_BYTES = env_int("WHARF_INDEX_CACHE_BYTES", 256 * 1024**2)
 # Conda file requests may reuse a token this process read from the database in the last
 # N seconds (0: never); a revocation made elsewhere takes effect within that bound.
 WHARF_TOKEN_CACHE_SECONDS = env_int("WHARF_TOKEN_CACHE_SECONDS", 5)
+# Clients may reuse index files (repodata, the shard index, channeldata.json) this many
+# seconds without asking (Cache-Control: max-age). 0: "no-cache", they revalidate on every
+# command (a 304 when nothing changed) and see an upload as soon as it is indexed.
+WHARF_INDEX_MAX_AGE = env_int("WHARF_INDEX_MAX_AGE", 0)
+if WHARF_INDEX_MAX_AGE < 0:
+    raise ImproperlyConfigured("WHARF_INDEX_MAX_AGE is in seconds: 0 or more.")
 # Behind nginx: e.g. "/_protected/", an `internal` location aliased to WHARF_STORAGE_DIR.
 # Wharf then authorizes each conda file request and nginx sends the bytes
 # (X-Accel-Redirect). Empty: Wharf sends them itself.

@@ -10,7 +10,7 @@ import orjson
 from django.conf import settings
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.utils.cache import get_conditional_response
-from django.utils.http import http_date
+from django.utils.http import http_date, parse_http_date_safe
 
 from accounts.authentication import REALM
 from packages_app import storage
@@ -22,7 +22,6 @@ from packages_app.models import MAIN_LABEL
 from . import statistics
 
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-INDEX_MAX_AGE = 300
 PACKAGE_MAX_AGE = 600
 IMMUTABLE = "max-age=31536000, immutable"
 
@@ -41,6 +40,16 @@ def _aware(value):
     if value is not None and value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value
+
+
+def index_cache_control(scope):
+    """Cache-Control of the files that change when the channel does (WHARF_INDEX_MAX_AGE).
+
+    ``no-cache`` lets a client keep the file but makes it ask again (If-None-Match, a 304
+    when nothing changed) before each use: the next command sees a new upload.
+    """
+    max_age = settings.WHARF_INDEX_MAX_AGE
+    return f"{scope}, max-age={max_age}" if max_age else f"{scope}, no-cache"
 
 
 def index_file(request, channel, subdir, name, scope, label, published_files, published_at):
@@ -63,7 +72,7 @@ def index_file(request, channel, subdir, name, scope, label, published_files, pu
         last_modified=_aware(published_at),
         size=published["size"],
         content_type=repodata.CONTENT_TYPES[name],
-        cache_control=f"{scope}, max-age={INDEX_MAX_AGE}",
+        cache_control=index_cache_control(scope),
     )
 
 
@@ -134,7 +143,7 @@ def _stream(
     if not_modified is not None:
         return finish(not_modified)
 
-    byte_range = _parse_range(request, size) if ranges else None
+    byte_range = _parse_range(request, size, etag, last_modified) if ranges else None
     if byte_range == "unsatisfiable":
         response = error_response(416, "The requested range is outside the file.")
         response["Content-Range"] = f"bytes */{size}"
@@ -192,14 +201,15 @@ class _FileResponse(FileResponse):
     block_size = storage.BLOCK
 
 
-def _parse_range(request, size):
+def _parse_range(request, size, etag, last_modified):
     """One byte range from a Range header as (start, end), None for the whole file."""
     header = request.META.get("HTTP_RANGE", "")
     match = RANGE.match(header.strip())
     if not match or (not match.group(1) and not match.group(2)):
         return None
-    if request.META.get("HTTP_IF_RANGE"):
-        return None  # serving the whole current file is always a correct answer
+    if_range = request.META.get("HTTP_IF_RANGE", "").strip()
+    if if_range and not _same_file(if_range, etag, last_modified):
+        return None  # the client's part is of another file: it gets the whole current one
     first, last = match.groups()
     if first:
         start = int(first)
@@ -212,11 +222,30 @@ def _parse_range(request, size):
     return start, end
 
 
-def channeldata(channel, label):
-    """A summary of the label's packages, for tools and people (no client needs it)."""
+def _same_file(if_range, etag, last_modified):
+    """Whether an If-Range validator names the file served (RFC 9110, 13.1.5): our strong
+    ETag exactly, or a date exactly our Last-Modified. A weak tag never matches."""
+    if if_range.startswith('"'):
+        return if_range == etag
+    date = parse_http_date_safe(if_range)
+    return (
+        date is not None and last_modified is not None and (date == int(last_modified.timestamp()))
+    )
+
+
+def channeldata(request, channel, label):
+    """A summary of the label's packages, for tools and people (no client needs it).
+
+    Built on each request; its ETag is a digest of the body, so a client revalidating
+    gets a 304 when nothing in it changed.
+    """
     body = orjson.dumps(catalog.channeldata(channel, label))
-    response = HttpResponse(body, content_type="application/json")
-    response["Cache-Control"] = f"{'private' if channel.private else 'public'}, max-age=60"
+    etag = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
+    response = get_conditional_response(request, etag=etag)
+    if response is None:
+        response = HttpResponse(body, content_type="application/json")
+    response["ETag"] = etag
+    response["Cache-Control"] = index_cache_control("private" if channel.private else "public")
     return response
 
 

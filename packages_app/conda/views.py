@@ -44,17 +44,9 @@ CHANNEL_ROOT_FILES = ("channeldata.json", "notices.json")
 
 @csrf_exempt  # a PUT authenticates by token only (packages_app/conda/put.py)
 def channel_file(request, channel, path, token=None, label=None):
+    # A HEAD answer loses its body in registry.head, as every other route's.
     if request.method == "PUT":
         return put_package(request, channel, path, token, label)
-    response = _channel_file(request, channel, path, token, label)
-    if request.method == "HEAD" and not response.streaming and response.content:
-        # An error's headers as for GET, without its body (RFC 9110).
-        response["Content-Length"] = str(len(response.content))
-        response.content = b""
-    return response
-
-
-def _channel_file(request, channel, path, token=None, label=None):
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD", "PUT"])
     try:
@@ -79,7 +71,7 @@ def _channel_file(request, channel, path, token=None, label=None):
         return error_response(404, f"No label '{label}' in channel '{channel.name}'.")
     label = label or MAIN_LABEL
     if path == "channeldata.json":
-        return responses.channeldata(channel, label)
+        return responses.channeldata(request, channel, label)
     if path == "notices.json":
         return responses.notices(request, channel)
     if subdir not in archives.SUBDIRS or not name:

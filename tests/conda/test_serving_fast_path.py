@@ -330,7 +330,7 @@ def test_it_hands_index_files_to_nginx(client_for, stored, accel):
     assert response["X-Accel-Redirect"] == "/_protected/" + published["path"]
     assert response["ETag"] == f'"{published["etag"]}"'
     assert response["Content-Type"] == "application/zstd"
-    assert response["Cache-Control"] == "private, max-age=300"
+    assert response["Cache-Control"] == "private, no-cache"
     assert response["Last-Modified"]
     assert body(response) == b""
 

@@ -7,6 +7,7 @@ compose service name of the web process, the port and the volume's path are the 
 """
 
 import getpass
+import gzip
 import shutil
 import subprocess
 
@@ -18,7 +19,7 @@ from ..clients import installed_names, solve_and_install
 from ..conftest import _accepts_connections
 from ..deployment import ROOT, compose_services
 from ..packages import sha256_of, wait_for_index
-from ..served import fetch
+from ..served import fetch, upload
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -106,3 +107,59 @@ def test_clients_upload_and_install_through_nginx_which_sends_the_files(
     assert anonymous[0] == 401
     assert anonymous[2] != tool.read_bytes()
     assert internal[0] == 404
+
+
+@pytest.fixture
+def uploaded(behind_nginx, private_channel, tokens, packages):
+    """(nginx URL, token, package file) of a package uploaded through nginx, indexed."""
+    proxy, _ = behind_nginx
+    tool = packages.make("tool", "1.0", "linux-64")
+    assert upload(proxy, private_channel.name, tokens["owner"], tool)[0] == 201
+    wait_for_index(private_channel, "linux-64")
+    return proxy, tokens["owner"], tool
+
+
+def test_index_files_through_nginx_keep_their_freshness_and_are_gzipped_on_request(
+    uploaded, private_channel
+):
+    proxy, token, tool = uploaded
+    url = f"{proxy}/{private_channel.name}/linux-64/repodata.json"
+    gzip_please = {"Accept-Encoding": "gzip"}
+
+    plain = fetch("GET", url, token)
+    packed = fetch("GET", url, token, headers=gzip_please)
+    zst = fetch("GET", f"{url}.zst", token, headers=gzip_please)
+    by_weak_tag = fetch(
+        "GET", url, token, headers={**gzip_please, "If-None-Match": packed[1]["ETag"]}
+    )
+    by_strong_tag = fetch("GET", url, token, headers={"If-None-Match": plain[1]["ETag"]})
+
+    assert plain[0] == 200
+    assert plain[1]["Cache-Control"] == "private, no-cache"
+    assert "Content-Encoding" not in plain[1]
+    assert tool.name.encode() in plain[2]
+    assert packed[0] == 200
+    assert packed[1]["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in packed[1]["Vary"]
+    assert gzip.decompress(packed[2]) == plain[2]
+    assert packed[1]["Cache-Control"] == "private, no-cache"
+    assert packed[1]["ETag"] == f"W/{plain[1]['ETag']}"  # nginx's mark of changed bytes
+    assert "Content-Encoding" not in zst[1]  # zstd already
+    assert zst[1]["Cache-Control"] == "private, no-cache"
+    assert by_weak_tag[0] == 304
+    assert by_strong_tag[0] == 304
+
+
+def test_nginx_sends_a_range_only_when_if_range_names_the_file(uploaded, private_channel):
+    proxy, token, tool = uploaded
+    url = f"{proxy}/{private_channel.name}/linux-64/{tool.name}"
+    first = fetch("GET", url, token)
+    ranged = {"Range": "bytes=10-19"}
+
+    same = fetch("GET", url, token, headers={**ranged, "If-Range": first[1]["ETag"]})
+    same_date = fetch("GET", url, token, headers={**ranged, "If-Range": first[1]["Last-Modified"]})
+    other = fetch("GET", url, token, headers={**ranged, "If-Range": '"0123456789abcdef"'})
+
+    assert (same[0], same[2]) == (206, tool.read_bytes()[10:20])
+    assert (same_date[0], same_date[2]) == (206, tool.read_bytes()[10:20])
+    assert (other[0], other[2]) == (200, tool.read_bytes())
