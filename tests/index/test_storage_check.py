@@ -120,6 +120,28 @@ def test_an_index_published_before_current_repodata_is_rebuilt_with_it(uploaded,
     assert sorted(served["packages.conda"]) == ["alpha-1.0-h1234_0.conda", "beta-1.0-h1234_0.conda"]
 
 
+def test_the_upgrade_rebuilds_indexes_published_before_current_repodata(uploaded, client_for):
+    import importlib
+
+    from django.apps import apps
+
+    from packages_app.index.reconcile import reconcile
+
+    migration = importlib.import_module("packages_app.migrations.0009_current_repodata")
+    index = SubdirIndex.objects.get(channel=uploaded, subdir="linux-64")
+    older = {k: v for k, v in index.published_files.items() if "current" not in k}
+    SubdirIndex.objects.filter(pk=index.pk).update(published_files=older)
+    url = f"/{uploaded.name}/linux-64/current_repodata.json"
+    assert client_for().get(url).status_code == 404
+
+    migration.rebuild_indexes_without_current_repodata(apps, None)
+    reconcile()  # as every web and Celery worker does when it starts
+
+    wait_for_index(uploaded, "linux-64")
+    served = orjson.loads(b"".join(client_for().get(url).streaming_content))
+    assert sorted(served["packages.conda"]) == ["alpha-1.0-h1234_0.conda", "beta-1.0-h1234_0.conda"]
+
+
 def test_an_unknown_channel_is_refused_by_name(db):
     with pytest.raises(CommandError, match="No channel named 'nope'"):
         _run("--channel", "nope")
