@@ -79,10 +79,19 @@ def refresh_bz2(channel_id, subdir, label=MAIN_LABEL):
     entry["source"] = source["etag"]
     with transaction.atomic():
         latest = SubdirIndex.objects.select_for_update().filter(pk=index.pk).first()
-        if latest is not None:
+        files = latest.published_files if latest is not None else {}
+        still_served = files.get(repodata.REPODATA, {}).get("etag") == source["etag"]
+        done = files.get(repodata.REPODATA_BZ2, {}).get("source") == source["etag"]
+        if still_served and not done:
             files = dict(latest.published_files)
             files[repodata.REPODATA_BZ2] = entry
             SubdirIndex.objects.filter(pk=index.pk).update(published_files=files)
     if latest is None and forget_if_deleted(index):
+        return None
+    if not still_served or done:
+        # Published again meanwhile (that publication scheduled a compression of its own,
+        # which may have run already: this older one must not replace it), or another
+        # refresh compressed the same document first.
+        storage.delete_tree(folder)
         return None
     return time.perf_counter() - started

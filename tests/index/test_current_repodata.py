@@ -8,7 +8,7 @@ import pytest
 import rattler
 
 from packages_app.index import current, repodata
-from packages_app.index.records import load, record_sets
+from packages_app.index.records import load
 from packages_app.models import SubdirIndex
 
 from ..labels import upload_with
@@ -262,17 +262,20 @@ def test_a_solve_with_it_alone_finds_each_names_newest_version(
 
 
 def test_only_changed_names_are_worked_out_again(client_for, public_channel, packages):
+    # The record set is loaded here, in this process, as a worker keeps it between
+    # rebuilds (in services mode the rebuilds themselves run in the Celery worker).
     owner = client_for("owner")
     put(owner, public_channel, packages.make("one", "1.0"), packages.make("two", "1.0"))
     index = SubdirIndex.objects.get(channel=public_channel, subdir="noarch")
-    revision, records = record_sets.take(index.pk)
-    record_sets.put(index.pk, revision, records)
+    records = repodata.RecordSet("noarch")
+    load(index, records, None)
+    current.current_repodata_json(records)
     kept = records.newest["one"]
 
     put(owner, public_channel, packages.make("two", "2.0"))
+    load(index, records, ["two"])  # what a rebuild does with the names changed since
+    current.current_repodata_json(records)
 
-    revision, records = record_sets.take(index.pk)
-    record_sets.put(index.pk, revision, records)
     assert records.newest["one"] is kept  # not worked out again
     assert records.newest["two"].kept == ("two-2.0-0.conda",)
 
