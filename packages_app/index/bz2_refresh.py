@@ -93,5 +93,10 @@ def refresh_bz2(channel_id, subdir, label=MAIN_LABEL):
         # which may have run already: this older one must not replace it), or another
         # refresh compressed the same document first.
         storage.delete_tree(folder)
+        served = files.get(repodata.REPODATA, {}).get("etag")
+        if not still_served and files.get(repodata.REPODATA_BZ2, {}).get("source") != served:
+            # The newer document has its compression scheduled, or (when its publication
+            # found this one due and counted on it) gets it now.
+            schedule_bz2(latest)
         return None
     return time.perf_counter() - started

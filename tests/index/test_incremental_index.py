@@ -247,14 +247,10 @@ def test_it_keeps_replaced_folders_for_requests_that_looked_them_up(public_chann
     assert left() == {"r903-c", "r904-d"}  # the one served and the one before
 
 
-def test_a_publication_while_bz2_is_refreshed_gets_its_own_bz2(
-    client_for, public_channel, packages, monkeypatch
-):
-    owner = client_for("owner")
-    assert upload(owner, public_channel.name, packages.make("first", "1.0")).status_code == 201
-    wait_for_index(public_channel, "noarch")
-    index = SubdirIndex.objects.get(channel=public_channel, subdir="noarch")
-    SubdirIndex.objects.filter(pk=index.pk).update(bz2_due_at=timezone.now())  # one is due
+def refresh_while_published_again(channel, owner, packages, monkeypatch, unscheduled=False):
+    """Run a .bz2 refresh of noarch while another worker publishes a second package right
+    after the refresh read the index; ``unscheduled``: that publication sends no
+    compression of its own."""
     from django.db.models.query import QuerySet
 
     original_first = QuerySet.first
@@ -263,25 +259,58 @@ def test_a_publication_while_bz2_is_refreshed_gets_its_own_bz2(
     def first_then_publish(queryset):
         found = original_first(queryset)
         if queryset.model is SubdirIndex and not publications:
-            # Another worker publishes right after the refresh read the index.
             publications.append(True)
-            second = packages.make("second", "1.0")
-            assert upload(owner, public_channel.name, second).status_code == 201
-            wait_for_index(public_channel, "noarch")
+            with monkeypatch.context() as patched:
+                if unscheduled:
+                    patched.setattr(publishing, "schedule_bz2", lambda index: None)
+                second = packages.make("second", "1.0")
+                assert upload(owner, channel.name, second).status_code == 201
+                wait_for_index(channel, "noarch")
         return found
 
-    monkeypatch.setattr(QuerySet, "first", first_then_publish)
-    bz2_refresh.refresh_bz2(public_channel.pk, "noarch")
-    monkeypatch.setattr(QuerySet, "first", original_first)
-
+    with monkeypatch.context() as patched:
+        patched.setattr(QuerySet, "first", first_then_publish)
+        bz2_refresh.refresh_bz2(channel.pk, "noarch")
     assert publications
 
-    def follows_the_served_document():
-        # The refresh that read the first document did not overwrite the second's .bz2,
-        # and the second publication's own compression came (or is due).
+
+def bz2_follows_the_served_document(index):
+    def follows():
         index.refresh_from_db()
         files = index.published_files
         assert files["repodata.json.bz2"]["source"] == files["repodata.json"]["etag"]
 
     runner.wait_for_background_work()
-    eventually(follows_the_served_document)
+    eventually(follows, timeout=10)
+
+
+def test_a_publication_while_bz2_is_refreshed_gets_its_own_bz2(
+    client_for, public_channel, packages, monkeypatch
+):
+    owner = client_for("owner")
+    assert upload(owner, public_channel.name, packages.make("first", "1.0")).status_code == 201
+    wait_for_index(public_channel, "noarch")
+    index = SubdirIndex.objects.get(channel=public_channel, subdir="noarch")
+    SubdirIndex.objects.filter(pk=index.pk).update(bz2_due_at=timezone.now())  # one is due
+    refresh_while_published_again(public_channel, owner, packages, monkeypatch)
+    # The refresh that read the first document did not overwrite the second's .bz2, and
+    # the second publication's own compression came (or is due).
+    bz2_follows_the_served_document(index)
+
+
+def test_a_refresh_that_lost_the_race_schedules_the_newer_documents_compression(
+    client_for, public_channel, packages, monkeypatch
+):
+    """A publication whose compression was not scheduled (its worker died after the
+    switch, or it counted on a compression due then) is not left without a .bz2 until
+    the reconciler notices: the refresh that finds its own document replaced sends it."""
+    owner = client_for("owner")
+    assert upload(owner, public_channel.name, packages.make("first", "1.0")).status_code == 201
+    wait_for_index(public_channel, "noarch")
+    runner.wait_for_background_work()
+    index = SubdirIndex.objects.get(channel=public_channel, subdir="noarch")
+    files = dict(index.published_files)
+    files.pop(repodata.REPODATA_BZ2, None)
+    SubdirIndex.objects.filter(pk=index.pk).update(published_files=files)
+    refresh_while_published_again(public_channel, owner, packages, monkeypatch, unscheduled=True)
+    bz2_follows_the_served_document(index)
