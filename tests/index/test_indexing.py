@@ -115,6 +115,7 @@ def test_it_finishes_the_work_of_a_rebuild_whose_lease_expired(public_channel, s
     assert index.is_current and index.lease_owner == ""
 
 
+@pytest.mark.index_left_behind  # held by a worker that does not exist, for 5 minutes
 def test_it_leaves_a_held_lease_alone(public_channel):
     from django.utils import timezone
 
