@@ -27,7 +27,7 @@ from accounts.authentication import Caller
 from accounts.errors import DomainError
 from accounts.models import Organization, OrgRole
 
-from .models import Channel, Role, highest_role
+from .models import Channel, Kind, Role, highest_role
 from .roles import SOURCES as ROLE_SOURCES
 from .roles import annotations, granting
 
@@ -68,6 +68,20 @@ class NotAuthenticated(AccessError):
 
 class NotFound(AccessError):
     status = 404
+
+
+class Conflict(AccessError):
+    """Allowed to the caller, but not to this kind of channel."""
+
+    status = 409
+
+
+# Channels whose packages come from elsewhere take no uploads (channels_app.models.Kind).
+_NOT_UPLOADED = {
+    Kind.PROXY: "a proxy of {url}: its packages come from there",
+    Kind.MIRROR: "a mirror of {url}: its packages are copied from there",
+    Kind.COMBINED: "a combined channel: its packages are those of the channels it combines",
+}
 
 
 class Forbidden(AccessError):
@@ -153,6 +167,10 @@ def check(caller, channel, channel_name, action=Action.READ):
             f"You may not {action.value} in channel '{channel.name}'"
             + (f" as {role}." if role else "; you are not a member.")
         )
+    if action in (Action.UPLOAD, Action.REPLACE_PACKAGE) and channel.kind != Kind.HOSTED:
+        upstream = getattr(channel, "upstream", None)
+        what = _NOT_UPLOADED[channel.kind].format(url=upstream.url if upstream else "?")
+        raise Conflict(f"Channel '{channel.name}' takes no uploads: it is {what}.")
     return channel
 
 

@@ -12,9 +12,9 @@ from accounts.api import AuditEventSerializer
 from accounts.authentication import caller_of
 from accounts.models import AuditEvent
 
-from . import lifecycle, members, related
+from . import lifecycle, members, related, sources
 from .access import Action, OrgAction, authorize, authorize_org, readable_channels
-from .models import Channel
+from .models import Channel, Kind
 from .orgs import operations as organizations
 from .orgs.serializers import TransferSerializer
 from .serializers import (
@@ -23,6 +23,11 @@ from .serializers import (
     MembershipSerializer,
     RoleSerializer,
 )
+
+
+def readable(caller, name):
+    """The channel ``name`` if the caller may read it, else None."""
+    return readable_channels(caller).filter(name=name).first()
 
 
 class ChannelViewSet(viewsets.GenericViewSet):
@@ -58,6 +63,24 @@ class ChannelViewSet(viewsets.GenericViewSet):
         organization = serializer.validated_data.get("organization")
         if organization is not None:
             authorize_org(caller, organization.name, OrgAction.CREATE_CHANNEL)
+        upstream = serializer.validated_data.get("upstream")
+        kind = Kind.HOSTED
+        if upstream:
+            if not sources.may_set_upstream(caller.user, organization):
+                raise PermissionDenied(
+                    "Only site administrators create proxy and mirror channels (Wharf "
+                    "fetches their upstream on your behalf)."
+                )
+            kind = upstream.pop("mode")
+        combines = None
+        if serializer.validated_data.get("combines"):
+            kind = Kind.COMBINED
+            try:
+                combines = sources.check_combines(
+                    serializer.validated_data["combines"], lambda n: readable(caller, n)
+                )
+            except ModelValidationError as exc:
+                raise ValidationError({"combines": exc.messages}) from None
         try:
             with transaction.atomic():
                 channel = lifecycle.create_channel(
@@ -67,7 +90,9 @@ class ChannelViewSet(viewsets.GenericViewSet):
                     private=serializer.validated_data.get("private", False),
                     organization=organization,
                     request=request,
+                    kind=kind,
                 )
+                sources.attach(channel, upstream=upstream, combines=combines)
                 related.replace(channel, serializer.validated_data.get("related_channels", []))
         except IntegrityError as exc:
             raise ValidationError({"name": ["A channel with this name already exists."]}) from exc

@@ -27,7 +27,9 @@ def register(*, created=None, deleted=None):
             hooks.append(hook)
 
 
-def create_channel(owner, name, *, description="", private=False, organization=None, request=None):
+def create_channel(
+    owner, name, *, description="", private=False, organization=None, request=None, kind="hosted"
+):
     """Create a channel owned by ``owner``, with what the apps above set up for it (its
     empty noarch index published).
 
@@ -39,7 +41,7 @@ def create_channel(owner, name, *, description="", private=False, organization=N
     with transaction.atomic():
         channel = Channel(
             name=name, description=description, private=private, created_by=owner,
-            organization=organization,
+            organization=organization, kind=kind,
         )  # fmt: skip
         channel.full_clean()
         channel.save()
@@ -49,8 +51,14 @@ def create_channel(owner, name, *, description="", private=False, organization=N
             hook(channel)
         if request is not None:
             details = {"organization": organization.name} if organization else {}
+            if kind != "hosted":
+                details["kind"] = kind
             audit.record(
-                "channel.created", channel=channel, request=request, private=private, **details
+                "channel.created",
+                channel=channel,
+                request=request,
+                private=private,
+                **details,
             )
     return channel
 

@@ -33,6 +33,15 @@ def validate_channel_name(name):
         raise ValidationError(f"'{name}' is reserved by Wharf; choose another channel name.")
 
 
+class Kind(models.TextChoices):
+    """Where a channel's packages come from."""
+
+    HOSTED = "hosted", "hosted"  # uploaded to Wharf
+    PROXY = "proxy", "proxy"  # an upstream channel's, fetched when first asked for
+    MIRROR = "mirror", "mirror"  # an upstream channel's, copied on a schedule
+    COMBINED = "combined", "combined"  # the union of other channels' (a virtual channel)
+
+
 class ChannelQuerySet(models.QuerySet):
     def with_roles_of(self, user):
         """Annotate the user's role from each source (:data:`roles.SOURCES`:
@@ -47,6 +56,10 @@ class Channel(models.Model):
     # Shown whole on every page of the channel and in every channel answer of the API.
     description = bounded_text(5000, blank=True)
     private = models.BooleanField(default=False)
+    # Where its packages come from (Kind, below); set when it is created.
+    kind = models.CharField(
+        max_length=10, choices=Kind.choices, default=Kind.HOSTED, editable=False
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -134,3 +147,56 @@ class RelatedChannel(models.Model):
     def label(self):
         """What a user typed for this entry: a channel name or a URL."""
         return self.target.name if self.target_id else self.url
+
+
+class Upstream(models.Model):
+    """The upstream channel of a proxy or mirror channel.
+
+    Its credentials are kept here, server-side: no answer of Wharf shows them, and the
+    URLs clients see are Wharf's own.
+    """
+
+    channel = models.OneToOneField(Channel, on_delete=models.CASCADE, related_name="upstream")
+    url = models.URLField(max_length=500, help_text="The upstream channel's URL.")
+    refresh_seconds = models.PositiveIntegerField(
+        default=600, help_text="How old a copy of an upstream index may be before it is "
+        "refreshed (in the background: clients get the copy meanwhile).",
+    )  # fmt: skip
+    username = models.CharField(max_length=200, blank=True)
+    password = models.CharField(max_length=500, blank=True)
+    token = models.CharField(max_length=500, blank=True)
+    # Mirror channels: what is copied.
+    platforms = models.JSONField(default=list, blank=True)  # none: every upstream subdir
+    include = models.JSONField(default=list, blank=True)  # name globs or match specs
+    exclude = models.JSONField(default=list, blank=True)
+    keep_versions = models.PositiveIntegerField(null=True, blank=True)
+    remove_missing = models.BooleanField(default=False)
+    last_refresh = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.channel.name} ← {self.url}"
+
+    @property
+    def mode(self):
+        return self.channel.kind
+
+
+class CombinedMember(models.Model):
+    """One channel of a combined channel, in priority order (the first channel that has
+    a package name serves that name)."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="members_combined")
+    position = models.PositiveIntegerField()
+    member = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="combined_into")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "position"], name="one_member_per_position"),
+            models.UniqueConstraint(fields=["channel", "member"], name="each_member_once"),
+        ]
+        ordering = ["channel", "position"]
+
+    def __str__(self):
+        return f"{self.channel.name} ⊇ {self.member.name}"

@@ -368,6 +368,19 @@ WHARF_ZSTD_LEVEL = env_int("WHARF_ZSTD_LEVEL", 1)
 WHARF_RETIRED_INDEX_SECONDS = env_int("WHARF_RETIRED_INDEX_SECONDS", 60)
 # repodata.json.bz2 follows the other index files at most this often (seconds).
 WHARF_BZ2_DELAY_SECONDS = env_int("WHARF_BZ2_DELAY_SECONDS", 30)
+# Proxy and mirror channels (channels_app/sources.py, packages_app/upstream/). Wharf
+# fetches from upstream hosts on its users' behalf, so hosts that resolve to loopback,
+# private or link-local addresses are refused unless this is on (a site whose upstream is
+# on its own network, and the tests, turn it on).
+WHARF_UPSTREAM_PRIVATE_NETWORKS = env_bool("WHARF_UPSTREAM_PRIVATE_NETWORKS", False)
+# Who creates proxy and mirror channels: "admins" (site administrators) or "org-owners"
+# (also an organisation's owners and admins, for the organisation's channels).
+WHARF_UPSTREAM_CREATORS = env_str("WHARF_UPSTREAM_CREATORS") or "admins"
+# Seconds a client's first request for a proxied subdir waits for the upstream's index
+# before it is answered 504 (the fetch goes on; later requests get the copy).
+WHARF_UPSTREAM_FIRST_FETCH_SECONDS = env_int("WHARF_UPSTREAM_FIRST_FETCH_SECONDS", 20)
+# Timeouts of a connection to an upstream (connect, read; seconds).
+WHARF_UPSTREAM_TIMEOUT_SECONDS = env_int("WHARF_UPSTREAM_TIMEOUT_SECONDS", 30)
 # Records of recently built subdirs kept in each worker process for incremental rebuilds.
 WHARF_INDEX_CACHE_BYTES = env_int("WHARF_INDEX_CACHE_BYTES", 256 * 1024**2)
 # Conda file requests may reuse a token this process read from the database in the last

@@ -84,7 +84,7 @@ def _literal(value):
 
 
 def _statement(kind, labelled, signed_in=True):
-    """The lookup for one shape of request: SELECT the channel's id and privacy, the
+    """The lookup for one shape of request: SELECT the channel's id, privacy and kind, the
     caller's role from each source (:func:`channels_app.access.with_roles`)[, whether the
     label is used][, the file's columns] of the channel named ``channel``.
 
@@ -96,7 +96,7 @@ def _statement(kind, labelled, signed_in=True):
     if key not in _STATEMENTS:
         channels = Channel.objects.filter(name=_Slot("channel")).order_by()
         channels = with_roles(channels, _Slot("user") if signed_in else None)
-        columns = ["pk", "private", *ROLE_SOURCES]
+        columns = ["pk", "private", "kind", *ROLE_SOURCES]
         if labelled:
             used = SubdirIndex.objects.filter(channel=OuterRef("pk"), label=_Slot("label"))
             channels = channels.annotate(label_used=Exists(used))
@@ -133,12 +133,13 @@ def lookup(caller, channel_name, kind, subdir, name, label=None):
     if row is None:
         return None, None, True
     channel = Channel.from_db(
-        connection.alias, ["id", "name", "private"], [row[0], channel_name, bool(row[1])]
-    )
-    prime_role(channel, user, highest_role(*row[2:5]))
+        connection.alias, ["id", "name", "private", "kind"],
+        [row[0], channel_name, bool(row[1]), row[2]],
+    )  # fmt: skip
+    prime_role(channel, user, highest_role(*row[3:6]))
     if labelled:
-        return channel, row[6:], bool(row[5])
-    return channel, row[5:], True
+        return channel, row[7:], bool(row[6])
+    return channel, row[6:], True
 
 
 def _lookup_cursor():

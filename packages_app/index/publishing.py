@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from channels_app.models import Channel
+from channels_app.models import Channel, Kind
 from packages_app import storage
 from packages_app.index import current, repodata
 from packages_app.index.bz2_refresh import schedule_bz2
@@ -174,7 +174,10 @@ def _stored_whole(path, size):
 
 
 def publish_empty_noarch(channel):
-    """Every channel has noarch/repodata.json from the moment it exists."""
+    """Every hosted or mirror channel has noarch/repodata.json from the moment it exists
+    (a proxy's comes from its upstream, a combined channel's from its channels)."""
+    if channel.kind in (Kind.PROXY, Kind.COMBINED):
+        return
     index, _ = SubdirIndex.objects.get_or_create(channel=channel, label=MAIN_LABEL, subdir="noarch")
     if index.built_revision < 0:
         publish(index, index.requested_revision)
