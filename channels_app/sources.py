@@ -40,7 +40,8 @@ def check_address(host, port=None):
         found = socket.getaddrinfo(host, port or 443, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise UnsafeAddress(f"The upstream host '{host}' does not resolve ({exc}).") from None
-    addresses = sorted({info[4][0] for info in found})
+    # IPv4 first: the connection goes to the first one.
+    addresses = sorted({info[4][0] for info in found}, key=lambda a: (":" in a, a))
     if settings.WHARF_UPSTREAM_PRIVATE_NETWORKS:
         return addresses
     for address in addresses:

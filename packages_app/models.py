@@ -252,3 +252,45 @@ class DownloadBatch(models.Model):
 
     def __str__(self):
         return self.key
+
+
+class UpstreamSubdir(models.Model):
+    """A proxy channel's copy of one upstream subdir index (packages_app/upstream/).
+
+    The files served are those of ``index`` (published as a hosted channel's are); this
+    row says when the upstream was last asked, what it answered, and whether a refresh is
+    on its way.
+    """
+
+    index = models.OneToOneField(SubdirIndex, on_delete=models.CASCADE, related_name="upstream")
+    checked_at = models.DateTimeField(null=True, blank=True)  # last answer (200, 304, 404)
+    etag = models.CharField(max_length=500, blank=True)  # the upstream's validators
+    last_modified = models.CharField(max_length=100, blank=True)
+    # Where the upstream's package files are (its repodata's info.base_url, CEP-15), or
+    # empty: beside its repodata.json.
+    base_url = models.CharField(max_length=500, blank=True)
+    # A refresh was sent then and has not finished; another is sent only once it is late.
+    refresh_sent_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    error_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"upstream of {self.index}"
+
+
+class UpstreamFetch(models.Model):
+    """A package file of a proxy channel being fetched from the upstream: one process
+    fetches it while the others wait, under a lease its keeper renews."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+")
+    subdir = models.CharField(max_length=32)
+    filename = models.CharField(max_length=255)
+    holder = models.CharField(max_length=64)
+    held_until = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "subdir", "filename"], name="one_fetch_per_file"
+            )
+        ]

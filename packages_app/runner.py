@@ -67,14 +67,16 @@ def _embedded():
     return settings.CELERY_TASK_ALWAYS_EAGER
 
 
-def send(function, *args, countdown=None):
+def send(function, *args, countdown=None, detached=False):
     """Run ``function(*args)`` in the background; False when that could not be started.
 
-    Failures are logged, never raised: the caller's change is committed already.
+    Failures are logged, never raised: the caller's change is committed already. In
+    embedded mode work without a ``countdown`` runs here, at once, unless ``detached``
+    (the caller must not wait for it: it runs in a thread).
     """
     if _embedded():
-        if countdown:
-            in_background(function, *args, delay=countdown)
+        if countdown or detached:
+            in_background(function, *args, delay=countdown or 0)
             return True
         try:
             function(*args)

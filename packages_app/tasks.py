@@ -16,6 +16,7 @@ from packages_app.conda import statistics
 from packages_app.index import bz2_refresh, rebuilds, reconcile
 from packages_app.intake import cleanup
 from packages_app.models import MAIN_LABEL
+from packages_app.upstream import refresh
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,12 @@ def rebuild_subdir_index(self, channel_id, subdir, label=MAIN_LABEL):
 def refresh_bz2_task(channel_id, subdir, label=MAIN_LABEL):
     """Bring repodata.json.bz2 in line with the served repodata.json."""
     return bz2_refresh.refresh_bz2(channel_id, subdir, label)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def refresh_upstream_subdir(channel_id, subdir):
+    """Bring a proxy channel's copy of an upstream subdir index up to date."""
+    return refresh.refresh_subdir(channel_id, subdir)
 
 
 @shared_task(ignore_result=True)
@@ -61,6 +68,7 @@ def register():
     # On a worker a rebuild's .bz2 follows in a task of its own.
     runner.register(rebuilds.rebuild_now, rebuild_subdir_index)
     runner.register(bz2_refresh.refresh_bz2, refresh_bz2_task)
+    runner.register(refresh.refresh_subdir, refresh_upstream_subdir)
     # Sent by Celery beat in services mode; in embedded mode after other work.
     runner.every(reconcile.reconcile, "WHARF_RECONCILE_SECONDS")
     # A process that starts picks up at once what a killed one left: its index work, its

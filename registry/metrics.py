@@ -60,6 +60,11 @@ UPLOADS = Counter(
     ["status"],
 )
 UPLOAD_BYTES = Counter("wharf_upload_bytes", "Bytes of accepted package uploads.")
+UPSTREAM_FAILURES = Counter(
+    "wharf_upstream_failures_total",
+    "Requests of proxy channels to their upstreams that failed (unreachable, an error "
+    "status, an index that could not be read, a file whose bytes did not match).",
+)
 INDEX_REBUILD_SECONDS = Histogram(
     "wharf_index_rebuild_duration_seconds",
     "Time to build and publish one revision of a channel subdir's index.",

@@ -28,9 +28,11 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accounts.authentication import InvalidCredentials, identify
 from channels_app.access import AccessError, Action, check
+from channels_app.models import Kind
 from packages_app.index import repodata
 from packages_app.intake import archives
 from packages_app.models import MAIN_LABEL
+from packages_app.upstream import serving as upstream
 
 from . import responses
 from .lookup import lookup
@@ -77,6 +79,10 @@ def channel_file(request, channel, path, token=None, label=None):
     if subdir not in archives.SUBDIRS or not name:
         return error_response(404, f"No file '{path}' in channel '{channel.name}'.")
     scope = "private" if channel.private else "public"
+    if channel.kind == Kind.PROXY and kind == "index":
+        return upstream.index_file(request, channel, subdir, name, scope)
+    if channel.kind == Kind.PROXY and kind == "package":
+        return upstream.package_file(request, channel, subdir, name, scope, row)
     if kind == "index":
         return responses.index_file(request, channel, subdir, name, scope, label, *row)
     if kind == "package":

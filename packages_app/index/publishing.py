@@ -144,7 +144,7 @@ def _write_changed_shards(index, records, revision):
         data = repodata.shard(name_records, compressor, removed)
         digest = repodata.shard_digest(data)
         path = shard_path(index.channel_id, index.subdir, digest, index.label)
-        if not _stored_whole(path, len(data)):
+        if not stored_whole(path, len(data)):
             default_storage.save(path, ContentFile(data))
         updated.append(SubdirPackage(pk=pk, shard_sha256=digest))
     SubdirPackage.objects.bulk_update(updated, ["shard_sha256"], batch_size=2000)
@@ -157,7 +157,7 @@ def _write_changed_shards(index, records, revision):
     return dict(live.values_list("name", "shard_sha256"))
 
 
-def _stored_whole(path, size):
+def stored_whole(path, size):
     """Whether the shard at ``path`` is there with all its ``size`` bytes.
 
     Shards are named by their hash and never change, but a worker killed while writing

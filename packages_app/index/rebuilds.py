@@ -60,7 +60,7 @@ def enqueue_rebuild(channel_id, subdir, label=MAIN_LABEL):
     transaction.on_commit(lambda: runner.send(rebuild_until_current, channel_id, subdir, label))
 
 
-def _take_lease(index_id, owner):
+def take_lease(index_id, owner):
     now = timezone.now()
     return (
         SubdirIndex.objects.filter(pk=index_id)
@@ -70,13 +70,13 @@ def _take_lease(index_id, owner):
     )
 
 
-def _renew_lease(index_id, owner):
+def renew_lease(index_id, owner):
     """Run by this process's lease keeper while the rebuild runs."""
     renewed = SubdirIndex.objects.filter(pk=index_id, lease_owner=owner)
     return renewed.update(lease_until=leases.until()) == 1
 
 
-def _release_lease(index_id, owner):
+def release_lease(index_id, owner):
     SubdirIndex.objects.filter(pk=index_id, lease_owner=owner).update(
         lease_until=None, lease_owner=""
     )
@@ -100,11 +100,11 @@ def rebuild_until_current(channel_id, subdir, label=MAIN_LABEL, owner=None):
     owner = owner or str(uuid.uuid4())
     rebuilds = 0
     while not index.is_current:
-        if not _take_lease(index.pk, owner):
+        if not take_lease(index.pk, owner):
             look_again_after_lease(index.pk)
             return rebuilds
         try:
-            with leases.kept(("index", index.pk), lambda: _renew_lease(index.pk, owner)):
+            with leases.kept(("index", index.pk), lambda: renew_lease(index.pk, owner)):
                 while True:
                     index.refresh_from_db()
                     if index.is_current:
@@ -113,7 +113,7 @@ def rebuild_until_current(channel_id, subdir, label=MAIN_LABEL, owner=None):
                         return rebuilds  # the lease lapsed and another worker took over
                     rebuilds += 1
         finally:
-            _release_lease(index.pk, owner)
+            release_lease(index.pk, owner)
         index.refresh_from_db()
     return rebuilds
 

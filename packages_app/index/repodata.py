@@ -52,6 +52,11 @@ def build_record(index, *, size, sha256, md5, run_exports=None, indexed_at=None)
         record["run_exports"] = run_exports
     if indexed_at is not None:
         record["indexed_timestamp"] = int(indexed_at.timestamp() * 1000)
+    return record_json(record)
+
+
+def record_json(record):
+    """A record dict serialized as published (keys sorted)."""
     return orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()
 
 

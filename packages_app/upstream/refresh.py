@@ -1,0 +1,227 @@
+"""A proxy channel's copy of an upstream subdir index, fetched and refreshed.
+
+:func:`refresh_subdir` asks the upstream for ``<subdir>/repodata.json`` (conditionally,
+with the validators of the copy it has), and on a new document publishes Wharf's own set
+of index files from it — repodata.json, .zst, the CEP-16 shard index and shards,
+current_repodata.json — exactly as a hosted channel's are published (same storage layout,
+same ``SubdirIndex`` row, so the conda routes serve them unchanged). Only the shards of
+names whose records changed are written. It runs under the subdir's index lease, so one
+refresh at a time runs per subdir across all processes; a killed one's lease lapses in
+seconds.
+
+The published repodata.json has no ``base_url``: clients fetch package files from Wharf,
+which fetches them from the upstream (:mod:`.files`) — its credentials never leave Wharf.
+"""
+
+import hashlib
+import logging
+import time
+import uuid
+
+import orjson
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from channels_app.models import Channel, Upstream
+from packages_app import leases, storage
+from packages_app.index import current, repodata
+from packages_app.index.bz2_refresh import schedule_bz2
+from packages_app.index.garbage import collect_garbage
+from packages_app.index.publishing import NO_FILES, stored_whole
+from packages_app.index.rebuilds import release_lease, renew_lease, take_lease
+from packages_app.index.records import record_sets
+from packages_app.index.store import index_folder, save, shard_path
+from packages_app.models import MAIN_LABEL, SubdirIndex, SubdirPackage, UpstreamSubdir
+from registry import metrics
+
+from . import client
+
+log = logging.getLogger(__name__)
+
+
+def subdir_state(channel, subdir):
+    """The (SubdirIndex, UpstreamSubdir) of a proxied subdir, created when first asked."""
+    index, _ = SubdirIndex.objects.get_or_create(channel=channel, label=MAIN_LABEL, subdir=subdir)
+    state, _ = UpstreamSubdir.objects.get_or_create(index=index)
+    return index, state
+
+
+def refresh_subdir(channel_id, subdir):
+    """Bring the copy of the upstream's ``subdir`` up to date; return what happened
+    (``"new"``, ``"unchanged"``, ``"missing"``, ``"busy"``, ``"failed"``)."""
+    channel = Channel.objects.select_related("upstream").filter(pk=channel_id).first()
+    if channel is None or not hasattr(channel, "upstream"):
+        return None
+    index, state = subdir_state(channel, subdir)
+    owner = f"proxy-{uuid.uuid4().hex[:12]}"
+    if not take_lease(index.pk, owner):
+        return "busy"
+    try:
+        with leases.kept(("index", index.pk), lambda: renew_lease(index.pk, owner)):
+            outcome = _refresh(channel, channel.upstream, index, state, owner)
+    except (client.UpstreamError, OSError, ValueError, orjson.JSONDecodeError) as exc:
+        _failed(channel, state, exc)
+        outcome = "failed"
+    finally:
+        release_lease(index.pk, owner)
+        UpstreamSubdir.objects.filter(pk=state.pk).update(refresh_sent_at=None)
+    return outcome
+
+
+def _refresh(channel, upstream, index, state, owner):
+    started = time.perf_counter()
+    headers = {"Accept-Encoding": "gzip"}
+    if state.etag and index.published_files:
+        headers["If-None-Match"] = state.etag
+    if state.last_modified and index.published_files:
+        headers["If-Modified-Since"] = state.last_modified
+    path = f"{index.subdir}/repodata.json"
+    response = client.get(upstream, path, headers)
+    now = timezone.now()
+    if response.status == 304:
+        _answered(upstream, state, now)
+        return "unchanged"
+    if response.status == 404:
+        # No such subdir upstream: served as an empty one, as a hosted channel's.
+        _publish(channel, index, owner, repodata.RecordSet(index.subdir), "")
+        _answered(upstream, state, now, etag="", last_modified="")
+        return "missing"
+    if response.status != 200:
+        raise client.UpstreamError(
+            f"{client.shown_url(upstream, path)} answered HTTP {response.status}.",
+            status=response.status,
+        )
+    document = orjson.loads(response.data)
+    records, base_url = _records(index.subdir, document)
+    written = _publish(channel, index, owner, records, base_url)
+    _answered(
+        upstream, state, now,
+        etag=response.headers.get("ETag", ""),
+        last_modified=response.headers.get("Last-Modified", ""),
+        base_url=base_url,
+    )  # fmt: skip
+    seconds = time.perf_counter() - started
+    metrics.INDEX_REBUILD_SECONDS.observe(seconds)
+    log.info(
+        "proxy %s/%s refreshed from %s: %d records, %d shards written, %.3f s",
+        channel.name, index.subdir, upstream.url, len(records), written, seconds,
+        extra={"channel": channel.name, "subdir": index.subdir, "records": len(records)},
+    )  # fmt: skip
+    return "new"
+
+
+def _records(subdir, document):
+    """The upstream document as a RecordSet, and its info.base_url."""
+    if not isinstance(document, dict):
+        raise ValueError("the upstream's repodata.json is not a JSON object")
+    records = repodata.RecordSet(subdir)
+    rows = []
+    for key in (repodata.TAR_BZ2_KEY, repodata.CONDA_KEY):
+        for filename, record in (document.get(key) or {}).items():
+            if not isinstance(record, dict) or not isinstance(record.get("name"), str):
+                continue
+            rows.append(
+                (
+                    filename,
+                    record["name"],
+                    orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode(),
+                    False,
+                )
+            )
+    records.replace_names((), rows)
+    records.removed = sorted(str(name) for name in document.get("removed") or ())
+    info = document.get("info") or {}
+    return records, str(info.get("base_url") or "")
+
+
+def _name_digest(records, name):
+    """A digest of one name's records, to tell which names changed since the copy before."""
+    fragments = sorted(
+        records.fragments[f] for f in records.names.get(name, ()) if f in records.fragments
+    )
+    return hashlib.sha256(b"\n".join(fragments)).hexdigest()
+
+
+def _publish(channel, index, owner, records, base_url):
+    """Write the shards of changed names and the index files; switch the index to them.
+    Returns how many shards were written."""
+    revision = index.built_revision + 1
+    _, before = record_sets.take(index.pk)
+    known = dict(SubdirPackage.objects.filter(index=index).values_list("name", "shard_sha256"))
+    compressor = repodata.shard_compressor()
+    digests, rows, written = {}, [], 0
+    for name in records.names:
+        same = before is not None and name in known and known[name] != NO_FILES
+        if same and _name_digest(before, name) == _name_digest(records, name):
+            digests[name] = known[name]
+            continue
+        data = repodata.shard(records.records_of(name), compressor, records.removed_of(name))
+        digest = repodata.shard_digest(data)
+        path = shard_path(channel.pk, index.subdir, digest)
+        if not stored_whole(path, len(data)):
+            default_storage.save(path, ContentFile(data))
+            written += 1
+        digests[name] = digest
+        rows.append(
+            SubdirPackage(index=index, name=name, changed_revision=revision, shard_sha256=digest)
+        )
+
+    raw = records.repodata_json()
+    newest = current.current_repodata_json(records)
+    folder = f"{index_folder(channel.pk, index.subdir)}/r{revision}-{uuid.uuid4().hex[:8]}"
+    published = {
+        repodata.REPODATA: save(folder, repodata.REPODATA, raw),
+        repodata.REPODATA_ZST: save(folder, repodata.REPODATA_ZST, repodata.zstd_compress(raw)),
+        repodata.SHARD_INDEX: save(
+            folder, repodata.SHARD_INDEX, repodata.shard_index(index.subdir, digests)
+        ),
+        repodata.CURRENT_REPODATA: save(folder, repodata.CURRENT_REPODATA, newest),
+        repodata.CURRENT_REPODATA_ZST: save(
+            folder, repodata.CURRENT_REPODATA_ZST, repodata.zstd_compress(newest)
+        ),
+    }
+    with transaction.atomic():
+        switched = SubdirIndex.objects.filter(pk=index.pk, lease_owner=owner).update(
+            published_path=folder,
+            previous_path=index.published_path,
+            published_files=published,
+            published_at=timezone.now(),
+            built_revision=revision,
+            requested_revision=revision,
+        )
+        if switched:
+            gone = set(known) - set(records.names)
+            SubdirPackage.objects.filter(index=index, name__in=gone).delete()
+            SubdirPackage.objects.bulk_create(
+                rows, batch_size=2000, update_conflicts=True,
+                unique_fields=["index", "name"],
+                update_fields=["changed_revision", "shard_sha256"],
+            )  # fmt: skip
+    if not switched:
+        storage.delete_tree(folder)
+        raise client.UpstreamError("the refresh lost its lease before publishing")
+    record_sets.put(index.pk, revision, records)
+    index.refresh_from_db()
+    collect_garbage(index)
+    schedule_bz2(index)
+    return written
+
+
+def _answered(upstream, state, now, **validators):
+    UpstreamSubdir.objects.filter(pk=state.pk).update(
+        checked_at=now, error="", error_at=None, **validators
+    )
+    Upstream.objects.filter(pk=upstream.pk).update(last_refresh=now, last_error="")
+
+
+def _failed(channel, state, exc):
+    now = timezone.now()
+    message = str(exc) or exc.__class__.__name__
+    log.warning(
+        "proxy %s/%s: the upstream refresh failed: %s", channel.name, state.index.subdir, message
+    )
+    metrics.UPSTREAM_FAILURES.inc()
+    UpstreamSubdir.objects.filter(pk=state.pk).update(error=message, error_at=now, checked_at=now)
+    Upstream.objects.filter(channel=channel).update(last_error=message, last_error_at=now)

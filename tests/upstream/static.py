@@ -1,0 +1,65 @@
+"""A real upstream on loopback: a static channel directory (as rattler-index leaves it)
+served by a plain HTTP server."""
+
+import asyncio
+import functools
+import os
+import shutil
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import rattler
+
+
+class Quiet(SimpleHTTPRequestHandler):
+    requests = []  # (method, path) of every request, for the tests to look at
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        Quiet.requests.append(("GET", self.path))
+        if getattr(self.server, "down", False):
+            self.send_error(503, "down for the test")
+            return
+        super().do_GET()
+
+
+class StaticChannel:
+    """A channel directory served over HTTP; ``add`` a package and ``index`` it again."""
+
+    def __init__(self, folder, packages):
+        self.folder = folder
+        self.packages = packages
+        (folder / "noarch").mkdir(parents=True)
+        handler = functools.partial(Quiet, directory=str(folder))
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.down = False
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def add(self, name, version="1.0", subdir="noarch", **kwargs):
+        path = self.packages.make(name, version, subdir, **kwargs)
+        (self.folder / subdir).mkdir(exist_ok=True)
+        target = self.folder / subdir / path.name
+        shutil.copy(path, target)
+        return target
+
+    def index(self):
+        """Index the directory; each index gets a later modification time (http.server's
+        Last-Modified has whole seconds, and a client revalidates with it)."""
+        self.generation = getattr(self, "generation", 0) + 1
+        asyncio.run(
+            rattler.index.index_fs(self.folder, write_zst=False, write_shards=False, force=True)
+        )
+        self._bump()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _bump(self):
+        moment = time.time() + 2 * self.generation
+        for path in self.folder.glob("*/repodata.json"):
+            os.utime(path, (moment, moment))
