@@ -46,6 +46,8 @@ def _subprocess_env():
         env["DATABASE_URL"] = urlunsplit(parts._replace(path="/" + db["NAME"]))
     env["DJANGO_SETTINGS_MODULE"] = "registry.settings"
     env["WHARF_BZ2_DELAY_SECONDS"] = "0"
+    # Upstreams of proxy channels in tests are on loopback (tests/upstream/).
+    env["WHARF_UPSTREAM_PRIVATE_NETWORKS"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -14,6 +14,7 @@ sha256 of the upstream's record, then stored and served from Wharf's storage for
 
 import contextlib
 import hashlib
+import itertools
 import logging
 import os
 import tempfile
@@ -132,7 +133,18 @@ def fetch_through(request, channel, subdir, filename, scope, record, base_url):
             f"'{subdir}/{filename}', and Wharf has not stored it.",
         )
     relay = _relay(answer, channel, subdir, filename, record, key, holder)
-    response = StreamingHttpResponse(relay, content_type="application/octet-stream")
+    try:
+        # The first chunk before the answer's status: a small file is checked whole by
+        # then, and a mismatch is a 502 rather than a cut-short 200.
+        first = next(relay, b"")
+    except Mismatch as exc:
+        return responses.error_response(
+            502,
+            f"The upstream of '{channel.name}' sent '{subdir}/{filename}' with {exc}; "
+            "nothing was kept.",
+        )
+    body = itertools.chain([first], relay)
+    response = StreamingHttpResponse(body, content_type="application/octet-stream")
     return _headers(response, filename, record, scope)
 
 

@@ -8,8 +8,10 @@ import shutil
 import threading
 import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import rattler
+import rattler_build
 
 
 class Quiet(SimpleHTTPRequestHandler):
@@ -20,6 +22,7 @@ class Quiet(SimpleHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802 - http.server's name
         Quiet.requests.append(("GET", self.path))
+        time.sleep(getattr(self.server, "delay", 0))
         if getattr(self.server, "down", False):
             self.send_error(503, "down for the test")
             return
@@ -45,6 +48,16 @@ class StaticChannel:
         target = self.folder / subdir / path.name
         shutil.copy(path, target)
         return target
+
+    def add_large(self, name, size, subdir="noarch"):
+        """A package holding ``size`` random bytes (they do not compress)."""
+        files = self.folder.parent / f"{name}-files"
+        files.mkdir()
+        (files / "blob.bin").write_bytes(os.urandom(size))
+        output = rattler_build.assemble_package(
+            name, "1.0", subdir, "0", self.folder / subdir, files_dir=files, noarch="generic"
+        )
+        return Path(output.path)
 
     def index(self):
         """Index the directory; each index gets a later modification time (http.server's

@@ -10,6 +10,7 @@ from django.utils import timezone
 from channels_app.models import Upstream
 from packages_app.models import PackageFile, SubdirIndex, UpstreamSubdir
 from packages_app.upstream import refresh
+from packages_app.upstream.files import Mismatch
 
 from ..packages import eventually, sha256_of, upload
 from ..served import unzstd
@@ -87,7 +88,7 @@ def test_a_package_file_is_fetched_once_and_then_kept(client_for, static_upstrea
     assert len(fetches_of(path.name)) == 1
 
 
-def test_bytes_that_do_not_match_the_record_are_cut_short_and_not_kept(
+def test_a_small_file_that_does_not_match_its_record_is_a_502_and_not_kept(
     client_for, static_upstream, proxy_of
 ):
     path = static_upstream.add("tool")
@@ -99,19 +100,30 @@ def test_bytes_that_do_not_match_the_record_are_cut_short_and_not_kept(
     path.write_bytes(original[:-1] + bytes([original[-1] ^ 0xFF]))  # same size, other bytes
 
     response = client.get(f"/forge/noarch/{path.name}")
-    assert response.status_code == 200  # the headers went out before the last byte came
-    received = b""
-    with pytest.raises(refresh_errors()):
-        for chunk in response.streaming_content:
-            received += chunk
-    assert len(received) < len(original)  # the client never gets the whole file
+    assert response.status_code == 502
+    assert "sha256" in response.json()["detail"] and "nothing was kept" in response.json()["detail"]
     assert not PackageFile.objects.filter(channel=channel, filename=path.name).exists()
 
 
-def refresh_errors():
-    from packages_app.upstream.files import Mismatch
+def test_a_large_file_that_does_not_match_its_record_is_cut_short_and_not_kept(
+    client_for, static_upstream, proxy_of
+):
+    path = static_upstream.add_large("big", 2 * 1024 * 1024)
+    static_upstream.index()
+    channel = proxy_of(static_upstream.url)
+    client = client_for("outsider")
+    repodata_of(client, "forge")
+    original = path.read_bytes()
+    path.write_bytes(original[:-1] + bytes([original[-1] ^ 0xFF]))
 
-    return Mismatch
+    response = client.get(f"/forge/noarch/{path.name}")
+    assert response.status_code == 200  # the headers went out before the last byte came
+    received = b""
+    with pytest.raises(Mismatch):
+        for chunk in response.streaming_content:
+            received += chunk
+    assert 0 < len(received) < len(original)  # the client never gets the whole file
+    assert not PackageFile.objects.filter(channel=channel, filename=path.name).exists()
 
 
 def test_the_copy_is_served_while_a_refresh_runs_in_the_background(

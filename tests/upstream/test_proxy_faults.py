@@ -1,0 +1,109 @@
+"""Proxy channels when things go wrong: a slow upstream, concurrent refreshes and first
+requests, a refresher that died holding the subdir's lease."""
+
+import concurrent.futures
+import hashlib
+import http.client
+import time
+from urllib.parse import urlsplit
+
+import pytest
+from django.utils import timezone
+
+from packages_app.models import PackageFile, SubdirIndex
+from packages_app.upstream import refresh
+
+from ..packages import eventually, sha256_of
+from ..served import call
+from .static import Quiet
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def repodata_requests():
+    return [p for m, p in Quiet.requests if p.endswith("/repodata.json")]
+
+
+def test_a_slow_upstream_gets_a_504_in_bounded_time_then_the_copy(
+    client_for, static_upstream, proxy_of, settings
+):
+    static_upstream.add("tool")
+    static_upstream.index()
+    proxy_of(static_upstream.url)
+    settings.WHARF_UPSTREAM_FIRST_FETCH_SECONDS = 1
+    static_upstream.server.delay = 4  # longer than a client waits for the first answer
+    client = client_for("outsider")
+    started = time.monotonic()
+    response = client.get("/forge/noarch/repodata.json")
+    waited = time.monotonic() - started
+
+    assert response.status_code == 504
+    assert "did not answer for noarch within 1 s" in response.json()["detail"]
+    assert waited < 3
+    # The fetch went on; once it is in, clients get the copy without waiting.
+    static_upstream.server.delay = 0
+
+    def copied():
+        assert client.get("/forge/noarch/repodata.json").status_code == 200
+
+    eventually(copied, timeout=20)
+
+
+def test_a_refresh_finds_the_subdir_held_by_another_and_leaves_it(static_upstream, proxy_of):
+    static_upstream.add("tool")
+    static_upstream.index()
+    channel = proxy_of(static_upstream.url)
+    index, _ = refresh.subdir_state(channel, "noarch")
+    later = timezone.now() + timezone.timedelta(seconds=30)
+    SubdirIndex.objects.filter(pk=index.pk).update(lease_owner="alive", lease_until=later)
+
+    assert refresh.refresh_subdir(channel.pk, "noarch") == "busy"
+    assert repodata_requests() == []  # the upstream was not asked twice at once
+
+    # A holder that died: its lease lapses (it is renewed every few seconds while alive).
+    earlier = timezone.now() - timezone.timedelta(seconds=1)
+    SubdirIndex.objects.filter(pk=index.pk).update(lease_owner="dead", lease_until=earlier)
+    assert refresh.refresh_subdir(channel.pk, "noarch") == "new"
+    assert SubdirIndex.objects.get(pk=index.pk).lease_owner == ""
+
+
+@pytest.mark.live
+def test_concurrent_first_requests_fetch_a_file_once(live_server_url, static_upstream, proxy_of):
+    path = static_upstream.add("tool")
+    static_upstream.index()
+    channel = proxy_of(static_upstream.url)
+    status, _ = call("GET", f"{live_server_url}/forge/noarch/repodata.json")
+    assert status == 200
+    static_upstream.server.delay = 0.5  # the first fetch takes a while
+
+    def fetch(_):
+        return call("GET", f"{live_server_url}/forge/noarch/{path.name}")
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(fetch, range(6)))
+
+    assert [status for status, _ in answers] == [200] * 6
+    assert {hashlib.sha256(content).hexdigest() for _, content in answers} == {sha256_of(path)}
+    assert [p for m, p in Quiet.requests if p.endswith(path.name)] == [f"/noarch/{path.name}"]
+    assert PackageFile.objects.filter(channel=channel, filename=path.name).count() == 1
+
+
+@pytest.mark.live
+def test_a_mismatching_file_reaches_no_client_through_a_live_server(
+    live_server_url, static_upstream, proxy_of
+):
+    path = static_upstream.add_large("big", 3 * 1024 * 1024)
+    static_upstream.index()
+    channel = proxy_of(static_upstream.url)
+    assert call("GET", f"{live_server_url}/forge/noarch/repodata.json")[0] == 200
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-10])  # shorter than its record says
+
+    connection = http.client.HTTPConnection(urlsplit(live_server_url).netloc, timeout=30)
+    connection.request("GET", f"/forge/noarch/{path.name}")
+    answer = connection.getresponse()
+    assert answer.status == 200 and int(answer.headers["Content-Length"]) == len(whole)
+    with pytest.raises(http.client.IncompleteRead):  # cut short: no client accepts it
+        answer.read()
+    connection.close()
+    assert not PackageFile.objects.filter(channel=channel, filename=path.name).exists()
