@@ -228,6 +228,8 @@ def allowed_actions(caller, channel):
     actions = ROLE_ACTIONS[Role(role)]
     if caller.token is not None and caller.token.read_only:
         return frozenset({Action.READ})
+    if channel.kind != Kind.HOSTED:  # its packages come from elsewhere (check, above)
+        actions = actions - {Action.UPLOAD, Action.REPLACE_PACKAGE}
     return actions
 
 

@@ -1,6 +1,7 @@
+from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.forms import BaseInlineFormSet, ModelForm
@@ -9,11 +10,11 @@ from accounts import audit
 from accounts.authentication import Caller
 from registry.adminsite import ChannelOwnedAdmin, ChannelPartInline
 
-from . import lifecycle, members, related
+from . import lifecycle, members, related, sources
 from .access import readable_channels
 from .forms import AddMemberForm
 from .members import KEEP_AN_OWNER, has_other_owner
-from .models import Channel, Membership, RelatedChannel, Role
+from .models import Channel, CombinedMember, Kind, Membership, RelatedChannel, Role, Upstream
 from .orgs import admin as orgs_admin  # noqa: F401 - registers the organisation admin
 
 
@@ -85,16 +86,82 @@ class RelatedChannelInline(ChannelPartInline):
         return formset
 
 
+class UpstreamInline(ChannelPartInline):
+    """Where a proxy or mirror channel's packages come from. Its URL is set when the
+    channel is created (by a site administrator); its credentials are never shown."""
+
+    model = Upstream
+    can_delete = False
+    extra = 0
+    fields = ["url", "refresh_seconds", "credentials", "last_refresh", "last_error"]
+    readonly_fields = ["url", "credentials", "last_refresh", "last_error"]
+
+    @admin.display(description="credentials")
+    def credentials(self, upstream):
+        if upstream.token:
+            return "a token (kept server-side, never shown)"
+        if upstream.username or upstream.password:
+            return "a username and password (kept server-side, never shown)"
+        return "none"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class CombinedMemberInline(ChannelPartInline):
+    """The channels a combined channel serves, in priority order (set at creation)."""
+
+    model = CombinedMember
+    fk_name = "channel"
+    fields = ["position", "member"]
+    readonly_fields = ["position", "member"]
+    can_delete = False
+    extra = 0
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class ChannelAdminForm(ModelForm):
+    """A new channel may proxy or mirror an upstream (site administrators only)."""
+
+    upstream_mode = forms.ChoiceField(
+        label="kind", required=False, initial=Kind.HOSTED,
+        choices=[(Kind.HOSTED, "hosted (uploads)"), (Kind.PROXY, "proxy of an upstream channel"),
+                 (Kind.MIRROR, "mirror of an upstream channel")],
+    )  # fmt: skip
+    upstream_url = forms.URLField(
+        label="upstream channel URL", required=False, assume_scheme="https",
+        help_text="For a proxy or mirror: e.g. https://conda.anaconda.org/conda-forge",
+    )  # fmt: skip
+
+    class Meta:
+        model = Channel
+        fields = ["name", "description", "private", "organization", "quota_bytes"]
+
+    def clean(self):
+        data = super().clean()
+        mode = data.get("upstream_mode") or Kind.HOSTED
+        if mode == Kind.HOSTED:
+            return data
+        try:
+            data["upstream"] = sources.check_upstream({"url": data.get("upstream_url")}, mode)
+        except ValidationError as exc:
+            self.add_error("upstream_url", exc)
+        return data
+
+
 @admin.register(Channel)
 class ChannelAdmin(ChannelOwnedAdmin):
     """Channels, their members and related channels. packages_app registers a subclass in
     its place that adds what it keeps of a channel (file counts, reindexing)."""
 
     channel_path = "pk"
-    list_display = ["name", "private", "member_count", "created_by", "created_at"]
-    list_filter = ["private"]
+    form = ChannelAdminForm
+    list_display = ["name", "kind", "private", "member_count", "created_by", "created_at"]
+    list_filter = ["kind", "private"]
     search_fields = ["name", "description"]
-    inlines = [RelatedChannelInline, MembershipInline]
+    inlines = [UpstreamInline, CombinedMemberInline, RelatedChannelInline, MembershipInline]
 
     def get_queryset(self, request):
         return (
@@ -129,21 +196,39 @@ class ChannelAdmin(ChannelOwnedAdmin):
 
     def get_inlines(self, request, obj):
         # A new channel gets its owner from create_channel; the rest once it exists.
-        return self.inlines if obj is not None else []
+        if obj is None:
+            return []
+        shown = [RelatedChannelInline, MembershipInline]
+        if obj.kind in (Kind.PROXY, Kind.MIRROR):
+            shown.insert(0, UpstreamInline)
+        if obj.kind == Kind.COMBINED:
+            shown.insert(0, CombinedMemberInline)
+        return shown
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if obj is not None or not request.user.is_superuser:
+            # Only site administrators set an upstream, and only when creating a channel.
+            fields = [f for f in fields if f not in ("upstream_mode", "upstream_url")]
+        return fields
 
     def save_model(self, request, obj, form, change):
         if change:
             super().save_model(request, obj, form, change)
             audit.visibility_change(obj, form.initial.get("private", obj.private), request)
             return
-        created = lifecycle.create_channel(
-            request.user,
-            obj.name,
-            description=obj.description,
-            private=obj.private,
-            organization=obj.organization if request.user.is_superuser else None,
-            request=request,
-        )
+        upstream = form.cleaned_data.get("upstream") if request.user.is_superuser else None
+        with transaction.atomic():
+            created = lifecycle.create_channel(
+                request.user,
+                obj.name,
+                description=obj.description,
+                private=obj.private,
+                organization=obj.organization if request.user.is_superuser else None,
+                request=request,
+                kind=form.cleaned_data.get("upstream_mode") if upstream else Kind.HOSTED,
+            )
+            sources.attach(created, upstream=upstream)
         obj.pk = created.pk
         obj.created_by = created.created_by
         obj.created_at = created.created_at

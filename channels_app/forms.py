@@ -1,8 +1,8 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
-from . import members, related
-from .models import Channel, Role
+from . import members, related, sources
+from .models import Channel, Kind, Role
 from .orgs.operations import managed_organizations
 
 
@@ -22,12 +22,35 @@ class ChannelForm(forms.ModelForm):
         }
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
 
+    # Shown to those who may set an upstream (channels_app.sources.may_set_upstream).
+    upstream_url = forms.URLField(
+        label="Proxy of", required=False, assume_scheme="https",
+        help_text="Leave empty for a channel of your own uploads. An upstream channel's URL "
+        "(e.g. https://conda.anaconda.org/conda-forge) makes this channel a proxy of it: "
+        "its packages are fetched from there when first asked for, and kept.",
+    )  # fmt: skip
+
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
+        self.user = user
         self.organizations = {org.name: org for org in managed_organizations(user)}
         self.fields["owner"].choices = [("", f"{user.username} (you)")] + [
             (name, name) for name in self.organizations
         ]
+
+    def clean(self):
+        data = super().clean()
+        url = data.get("upstream_url")
+        if not url:
+            return data
+        if not sources.may_set_upstream(self.user, data.get("owner")):
+            self.add_error(None, "Only site administrators create proxy channels.")
+            return data
+        try:
+            data["upstream"] = sources.check_upstream({"url": url}, Kind.PROXY)
+        except ValidationError as exc:
+            self.add_error("upstream_url", exc)
+        return data
 
     def clean_owner(self):
         """The organisation that will own the channel; None for the signed-in user."""

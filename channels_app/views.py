@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -17,10 +17,10 @@ from django.views.decorators.http import require_POST
 from accounts import audit
 from accounts.authentication import Caller
 
-from . import install, lifecycle, members
+from . import install, lifecycle, members, sources
 from .access import Action, allowed_actions, has_role, page_channel, readable_channels, roles_of
 from .forms import AddMemberForm, ChannelForm, ChannelSettingsForm, DeleteChannelForm, RoleForm
-from .models import Channel
+from .models import Channel, Kind
 from .orgs import operations as organizations
 from .orgs.forms import TransferChannelForm
 
@@ -48,15 +48,20 @@ def channel_new(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         options = {"description": data["description"], "private": data["private"]}
+        upstream = data.get("upstream")
+        if upstream:
+            options["kind"] = Kind.PROXY
         try:
-            if data["owner"] is None:
-                channel = lifecycle.create_channel(
-                    request.user, data["name"], **options, request=request
-                )
-            else:
-                channel = organizations.create_channel(
-                    data["owner"], data["name"], request.user, **options, request=request
-                )
+            with transaction.atomic():
+                if data["owner"] is None:
+                    channel = lifecycle.create_channel(
+                        request.user, data["name"], **options, request=request
+                    )
+                else:
+                    channel = organizations.create_channel(
+                        data["owner"], data["name"], request.user, **options, request=request
+                    )
+                sources.attach(channel, upstream=upstream)
         except IntegrityError:
             form.add_error("name", "A channel with this name already exists.")
         except PermissionDenied as exc:
@@ -65,7 +70,11 @@ def channel_new(request):
             messages.success(request, f"Channel '{channel.name}' created.")
             return redirect("channel", channel=channel.name)
     # A refused form comes back with its errors, as a 400 like the REST API's.
-    return render(request, "channels/new.html", {"form": form}, status=400 if form.errors else 200)
+    may_proxy = any(
+        sources.may_set_upstream(request.user, org) for org in [None, *form.organizations.values()]
+    )
+    context = {"form": form, "may_proxy": may_proxy}
+    return render(request, "channels/new.html", context, status=400 if form.errors else 200)
 
 
 def channel_context(request, channel, tab):

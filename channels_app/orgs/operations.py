@@ -457,12 +457,14 @@ def remove_team_channel(team, channel, by, *, request=None):
 # -- channels -----------------------------------------------------------------------------
 
 
-def create_channel(organization, name, by, *, description="", private=False, request=None):
+def create_channel(
+    organization, name, by, *, description="", private=False, request=None, kind="hosted"
+):
     """Create a channel owned by the organisation (its owners and admins)."""
     _require(by, organization, OrgAction.CREATE_CHANNEL)
     return lifecycle.create_channel(
         by, name, description=description, private=private, organization=organization,
-        request=request,
+        request=request, kind=kind,
     )  # fmt: skip
 
 

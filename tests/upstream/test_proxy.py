@@ -210,3 +210,17 @@ def test_uploads_to_a_proxy_channel_are_refused_with_409(
     response = upload(client_for("owner"), "forge", packages.make("mine"))
     assert response.status_code == 409
     assert f"a proxy of {static_upstream.url}" in response.json()["detail"]
+
+
+def test_the_channel_page_shows_the_upstream_its_last_refresh_and_error(
+    client, static_upstream, proxy_of
+):
+    static_upstream.add("tool")
+    static_upstream.index()
+    channel = proxy_of(static_upstream.url)
+    page = client.get("/forge/").content.decode()
+    assert f'Proxy of <a href="{static_upstream.url}"' in page and "last refresh: never" in page
+    static_upstream.server.down = True
+    refresh.refresh_subdir(channel.pk, "noarch")
+    page = client.get("/forge/").content.decode()
+    assert "Last error" in page and "HTTP 503" in page
