@@ -6,15 +6,11 @@ channel that does not exist gets. A bad credential is 401 everywhere, never anon
 """
 
 import base64
-from datetime import timedelta
 
 import orjson
 import pytest
 from django.test import Client
-from django.utils import timezone
 
-from accounts.models import ApiToken
-from channels_app.lifecycle import create_channel
 from packages_app.models import PackageFile
 
 from ..packages import upload, wait_for_index
@@ -94,41 +90,6 @@ def body_of(response):
     if response.streaming:
         return orjson.loads(b"".join(response.streaming_content))
     return orjson.loads(response.content)
-
-
-@pytest.fixture
-def other_channel(users):
-    return create_channel(users["owner"], "elsewhere", private=True)
-
-
-@pytest.fixture
-def secrets(tokens, users, other_channel):
-    """Every caller's secret (None for anonymous); the odd tokens all belong to the owner."""
-    owner = users["owner"]
-    revoked_token, revoked = ApiToken.create_for(owner, "revoked")
-    revoked_token.revoke()
-    expired_token, expired = ApiToken.create_for(owner, "expired", expires_in_days=1)
-    ApiToken.objects.filter(pk=expired_token.pk).update(
-        expires_at=timezone.now() - timedelta(seconds=1)
-    )
-    _, read_only = ApiToken.create_for(owner, "read-only", read_only=True)
-    _, limited = ApiToken.create_for(owner, "limited", channels=[other_channel])
-    return {
-        "anonymous": None,
-        **tokens,
-        "revoked": revoked,
-        "expired": expired,
-        "read-only": read_only,
-        "other-channel": limited,
-    }
-
-
-@pytest.fixture
-def client_as(client_for, secrets):
-    def make(who):
-        return client_for(secret=secrets[who])
-
-    return make
 
 
 def assert_answer(response, status, channel):

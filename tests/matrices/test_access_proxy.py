@@ -6,16 +6,9 @@ import pytest
 
 from channels_app.models import Membership, Role
 
-from ..upstream.conftest import make_proxy, static_upstream, upstream_networks  # noqa: F401
+from ..upstream.conftest import make_proxy
 from ..upstream.static import Quiet
-from .test_access import (  # noqa: F401 - fixtures
-    CALLERS,
-    PRIVATE_READ,
-    assert_answer,
-    client_as,
-    other_channel,
-    secrets,
-)
+from .test_access import CALLERS, PRIVATE_READ, assert_answer
 
 PROXY = "private-forge"
 ROUTES = {
