@@ -16,12 +16,22 @@ import rattler_build
 
 class Quiet(SimpleHTTPRequestHandler):
     requests = []  # (method, path) of every request, for the tests to look at
+    authorizations = []  # (server port, Authorization header or None) of every request
 
     def log_message(self, *args):
         pass
 
     def do_GET(self):  # noqa: N802 - http.server's name
         Quiet.requests.append(("GET", self.path))
+        port = self.server.server_address[1]
+        Quiet.authorizations.append((port, self.headers.get("Authorization")))
+        redirect = getattr(self.server, "redirect_to", None)
+        if redirect:
+            self.send_response(302)
+            self.send_header("Location", redirect + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         time.sleep(getattr(self.server, "delay", 0))
         if getattr(self.server, "down", False):
             self.send_error(503, "down for the test")

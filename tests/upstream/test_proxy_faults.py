@@ -15,7 +15,7 @@ from packages_app.upstream import refresh
 
 from ..packages import eventually, sha256_of
 from ..served import call
-from .static import Quiet
+from .static import Quiet, StaticChannel
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -107,3 +107,27 @@ def test_a_mismatching_file_reaches_no_client_through_a_live_server(
         answer.read()
     connection.close()
     assert not PackageFile.objects.filter(channel=channel, filename=path.name).exists()
+
+
+def test_credentials_go_only_to_the_upstreams_own_host_across_redirects(
+    client_for, static_upstream, proxy_of, tmp_path, packages
+):
+    """The upstream redirects its files to another host (a CDN): followed, without the
+    upstream's token."""
+    cdn = StaticChannel(tmp_path / "cdn", packages)
+    try:
+        path = cdn.add("tool")
+        cdn.index()
+        static_upstream.server.redirect_to = cdn.url
+        proxy_of(static_upstream.url, token="upstream-secret")
+        Quiet.authorizations.clear()
+        client = client_for("outsider")
+        assert client.get("/forge/noarch/repodata.json").status_code == 200
+        response = client.get(f"/forge/noarch/{path.name}")
+        assert response.status_code == 200
+        assert hashlib.sha256(b"".join(response.streaming_content)).hexdigest() == sha256_of(path)
+        upstream_port = static_upstream.server.server_address[1]
+        sent = {(port == upstream_port, auth) for port, auth in Quiet.authorizations}
+        assert sent == {(True, "Bearer upstream-secret"), (False, None)}
+    finally:
+        cdn.stop()
