@@ -144,10 +144,13 @@ def background_work_finishes(request):
     yield
     from packages_app import runner
     from packages_app.index import records as index_records
+    from packages_app.upstream import serving as upstream_serving
 
     runner.wait_for_background_work()
-    # Cached records are keyed by SubdirIndex id, and the flush lets SQLite reuse ids.
+    # Cached records are keyed by SubdirIndex id, and the flush lets SQLite reuse ids;
+    # what a process knows of proxied subdirs, by channel id.
     index_records.record_sets.clear()
+    upstream_serving._fresh_until.clear()
     if (
         transactional
         and settings.REDIS_URL

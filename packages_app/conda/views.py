@@ -80,7 +80,7 @@ def channel_file(request, channel, path, token=None, label=None):
         return error_response(404, f"No file '{path}' in channel '{channel.name}'.")
     scope = "private" if channel.private else "public"
     if channel.kind == Kind.PROXY and kind == "index":
-        return upstream.index_file(request, channel, subdir, name, scope)
+        return upstream.index_file(request, channel, subdir, name, scope, row)
     if channel.kind == Kind.PROXY and kind == "package":
         return upstream.package_file(request, channel, subdir, name, scope, row)
     if kind == "index":

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from channels_app.models import Upstream
 from packages_app.models import PackageFile, SubdirIndex, UpstreamSubdir
-from packages_app.upstream import refresh
+from packages_app.upstream import refresh, serving
 from packages_app.upstream.files import Mismatch
 
 from ..packages import eventually, sha256_of, upload
@@ -145,6 +145,7 @@ def test_the_copy_is_served_while_a_refresh_runs_in_the_background(
     UpstreamSubdir.objects.filter(pk=state.pk).update(
         checked_at=timezone.now() - timezone.timedelta(seconds=11)
     )
+    serving._fresh_until.clear()  # as this process would know 10 s later
     repodata_of(client, "forge")
 
     def refreshed():
@@ -224,3 +225,19 @@ def test_the_channel_page_shows_the_upstream_its_last_refresh_and_error(
     refresh.refresh_subdir(channel.pk, "noarch")
     page = client.get("/forge/").content.decode()
     assert "Last error" in page and "HTTP 503" in page
+
+
+def test_a_fresh_copy_is_revalidated_with_one_query_as_a_hosted_index_is(
+    client_for, static_upstream, proxy_of, django_assert_num_queries
+):
+    static_upstream.add("tool")
+    static_upstream.index()
+    proxy_of(static_upstream.url)
+    client = client_for()  # anonymous: no token to look up
+    first = client.get("/forge/noarch/repodata.json.zst")
+    assert first.status_code == 200
+    asked = len(Quiet.requests)
+    with django_assert_num_queries(1):
+        again = client.get("/forge/noarch/repodata.json.zst", HTTP_IF_NONE_MATCH=first["ETag"])
+    assert again.status_code == 304
+    assert len(Quiet.requests) == asked
