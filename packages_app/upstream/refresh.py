@@ -13,7 +13,6 @@ The published repodata.json has no ``base_url``: clients fetch package files fro
 which fetches them from the upstream (:mod:`.files`) — its credentials never leave Wharf.
 """
 
-import hashlib
 import logging
 import time
 import uuid
@@ -85,7 +84,8 @@ def _refresh(channel, upstream, index, state, owner):
         return "unchanged"
     if response.status == 404:
         # No such subdir upstream: served as an empty one, as a hosted channel's.
-        _publish(channel, index, owner, repodata.RecordSet(index.subdir), "")
+        record_sets.take(index.pk)
+        _publish(channel, index, owner, repodata.RecordSet(index.subdir), set())
         _answered(upstream, state, now, etag="", last_modified="")
         return "missing"
     if response.status != 200:
@@ -93,15 +93,17 @@ def _refresh(channel, upstream, index, state, owner):
             f"{client.shown_url(upstream, path)} answered HTTP {response.status}.",
             status=response.status,
         )
-    document = orjson.loads(response.data)
-    records, base_url = _records(index.subdir, document)
-    written = _publish(channel, index, owner, records, base_url)
-    _answered(
-        upstream, state, now,
-        etag=response.headers.get("ETag", ""),
-        last_modified=response.headers.get("Last-Modified", ""),
-        base_url=base_url,
-    )  # fmt: skip
+    validators = {
+        "etag": response.headers.get("ETag", ""),
+        "last_modified": response.headers.get("Last-Modified", ""),
+    }
+    by_name, removed, base_url = _read(response)
+    del response  # its body: hundreds of MB at conda-forge's size
+    _, before = record_sets.take(index.pk)
+    records, changed = _update(before, index.subdir, by_name, removed)
+    del by_name
+    written = _publish(channel, index, owner, records, changed)
+    _answered(upstream, state, now, base_url=base_url, **validators)
     seconds = time.perf_counter() - started
     metrics.INDEX_REBUILD_SECONDS.observe(seconds)
     log.info(
@@ -112,49 +114,62 @@ def _refresh(channel, upstream, index, state, owner):
     return "new"
 
 
-def _records(subdir, document):
-    """The upstream document as a RecordSet, and its info.base_url."""
+def _read(response):
+    """The upstream document's records as {name: {filename: record JSON}}, its removed
+    file names and its info.base_url."""
+    document = orjson.loads(response.data)
     if not isinstance(document, dict):
         raise ValueError("the upstream's repodata.json is not a JSON object")
-    records = repodata.RecordSet(subdir)
-    rows = []
+    by_name = {}
     for key in (repodata.TAR_BZ2_KEY, repodata.CONDA_KEY):
         for filename, record in (document.get(key) or {}).items():
-            if not isinstance(record, dict) or not isinstance(record.get("name"), str):
-                continue
-            rows.append(
-                (
-                    filename,
-                    record["name"],
-                    orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode(),
-                    False,
-                )
-            )
-    records.replace_names((), rows)
-    records.removed = sorted(str(name) for name in document.get("removed") or ())
+            if isinstance(record, dict) and isinstance(record.get("name"), str):
+                by_name.setdefault(record["name"], {})[filename] = repodata.record_json(record)
+    removed = sorted(str(name) for name in document.get("removed") or ())
     info = document.get("info") or {}
-    return records, str(info.get("base_url") or "")
+    return by_name, removed, str(info.get("base_url") or "")
 
 
-def _name_digest(records, name):
-    """A digest of one name's records, to tell which names changed since the copy before."""
-    fragments = sorted(
-        records.fragments[f] for f in records.names.get(name, ()) if f in records.fragments
+def _fragment(filename, record_json):
+    return orjson.dumps(filename) + b":" + record_json.encode()
+
+
+def _update(before, subdir, by_name, removed):
+    """The records of the new document and the names whose records changed: ``before``
+    (the copy this process built last, or None) updated where the names changed, so that
+    what it keeps per unchanged name (current_repodata's choice) is kept too."""
+    if before is None:
+        records, changed = repodata.RecordSet(subdir), set(by_name)
+    else:
+        records = before
+        changed = set(records.names) - set(by_name)  # names the upstream no longer has
+        for name, files in by_name.items():
+            held = records.names.get(name)
+            if (
+                held is None
+                or len(held) != len(files)
+                or any(records.fragments.get(f) != _fragment(f, j) for f, j in files.items())
+            ):
+                changed.add(name)
+    rows = sorted(
+        (filename, name, record_json, False)
+        for name in changed
+        for filename, record_json in by_name.get(name, {}).items()
     )
-    return hashlib.sha256(b"\n".join(fragments)).hexdigest()
+    records.replace_names(changed if before is not None else (), rows)
+    records.removed = removed
+    return records, changed
 
 
-def _publish(channel, index, owner, records, base_url):
-    """Write the shards of changed names and the index files; switch the index to them.
-    Returns how many shards were written."""
+def _publish(channel, index, owner, records, changed):
+    """Write the shards of ``changed`` names (of every name whose shard is not known) and
+    the index files; switch the index to them. Returns how many shards were written."""
     revision = index.built_revision + 1
-    _, before = record_sets.take(index.pk)
     known = dict(SubdirPackage.objects.filter(index=index).values_list("name", "shard_sha256"))
     compressor = repodata.shard_compressor()
     digests, rows, written = {}, [], 0
     for name in records.names:
-        same = before is not None and name in known and known[name] != NO_FILES
-        if same and _name_digest(before, name) == _name_digest(records, name):
+        if name not in changed and known.get(name, NO_FILES) != NO_FILES:
             digests[name] = known[name]
             continue
         data = repodata.shard(records.records_of(name), compressor, records.removed_of(name))
@@ -182,6 +197,9 @@ def _publish(channel, index, owner, records, base_url):
             folder, repodata.CURRENT_REPODATA_ZST, repodata.zstd_compress(newest)
         ),
     }
+    if repodata.REPODATA_BZ2 in index.published_files:
+        # Served until the new document's compression (scheduled below) replaces it.
+        published[repodata.REPODATA_BZ2] = index.published_files[repodata.REPODATA_BZ2]
     with transaction.atomic():
         switched = SubdirIndex.objects.filter(pk=index.pk, lease_owner=owner).update(
             published_path=folder,
