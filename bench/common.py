@@ -173,6 +173,17 @@ def peak_rss_mb():
     return float("nan")
 
 
+def commit():
+    """The checkout measured: its commit, and whether it has changes not committed."""
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True
+    )
+    return head + (" with uncommitted changes" if dirty.stdout.strip() else "")
+
+
 def machine():
     cpus = os.cpu_count()
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
