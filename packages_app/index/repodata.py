@@ -175,9 +175,9 @@ def _shard_record(record):
 SHARD_ZSTD_LEVEL = 16
 
 
-def shard_compressor():
+def shard_compressor(level=SHARD_ZSTD_LEVEL):
     """A compressor for :func:`shard`; one per thread, reused across shards."""
-    return zstandard.ZstdCompressor(level=SHARD_ZSTD_LEVEL)
+    return zstandard.ZstdCompressor(level=level)
 
 
 def shard(records, compressor, removed=()):

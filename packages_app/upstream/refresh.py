@@ -14,8 +14,11 @@ which fetches them from the upstream (:mod:`.files`) — its credentials never l
 """
 
 import logging
+import os
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 from django.core.files.base import ContentFile
@@ -38,6 +41,10 @@ from registry import metrics
 from . import client
 
 log = logging.getLogger(__name__)
+# A proxy writes every shard of a subdir at once. On a shard of 19 builds level 3 took
+# a thirteenth of the time of the hosted channels' level 16, for 1,293 bytes against 1,304
+# (measured 2026-12-05, 2,000 shards; the first copy at 100k records: 11.9 s -> 8.6 s).
+PROXY_SHARD_LEVEL = 3
 
 
 def subdir_state(channel, subdir):
@@ -166,19 +173,34 @@ def _publish(channel, index, owner, records, changed):
     the index files; switch the index to them. Returns how many shards were written."""
     revision = index.built_revision + 1
     known = dict(SubdirPackage.objects.filter(index=index).values_list("name", "shard_sha256"))
-    compressor = repodata.shard_compressor()
-    digests, rows, written = {}, [], 0
+    digests, stale = {}, []
     for name in records.names:
         if name not in changed and known.get(name, NO_FILES) != NO_FILES:
             digests[name] = known[name]
-            continue
-        data = repodata.shard(records.records_of(name), compressor, records.removed_of(name))
+        else:
+            stale.append((name, records.records_of(name), records.removed_of(name)))
+    # Compressing and storing shards releases the GIL: a first copy's 25,000 shards are
+    # written by as many threads as there are cores.
+    local = threading.local()
+
+    def write(item):
+        name, name_records, removed = item
+        if not hasattr(local, "compressor"):
+            local.compressor = repodata.shard_compressor(PROXY_SHARD_LEVEL)
+        data = repodata.shard(name_records, local.compressor, removed)
         digest = repodata.shard_digest(data)
         path = shard_path(channel.pk, index.subdir, digest)
-        if not stored_whole(path, len(data)):
+        fresh = not stored_whole(path, len(data))
+        if fresh:
             default_storage.save(path, ContentFile(data))
-            written += 1
+        return name, digest, fresh
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        done = list(pool.map(write, stale, chunksize=64))
+    rows, written = [], 0
+    for name, digest, fresh in done:
         digests[name] = digest
+        written += fresh
         rows.append(
             SubdirPackage(index=index, name=name, changed_revision=revision, shard_sha256=digest)
         )
