@@ -32,7 +32,7 @@ WAIT_SECONDS = 60
 KEEP = 4
 # ``used_at`` is written at most this often, so serving an entry rarely writes.
 TOUCH_SECONDS = 60
-# Facts of entries, read once per process: {entry id: facts}.
+# Facts of entries, read once per process: {entry folder: facts}.
 _FACTS = {}
 _FACTS_KEPT = 64
 
@@ -77,12 +77,18 @@ def _build(found, sources):
         return None
     held = mine.filter(lease_owner=owner)
     folder = f"{index_folder(found.channel_id, found.subdir)}/c{found.pk}-{owner[:8]}"
-    with leases.kept(("combined", found.pk), lambda: held.update(lease_until=leases.until())):
-        files = merge.write(found.channel_id, found.subdir, folder, sources)
-        done = held.update(
-            files=files, folder=folder, built_at=timezone.now(), used_at=timezone.now(),
-            lease_owner="", lease_until=None,
-        )  # fmt: skip
+    try:
+        with leases.kept(("combined", found.pk), lambda: held.update(lease_until=leases.until())):
+            files = merge.write(found.channel_id, found.subdir, folder, sources)
+            done = held.update(
+                files=files, folder=folder, built_at=timezone.now(), used_at=timezone.now(),
+                lease_owner="", lease_until=None,
+            )  # fmt: skip
+    except Exception:
+        # Let the next request try at once rather than after the lease.
+        held.update(lease_owner="", lease_until=None)
+        storage.delete_tree(folder)
+        raise
     if not done:
         storage.delete_tree(folder)
         return None
@@ -98,13 +104,14 @@ def _touch(found):
 
 
 def facts(found):
-    """{"winners": {package name: member id}, "shards": [hex digests]} of a built entry."""
-    known = _FACTS.get(found.pk)
+    """{"winners": {package name: member id}, "shards": {hex digests}} of a built entry."""
+    known = _FACTS.get(found.folder)  # a folder is one build's: never reused
     if known is None:
         known = merge.read_facts(found.folder)
+        known["shards"] = set(known["shards"])
         if len(_FACTS) >= _FACTS_KEPT:
             _FACTS.pop(next(iter(_FACTS)))
-        _FACTS[found.pk] = known
+        _FACTS[found.folder] = known
     return known
 
 
@@ -132,9 +139,9 @@ def collect(channel_id, subdir):
     recent = list(rows.filter(built_at__isnull=False).order_by("-used_at")[:KEEP])
     unleased = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
     old = rows.exclude(pk__in=[r.pk for r in recent]).filter(unleased, used_at__lt=cutoff)
-    for pk in old.values_list("pk", flat=True):
+    for pk, folder in old.values_list("pk", "folder"):
         CombinedIndex.objects.filter(pk=pk).delete()
-        _FACTS.pop(pk, None)
+        _FACTS.pop(folder, None)
     base = index_folder(channel_id, subdir)
     try:
         folders, _ = default_storage.listdir(base)

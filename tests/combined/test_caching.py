@@ -167,3 +167,45 @@ def test_old_builds_are_collected_beyond_the_last_few(
     assert sorted(f for f in folders if f.startswith("c")) == sorted(
         row.folder.rsplit("/", 1)[1] for row in kept
     )
+
+
+def test_a_failed_build_lets_the_next_request_build_at_once(
+    client_for, team_all, team, publish_to, monkeypatch
+):
+    publish_to(team, "tool", "1.0")
+    real_write = cache.merge.write
+
+    def failing_write(*args):
+        monkeypatch.setattr(cache.merge, "write", real_write)
+        raise OSError("the disk went away")
+
+    monkeypatch.setattr(cache.merge, "write", failing_write)
+    client = client_for("member")
+    with pytest.raises(OSError, match="disk went away"):
+        client.get(f"/{COMBINED}/noarch/repodata.json")
+    started = time.monotonic()
+
+    response = client.get(f"/{COMBINED}/noarch/repodata.json")
+
+    assert response.status_code == 200
+    assert time.monotonic() - started < 1
+    assert CombinedIndex.objects.get().lease_owner == ""
+
+
+def test_a_request_that_waited_too_long_for_another_build_is_asked_to_retry(
+    client_for, team_all, team, publish_to, monkeypatch
+):
+    publish_to(team, "tool", "1.0")
+    client = client_for("member")
+    client.get(f"/{COMBINED}/noarch/repodata.json")
+    CombinedIndex.objects.update(
+        built_at=None, files={}, lease_owner="alive",
+        lease_until=timezone.now() + timedelta(seconds=60),
+    )  # fmt: skip
+    monkeypatch.setattr(cache, "WAIT_SECONDS", 0.3)
+
+    response = client.get(f"/{COMBINED}/noarch/repodata.json")
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert "being built" in response.json()["detail"]
