@@ -294,3 +294,35 @@ class UpstreamFetch(models.Model):
                 fields=["channel", "subdir", "filename"], name="one_fetch_per_file"
             )
         ]
+
+
+class CombinedIndex(models.Model):
+    """Index files built for one subdir of a combined channel from one state of its
+    members (packages_app/combined/): ``key`` digests the subdir, the ordered members a
+    caller may read and each one's published repodata, so every process reuses what one
+    built. A build holds the row's lease (``lease_owner``, ``lease_until``); ``files``
+    stays empty until the build is complete.
+    """
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+")
+    subdir = models.CharField(max_length=32)
+    key = models.CharField(max_length=64)
+    folder = models.CharField(max_length=500, blank=True)
+    # As SubdirIndex.published_files: {file name: {"path", "etag", "size"}}.
+    files = models.JSONField(default=dict, blank=True)
+    built_at = models.DateTimeField(null=True, blank=True)
+    # When a request last used it (written at most once a minute): old entries are
+    # collected by it (packages_app/combined/cache.py).
+    used_at = models.DateTimeField(default=timezone.now)
+    lease_owner = models.CharField(max_length=36, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "subdir", "key"], name="one_combined_index_per_key"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.channel_id}/{self.subdir} {self.key[:12]}"

@@ -29,6 +29,7 @@ from django.views.decorators.csrf import csrf_exempt
 from accounts.authentication import InvalidCredentials, identify
 from channels_app.access import AccessError, Action, check
 from channels_app.models import Kind
+from packages_app.combined import serving as combined
 from packages_app.index import repodata
 from packages_app.intake import archives
 from packages_app.models import MAIN_LABEL
@@ -71,6 +72,8 @@ def channel_file(request, channel, path, token=None, label=None):
         return error_response(exc.status, exc.message)
     if not label_used:  # only ever after the access check: it tells what a channel holds
         return error_response(404, f"No label '{label}' in channel '{channel.name}'.")
+    if channel.kind == Kind.COMBINED:
+        return combined.channel_file(request, caller, channel, path, label)
     label = label or MAIN_LABEL
     if path == "channeldata.json":
         return responses.channeldata(request, channel, label)

@@ -66,6 +66,17 @@ def _copy_of(channel, subdir):
     return (index, state), None
 
 
+def ensure_copy(channel, subdir):
+    """Have the proxy ``channel``'s copy of ``subdir`` published (the first fetch waited
+    for, as a client's first request waits) and refreshed when old, for those that serve
+    it otherwise (a combined channel). Returns None, or the answer a client would get when
+    the first copy is not there in time."""
+    if _fresh_until.get((channel.pk, subdir), 0) > time.monotonic():
+        return None
+    _, error = _copy_of(channel, subdir)
+    return error
+
+
 def index_file(request, channel, subdir, name, scope, row):
     """An index file of a proxy channel; ``row``: its index row as the lookup read it."""
     published_files, published_at = row if row else (None, None)
