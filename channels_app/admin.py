@@ -127,8 +127,8 @@ class ChannelAdminForm(ModelForm):
 
     upstream_mode = forms.ChoiceField(
         label="kind", required=False, initial=Kind.HOSTED,
-        choices=[(Kind.HOSTED, "hosted (uploads)"), (Kind.PROXY, "proxy of an upstream channel"),
-                 (Kind.MIRROR, "mirror of an upstream channel")],
+        # Mirror channels are offered once mirror runs exist (docs/channel-kinds.md).
+        choices=[(Kind.HOSTED, "hosted (uploads)"), (Kind.PROXY, "proxy of an upstream channel")],
     )  # fmt: skip
     upstream_url = forms.URLField(
         label="upstream channel URL", required=False, assume_scheme="https",

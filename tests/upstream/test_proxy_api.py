@@ -73,6 +73,7 @@ def test_upstreams_on_private_networks_are_refused_unless_the_site_allows_them(a
         ({"url": "http://127.0.0.1/c", "mode": "proxy", "include": ["numpy"]}, "only a mirror"),
         ({"url": "http://127.0.0.1/c", "mode": "proxy", "colour": "red"}, "Unknown upstream"),
         ({"url": "https://no-such-host.invalid/c", "mode": "proxy"}, "does not resolve"),
+        ({"url": "http://127.0.0.1/c", "mode": "mirror"}, "not available yet"),
     ],
 )
 def test_a_bad_upstream_is_a_400_naming_the_problem(
