@@ -30,7 +30,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
-from packages_app import leases, staging
+from packages_app import leases, runner, staging
 from packages_app.conda import responses, statistics
 from packages_app.discovery import catalog
 from packages_app.files import labels
@@ -153,6 +153,7 @@ def _relay(answer, channel, subdir, filename, record, key, holder):
     lock = cleanup.hold(temp_path)
     digest, size = hashlib.sha256(), 0
     expected_size, expected = int(record["size"]), record["sha256"]
+    released = False
     try:
         with leases.kept(("fetch", key), lambda: _renew(key, holder)), os.fdopen(fd, "wb") as out:
             held = b""
@@ -172,6 +173,8 @@ def _relay(answer, channel, subdir, filename, record, key, holder):
                 raise Mismatch(f"sha256 {digest.hexdigest()}, its record says {expected}")
             _store(channel, subdir, filename, record, temp_path)
             statistics.count(channel.pk, subdir, filename)
+            _let_go(key, holder)
+            released = True
             yield held
     except Mismatch as exc:
         metrics.UPSTREAM_FAILURES.inc()
@@ -179,13 +182,20 @@ def _relay(answer, channel, subdir, filename, record, key, holder):
             "proxy %s: the upstream's %s/%s does not match its record (%s); not kept, the "
             "answer was cut short", channel.name, subdir, filename, exc,
         )  # fmt: skip
+        _let_go(key, holder)
+        released = True
         raise
     finally:
         answer.release_conn()
         with contextlib.suppress(OSError):
             os.unlink(temp_path)
         lock.close()
-        _let_go(key, holder)
+        if not released:
+            # Closed before its end: the client went away, or the answer was dropped
+            # unread and is being collected — at any moment, maybe in the middle of a
+            # query on this thread's connection. The database is not touched from here:
+            # a thread of its own lets the fetch go.
+            runner.in_background(_let_go, key, holder)
 
 
 def _store(channel, subdir, filename, record, temp_path):

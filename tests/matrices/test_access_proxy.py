@@ -51,6 +51,7 @@ def test_only_members_read_a_private_proxy_channel(route, who, status, client_as
     Quiet.requests.clear()
     response = client_as(who).get(route.format(channel=PROXY))
     assert_answer(response, status, PROXY)
+    response.close()  # a package file's relay ends here, as a server ends it
     if status != 200:
         # Refused before Wharf asked the upstream anything on the caller's behalf.
         assert Quiet.requests == []

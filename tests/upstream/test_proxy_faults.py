@@ -2,6 +2,7 @@
 requests, a refresher that died holding the subdir's lease."""
 
 import concurrent.futures
+import gc
 import hashlib
 import http.client
 import time
@@ -10,7 +11,8 @@ from urllib.parse import urlsplit
 import pytest
 from django.utils import timezone
 
-from packages_app.models import PackageFile, SubdirIndex
+from packages_app import runner
+from packages_app.models import PackageFile, SubdirIndex, UpstreamFetch
 from packages_app.upstream import refresh
 
 from ..packages import eventually, sha256_of
@@ -131,3 +133,23 @@ def test_credentials_go_only_to_the_upstreams_own_host_across_redirects(
         assert sent == {(True, "Bearer upstream-secret"), (False, None)}
     finally:
         cdn.stop()
+
+
+def test_an_answer_dropped_unread_lets_its_fetch_go_and_keeps_nothing(
+    client_for, static_upstream, proxy_of
+):
+    """A relay closed before its end (a client that went away; an answer collected
+    unread) keeps nothing and lets its fetch go, so the next request fetches again."""
+    path = static_upstream.add_large("big", 2 * 1024 * 1024)
+    static_upstream.index()
+    channel = proxy_of(static_upstream.url)
+    client = client_for("outsider")
+    response = client.get(f"/forge/noarch/{path.name}")
+    assert response.status_code == 200 and UpstreamFetch.objects.exists()
+    del response
+    gc.collect()
+    runner.wait_for_background_work()
+    assert not UpstreamFetch.objects.exists()
+    assert not PackageFile.objects.filter(channel=channel).exists()  # never finished
+    again = client.get(f"/forge/noarch/{path.name}")
+    assert hashlib.sha256(b"".join(again.streaming_content)).hexdigest() == sha256_of(path)
