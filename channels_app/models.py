@@ -178,10 +178,6 @@ class Upstream(models.Model):
     def __str__(self):
         return f"{self.channel.name} ← {self.url}"
 
-    @property
-    def mode(self):
-        return self.channel.kind
-
 
 class CombinedMember(models.Model):
     """One channel of a combined channel, in priority order (the first channel that has

@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 import msgpack
 import orjson
 import zstandard
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from packages_app.index import current, repodata
-from packages_app.index.store import save, shard_path
+from packages_app.index import repodata
+from packages_app.index.store import save, save_index_files, save_shard
 
 # Changing how entries are built changes every key, so nothing built before is reused.
 FORMAT = 1
@@ -116,16 +115,7 @@ def write(channel_id, subdir, folder, sources):
     others); return their ``published_files`` entries."""
     records, winners = merge(subdir, sources)
     digests = _write_shards(channel_id, subdir, records)
-    raw = records.repodata_json()
-    newest = current.current_repodata_json(records)
-    documents = {
-        repodata.REPODATA: raw,
-        repodata.REPODATA_ZST: repodata.zstd_compress(raw),
-        repodata.SHARD_INDEX: repodata.shard_index(subdir, digests),
-        repodata.CURRENT_REPODATA: newest,
-        repodata.CURRENT_REPODATA_ZST: repodata.zstd_compress(newest),
-    }
-    files = {name: save(folder, name, data) for name, data in documents.items()}
+    files = save_index_files(folder, subdir, records, digests)
     facts = {"winners": winners, "shards": sorted(digests.values())}
     save(folder, FACTS, orjson.dumps(facts))
     return files
@@ -134,20 +124,10 @@ def write(channel_id, subdir, folder, sources):
 def _write_shards(channel_id, subdir, records):
     """Write each name's shard unless stored already (they are named by their hash);
     return {name: hex digest}."""
-    digests = {}
     compressor = repodata.shard_compressor()
-    for name in records.names:
-        data = repodata.shard(records.records_of(name), compressor, records.removed_of(name))
-        digest = digests[name] = repodata.shard_digest(data)
-        path = shard_path(channel_id, subdir, digest)
-        try:
-            whole = default_storage.size(path) == len(data)
-        except FileNotFoundError:
-            whole = False
-        if not whole:
-            default_storage.delete(path)  # one left short by a killed build
-            default_storage.save(path, ContentFile(data))
-    return digests
+    return {
+        name: save_shard(channel_id, subdir, records, name, compressor)[0] for name in records.names
+    }
 
 
 def read_facts(folder):

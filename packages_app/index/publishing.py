@@ -4,19 +4,22 @@ import logging
 import time
 import uuid
 
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from channels_app.models import Channel, Kind
 from packages_app import storage
-from packages_app.index import current, repodata
+from packages_app.index import repodata
 from packages_app.index.bz2_refresh import schedule_bz2
 from packages_app.index.garbage import collect_garbage
 from packages_app.index.records import FULL_RELOAD_NAMES, load, record_sets
-from packages_app.index.store import forget_if_deleted, index_folder, save, shard_path
+from packages_app.index.store import (
+    forget_if_deleted,
+    index_folder,
+    save_index_files,
+    save_shard,
+)
 from packages_app.models import MAIN_LABEL, PackageFile, SubdirIndex, SubdirPackage
 from registry import metrics
 
@@ -47,21 +50,9 @@ def publish(index, revision, owner=None):
 
     digests = _write_changed_shards(index, records, revision)
 
-    raw = records.repodata_json()
-    newest = current.current_repodata_json(records)
     base = index_folder(index.channel_id, index.subdir, index.label)
     folder = f"{base}/r{revision}-{uuid.uuid4().hex[:8]}"
-    published = {
-        repodata.REPODATA: save(folder, repodata.REPODATA, raw),
-        repodata.REPODATA_ZST: save(folder, repodata.REPODATA_ZST, repodata.zstd_compress(raw)),
-        repodata.SHARD_INDEX: save(
-            folder, repodata.SHARD_INDEX, repodata.shard_index(index.subdir, digests)
-        ),
-        repodata.CURRENT_REPODATA: save(folder, repodata.CURRENT_REPODATA, newest),
-        repodata.CURRENT_REPODATA_ZST: save(
-            folder, repodata.CURRENT_REPODATA_ZST, repodata.zstd_compress(newest)
-        ),
-    }
+    published = save_index_files(folder, index.subdir, records, digests)
     previous_bz2 = index.published_files.get(repodata.REPODATA_BZ2)
     if previous_bz2:
         published[repodata.REPODATA_BZ2] = previous_bz2
@@ -136,16 +127,12 @@ def _write_changed_shards(index, records, revision):
     updated, emptied = [], []
     compressor = repodata.shard_compressor()
     for pk, name, changed_revision in stale.iterator(chunk_size=2000):
-        name_records = records.records_of(name)
-        removed = records.removed_of(name)
-        if not name_records and not removed:
+        if name not in records.names:
             emptied.append((name, changed_revision))
             continue
-        data = repodata.shard(name_records, compressor, removed)
-        digest = repodata.shard_digest(data)
-        path = shard_path(index.channel_id, index.subdir, digest, index.label)
-        if not stored_whole(path, len(data)):
-            default_storage.save(path, ContentFile(data))
+        digest, _ = save_shard(
+            index.channel_id, index.subdir, records, name, compressor, index.label
+        )
         updated.append(SubdirPackage(pk=pk, shard_sha256=digest))
     SubdirPackage.objects.bulk_update(updated, ["shard_sha256"], batch_size=2000)
     for name, changed_revision in emptied:
@@ -155,22 +142,6 @@ def _write_changed_shards(index, records, revision):
         packages.filter(name=name, changed_revision=changed_revision).update(shard_sha256=NO_FILES)
     live = packages.exclude(shard_sha256__in=("", NO_FILES))
     return dict(live.values_list("name", "shard_sha256"))
-
-
-def stored_whole(path, size):
-    """Whether the shard at ``path`` is there with all its ``size`` bytes.
-
-    Shards are named by their hash and never change, but a worker killed while writing
-    one leaves it short; no published index refers to it yet, so it is written again.
-    """
-    try:
-        if default_storage.size(path) == size:
-            return True
-    except FileNotFoundError:
-        return False
-    log.warning("shard %s is incomplete (its writer was interrupted); writing it again", path)
-    default_storage.delete(path)
-    return False
 
 
 def publish_empty_noarch(channel):

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from channels_app.models import Channel
 from packages_app import storage
-from packages_app.index import repodata
+from packages_app.index import current, repodata
 from packages_app.models import MAIN_LABEL, SubdirIndex
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,50 @@ def save(folder, name, data):
         "size": len(data),
         "at": timezone.now().isoformat(),
     }
+
+
+def stored_whole(path, size):
+    """Whether the shard at ``path`` is there with all its ``size`` bytes.
+
+    Shards are named by their hash and never change, but a worker killed while writing
+    one leaves it short; no published index refers to it yet, so it is written again.
+    """
+    try:
+        if default_storage.size(path) == size:
+            return True
+    except FileNotFoundError:
+        return False
+    log.warning("shard %s is incomplete (its writer was interrupted); writing it again", path)
+    default_storage.delete(path)
+    return False
+
+
+def save_shard(channel_id, subdir, records, name, compressor, label=MAIN_LABEL):
+    """Store the CEP-16 shard of one name of ``records`` unless it is stored whole
+    already (shards are named by their hash); ``(hex digest, whether it was written)``."""
+    data = repodata.shard(records.records_of(name), compressor, records.removed_of(name))
+    digest = repodata.shard_digest(data)
+    path = shard_path(channel_id, subdir, digest, label)
+    if stored_whole(path, len(data)):
+        return digest, False
+    default_storage.save(path, ContentFile(data))
+    return digest, True
+
+
+def save_index_files(folder, subdir, records, digests):
+    """Store repodata.json, its .zst, the shard index (``digests``: {name: hex sha256})
+    and current_repodata.json (+ .zst) of ``records`` in ``folder``; return their
+    ``published_files`` entries (the .bz2 follows in a job of its own)."""
+    raw = records.repodata_json()
+    newest = current.current_repodata_json(records)
+    documents = {
+        repodata.REPODATA: raw,
+        repodata.REPODATA_ZST: repodata.zstd_compress(raw),
+        repodata.SHARD_INDEX: repodata.shard_index(subdir, digests),
+        repodata.CURRENT_REPODATA: newest,
+        repodata.CURRENT_REPODATA_ZST: repodata.zstd_compress(newest),
+    }
+    return {name: save(folder, name, data) for name, data in documents.items()}
 
 
 def empty_index_files(subdir):

@@ -91,9 +91,3 @@ def get(upstream, path, headers=None, *, stream=False, timeout=None):
             continue
         return response
     raise UpstreamError(f"The upstream redirected more than {MAX_REDIRECTS} times.")
-
-
-def shown_url(upstream, path=""):
-    """The upstream URL of ``path`` as logs and errors may show it (no credentials are
-    ever in it: they are kept apart, channels_app.sources.check_url)."""
-    return f"{upstream.url}/{path}" if path else upstream.url

@@ -21,20 +21,18 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import orjson
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
 from channels_app.models import Channel, Upstream
 from packages_app import leases, storage
-from packages_app.index import current, repodata
+from packages_app.index import repodata
 from packages_app.index.bz2_refresh import schedule_bz2
 from packages_app.index.garbage import collect_garbage
-from packages_app.index.publishing import NO_FILES, stored_whole
+from packages_app.index.publishing import NO_FILES
 from packages_app.index.rebuilds import release_lease, renew_lease, take_lease
 from packages_app.index.records import record_sets
-from packages_app.index.store import index_folder, save, shard_path
+from packages_app.index.store import index_folder, save_index_files, save_shard
 from packages_app.models import MAIN_LABEL, SubdirIndex, SubdirPackage, UpstreamSubdir
 from registry import metrics
 
@@ -45,7 +43,6 @@ log = logging.getLogger(__name__)
 # a thirteenth of the time of the hosted channels' level 16, for 1,293 bytes against 1,304
 # (measured 2026-12-05, 2,000 shards; the first copy at 100k records: 11.9 s -> 8.6 s).
 PROXY_SHARD_LEVEL = 3
-SHARD_BATCH = 1000  # names whose records are decoded at a time
 
 
 def subdir_state(channel, subdir):
@@ -98,7 +95,7 @@ def _refresh(channel, upstream, index, state, owner):
         return "missing"
     if response.status != 200:
         raise client.UpstreamError(
-            f"{client.shown_url(upstream, path)} answered HTTP {response.status}.",
+            f"{upstream.url}/{path} answered HTTP {response.status}.",
             status=response.status,
         )
     validators = {
@@ -184,27 +181,13 @@ def _publish(channel, index, owner, records, changed):
     # written by as many threads as there are cores.
     local = threading.local()
 
-    def write(item):
-        name, name_records, removed = item
+    def write(name):
         if not hasattr(local, "compressor"):
             local.compressor = repodata.shard_compressor(PROXY_SHARD_LEVEL)
-        data = repodata.shard(name_records, local.compressor, removed)
-        del name_records
-        digest = repodata.shard_digest(data)
-        path = shard_path(channel.pk, index.subdir, digest)
-        fresh = not stored_whole(path, len(data))
-        if fresh:
-            default_storage.save(path, ContentFile(data))
-        return name, digest, fresh
+        return name, *save_shard(channel.pk, index.subdir, records, name, local.compressor)
 
-    done = []
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        # In batches: the records of every name at once would hold a second copy of them.
-        for first in range(0, len(stale), SHARD_BATCH):
-            batch = stale[first : first + SHARD_BATCH]
-            items = [(n, records.records_of(n), records.removed_of(n)) for n in batch]
-            done += pool.map(write, items)
-            del items
+        done = list(pool.map(write, stale))
     rows, written = [], 0
     for name, digest, fresh in done:
         digests[name] = digest
@@ -213,20 +196,8 @@ def _publish(channel, index, owner, records, changed):
             SubdirPackage(index=index, name=name, changed_revision=revision, shard_sha256=digest)
         )
 
-    raw = records.repodata_json()
-    newest = current.current_repodata_json(records)
     folder = f"{index_folder(channel.pk, index.subdir)}/r{revision}-{uuid.uuid4().hex[:8]}"
-    published = {
-        repodata.REPODATA: save(folder, repodata.REPODATA, raw),
-        repodata.REPODATA_ZST: save(folder, repodata.REPODATA_ZST, repodata.zstd_compress(raw)),
-        repodata.SHARD_INDEX: save(
-            folder, repodata.SHARD_INDEX, repodata.shard_index(index.subdir, digests)
-        ),
-        repodata.CURRENT_REPODATA: save(folder, repodata.CURRENT_REPODATA, newest),
-        repodata.CURRENT_REPODATA_ZST: save(
-            folder, repodata.CURRENT_REPODATA_ZST, repodata.zstd_compress(newest)
-        ),
-    }
+    published = save_index_files(folder, index.subdir, records, digests)
     if repodata.REPODATA_BZ2 in index.published_files:
         # Served until the new document's compression (scheduled below) replaces it.
         published[repodata.REPODATA_BZ2] = index.published_files[repodata.REPODATA_BZ2]
