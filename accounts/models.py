@@ -152,6 +152,7 @@ class AuditEvent(models.Model):
         "package.labels_moved": "Package files moved to another label",
         "package.imported": "Package file imported",
         "channel.imported": "Channel directory imported",
+        "channel.mirrored": "Mirror run finished",
         "channel.transferred": "Channel transferred to an organisation",
         "org.created": "Organisation created",
         "org.changed": "Organisation changed",

@@ -86,15 +86,38 @@ class RelatedChannelInline(ChannelPartInline):
         return formset
 
 
+class UpstreamForm(ModelForm):
+    """Checks an upstream's settings as the REST API does (channels_app.sources)."""
+
+    def clean(self):
+        data = super().clean()
+        mode = self.instance.channel.kind
+        given = {name: data[name] for name in sources.EDITABLE_FIELDS if name in data}
+        given = {name: value for name, value in given.items() if value is not None}
+        try:
+            checked = sources.check_upstream({"url": self.instance.url, **given}, mode)
+        except ValidationError as exc:
+            raise ValidationError(exc.messages) from None
+        return {**data, **{name: checked[name] for name in given}}
+
+
 class UpstreamInline(ChannelPartInline):
     """Where a proxy or mirror channel's packages come from. Its URL is set when the
-    channel is created (by a site administrator); its credentials are never shown."""
+    channel is created (by a site administrator); its credentials are never shown. A
+    mirror's filters may change: the next run copies (and, with removal, deletes) by them.
+    """
 
     model = Upstream
+    form = UpstreamForm
     can_delete = False
     extra = 0
-    fields = ["url", "refresh_seconds", "credentials", "last_refresh", "last_error"]
     readonly_fields = ["url", "credentials", "last_refresh", "last_error"]
+
+    def get_fields(self, request, obj=None):
+        fields = ["url", "refresh_seconds", "credentials", "last_refresh", "last_error"]
+        if obj is not None and obj.kind == Kind.MIRROR:
+            fields[2:2] = ["platforms", "include", "exclude", "keep_versions", "remove_missing"]
+        return fields
 
     @admin.display(description="credentials")
     def credentials(self, upstream):
@@ -127,8 +150,11 @@ class ChannelAdminForm(ModelForm):
 
     upstream_mode = forms.ChoiceField(
         label="kind", required=False, initial=Kind.HOSTED,
-        # Mirror channels are offered once mirror runs exist (docs/channel-kinds.md).
-        choices=[(Kind.HOSTED, "hosted (uploads)"), (Kind.PROXY, "proxy of an upstream channel")],
+        choices=[
+            (Kind.HOSTED, "hosted (uploads)"),
+            (Kind.PROXY, "proxy of an upstream channel"),
+            (Kind.MIRROR, "mirror of an upstream channel"),
+        ],
     )  # fmt: skip
     upstream_url = forms.URLField(
         label="upstream channel URL", required=False, assume_scheme="https",

@@ -96,12 +96,6 @@ class UpstreamField(serializers.Field):
         mode = data.get("mode")
         if mode not in (Kind.PROXY, Kind.MIRROR):
             raise serializers.ValidationError('\'mode\' is "proxy" or "mirror".')
-        if mode == Kind.MIRROR:
-            # Until mirror runs exist a mirror channel would stay empty and take no uploads.
-            raise serializers.ValidationError(
-                'Mirror channels are not available yet; "mode": "proxy" serves the upstream '
-                "and keeps every file fetched through it."
-            )
         try:
             return {"mode": mode, **sources.check_upstream(data, mode)}
         except ModelValidationError as exc:

@@ -13,6 +13,7 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
+import rattler
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
@@ -21,11 +22,17 @@ from accounts.models import OrgRole
 from .models import CombinedMember, Kind, Upstream
 
 MAX_COMBINED = 20
+MAX_FILTER_ENTRIES = 500
+KNOWN_SUBDIRS = frozenset(str(subdir) for subdir in rattler.Subdir.all())
 UPSTREAM_FIELDS = (
     "url", "refresh_seconds", "username", "password", "token", "platforms", "include",
     "exclude", "keep_versions", "remove_missing",
 )  # fmt: skip
 SECRET_FIELDS = ("username", "password", "token")
+# What may change after creation (the admin's upstream form).
+EDITABLE_FIELDS = (
+    "refresh_seconds", "platforms", "include", "exclude", "keep_versions", "remove_missing",
+)  # fmt: skip
 MIN_REFRESH_SECONDS = 10
 
 
@@ -116,13 +123,38 @@ def check_upstream(value, mode):
         entries = value.get(name) or []
         if not isinstance(entries, list) or not all(isinstance(e, str) and e for e in entries):
             raise ValidationError(f"'{name}' is a list of non-empty strings.")
+        if len(entries) > MAX_FILTER_ENTRIES or any(len(e) > 200 for e in entries):
+            raise ValidationError(
+                f"'{name}' holds at most {MAX_FILTER_ENTRIES} entries of at most 200 characters."
+            )
         fields[name] = entries
+    problems = [f"'platforms': unknown subdir '{p}'." for p in fields["platforms"]
+                if p not in KNOWN_SUBDIRS]  # fmt: skip
+    problems += [
+        problem
+        for name in ("include", "exclude")
+        for problem in map(lambda entry, n=name: _spec_problem(n, entry), fields[name])
+        if problem
+    ]
+    if problems:
+        raise ValidationError(problems)
     keep = value.get("keep_versions")
     if keep is not None and (not isinstance(keep, int) or isinstance(keep, bool) or keep < 1):
         raise ValidationError("'keep_versions' is a whole number of at least 1, or null.")
     fields["keep_versions"] = keep
     fields["remove_missing"] = bool(value.get("remove_missing", False))
     return fields
+
+
+def _spec_problem(field, entry):
+    """Why ``entry`` is not a package name glob or match spec, or None."""
+    try:
+        spec = rattler.MatchSpec(entry, exact_names_only=False)
+    except Exception as exc:  # noqa: BLE001 - rattler's parse errors
+        return f"'{field}': '{entry}' is not a package name or match spec ({exc})."
+    if spec.channel is not None:
+        return f"'{field}': '{entry}' names a channel; entries name packages of the upstream."
+    return None
 
 
 def check_combines(names, caller_may_read):

@@ -11,8 +11,11 @@ class PackagesAppConfig(AppConfig):
         from packages_app import tasks
         from packages_app.index.publishing import publish_empty_noarch
         from packages_app.intake.uploads import forget_channel_storage
+        from packages_app.upstream.mirror import first_run
 
         tasks.register()
         # A channel's index and stored files are this app's: a new channel gets its empty
         # noarch index, a deleted one loses its files (channels_app.lifecycle calls these).
         lifecycle.register(created=publish_empty_noarch, deleted=forget_channel_storage)
+        # A new mirror channel starts copying as soon as it is committed.
+        lifecycle.register(created=first_run)

@@ -326,3 +326,49 @@ class CombinedIndex(models.Model):
 
     def __str__(self):
         return f"{self.channel_id}/{self.subdir} {self.key[:12]}"
+
+
+class MirrorRun(models.Model):
+    """One run of a mirror channel's copy of its upstream (packages_app/upstream/mirror.py):
+    what it found, copied, removed and could not copy. A run whose process died is marked
+    ``interrupted`` by the next run or the reconciler; the next run goes on from what it
+    had copied."""
+
+    class State(models.TextChoices):
+        RUNNING = "running", "running"
+        FINISHED = "finished", "finished"
+        FAILED = "failed", "failed"  # finished, but a subdir or some files could not be copied
+        INTERRUPTED = "interrupted", "interrupted"  # its process died
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "schedule"
+        COMMAND = "command", "command"
+        API = "api", "api"
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="mirror_runs")
+    trigger = models.CharField(max_length=10, choices=Trigger.choices)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.RUNNING)
+    subdirs = models.JSONField(default=list, blank=True)  # those read from the upstream
+    selected = models.PositiveIntegerField(default=0)  # upstream records the filters keep
+    to_copy = models.PositiveIntegerField(default=0)  # of those, not here yet
+    added = models.PositiveIntegerField(default=0)
+    added_bytes = models.PositiveBigIntegerField(default=0)
+    removed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    # {file or subdir: why it could not be copied}, the first MAX_FAILURES of them.
+    failures = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    MAX_FAILURES = 100
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+        indexes = [models.Index(fields=["channel", "-started_at"], name="mirror_runs_by_channel")]
+
+    def __str__(self):
+        return f"{self.channel_id} mirror run {self.pk} ({self.state})"

@@ -16,7 +16,7 @@ from packages_app.conda import statistics
 from packages_app.index import bz2_refresh, rebuilds, reconcile
 from packages_app.intake import cleanup
 from packages_app.models import MAIN_LABEL
-from packages_app.upstream import refresh
+from packages_app.upstream import mirror, refresh
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,21 @@ def refresh_bz2_task(channel_id, subdir, label=MAIN_LABEL):
 def refresh_upstream_subdir(channel_id, subdir):
     """Bring a proxy channel's copy of an upstream subdir index up to date."""
     return refresh.refresh_subdir(channel_id, subdir)
+
+
+@shared_task(ignore_result=True)
+def run_mirror(channel_id, trigger=None, user_id=None):
+    """A mirror run (acknowledged when taken: a run killed with its worker is resumed by
+    the next round of start_due_mirrors, not by a redelivery an hour later)."""
+    if trigger is None:
+        return mirror.run_scheduled(channel_id)
+    return mirror.run_in_background(channel_id, trigger, user_id)
+
+
+@shared_task(ignore_result=True)
+def start_due_mirrors():
+    """Start the mirror runs that are due, resume interrupted ones (Celery beat)."""
+    return mirror.due_mirrors()
 
 
 @shared_task(ignore_result=True)
@@ -69,8 +84,11 @@ def register():
     runner.register(rebuilds.rebuild_now, rebuild_subdir_index)
     runner.register(bz2_refresh.refresh_bz2, refresh_bz2_task)
     runner.register(refresh.refresh_subdir, refresh_upstream_subdir)
+    runner.register(mirror.run_scheduled, run_mirror)
+    runner.register(mirror.run_in_background, run_mirror)
     # Sent by Celery beat in services mode; in embedded mode after other work.
     runner.every(reconcile.reconcile, "WHARF_RECONCILE_SECONDS")
+    runner.every(mirror.due_mirrors, "WHARF_RECONCILE_SECONDS")
     # A process that starts picks up at once what a killed one left: its index work, its
     # temporary files, the objects it stored without recording them.
     runner.at_start(reconcile.reconcile)

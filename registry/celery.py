@@ -14,11 +14,13 @@ def schedule_periodic_tasks(sender, **kwargs):
     """Celery beat (``make beat``, one per deployment) sends the reconciler, which finds
     index work whose task was lost (packages_app/index/reconcile.py), and the cleanup of
     temporary files that killed uploads left behind (packages_app/intake/cleanup.py), and the
-    flush of download counts buffered in Redis (packages_app/conda/statistics.py)."""
+    flush of download counts buffered in Redis (packages_app/conda/statistics.py), and the
+    mirror runs that are due (packages_app/upstream/mirror.py)."""
     from django.conf import settings
 
     for seconds, task, name in (
         (settings.WHARF_RECONCILE_SECONDS, "reconcile_indexes", "reconcile indexes"),
+        (settings.WHARF_RECONCILE_SECONDS, "start_due_mirrors", "start due mirror runs"),
         (settings.WHARF_UPLOAD_CLEANUP_SECONDS, "clean_uploads", "clean upload files"),
         (settings.WHARF_STATS_FLUSH_SECONDS, "flush_download_counts", "flush download counts"),
     ):

@@ -381,6 +381,10 @@ WHARF_UPSTREAM_CREATORS = env_str("WHARF_UPSTREAM_CREATORS") or "admins"
 WHARF_UPSTREAM_FIRST_FETCH_SECONDS = env_int("WHARF_UPSTREAM_FIRST_FETCH_SECONDS", 20)
 # Timeouts of a connection to an upstream (connect, read; seconds).
 WHARF_UPSTREAM_TIMEOUT_SECONDS = env_int("WHARF_UPSTREAM_TIMEOUT_SECONDS", 30)
+# Package files a mirror run downloads at once from its upstream.
+WHARF_MIRROR_DOWNLOADS = env_int("WHARF_MIRROR_DOWNLOADS", 4)
+# Package files a mirror run commits together (what a killed run may have to fetch again).
+WHARF_MIRROR_BATCH = env_int("WHARF_MIRROR_BATCH", 50)
 # Records of recently built subdirs kept in each worker process for incremental rebuilds.
 WHARF_INDEX_CACHE_BYTES = env_int("WHARF_INDEX_CACHE_BYTES", 256 * 1024**2)
 # Conda file requests may reuse a token this process read from the database in the last

@@ -15,6 +15,7 @@ from packages_app import views as package_views
 from packages_app.anaconda import urls as anaconda_urls
 from packages_app.conda import urls as conda_urls
 from packages_app.conda.urls import CHANNEL
+from packages_app.upstream import api as mirror_api
 from registry import security
 
 router = SimpleRouter(trailing_slash="/?")
@@ -86,6 +87,16 @@ api_v1 = [
         name="package-statistics",
     ),
     path("channels/<str:channel_name>/audit/", ChannelAuditLog.as_view(), name="channel-audit"),
+    path(
+        "channels/<str:channel_name>/mirror-runs/",
+        mirror_api.MirrorRuns.as_view(),
+        name="mirror-runs",
+    ),
+    path(
+        "channels/<str:channel_name>/mirror-runs/<int:run_id>/",
+        mirror_api.MirrorRunDetail.as_view(),
+        name="mirror-run",
+    ),
     path("search", packages_api.Search.as_view(), name="search"),
     # Organisations, their members, invitations and teams.
     path("orgs/", org_api.OrganizationList.as_view(), name="org-list"),

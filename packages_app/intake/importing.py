@@ -217,7 +217,7 @@ def import_files(
             refused=len(result.refused),
             bytes=result.imported_bytes,
         )
-        _rebuild_behind(channel)
+        rebuild_behind(channel)
     return result
 
 
@@ -249,6 +249,14 @@ def _inspect(item):
         )
         return received, None, problem
     return received, metadata, None
+
+
+def store_inspected(channel, inspected, uploader, result, source):
+    """Store files that were checked already — ``(received file, metadata, problem)``
+    each, as an import's inspection gives them — into ``channel``, in one batch, adding
+    to ``result``; for a caller that holds :func:`exclusive` (a mirror run). The index is
+    not rebuilt: call :func:`rebuild_behind`."""
+    _import_batch(channel, inspected, uploader, result, source, ({}, {}))
 
 
 def _import_batch(channel, inspected, uploader, result, source, found):
@@ -428,7 +436,7 @@ def exclusive(channel):
         yield
 
 
-def _rebuild_behind(channel):
+def rebuild_behind(channel):
     """Rebuild every subdir of the channel whose index is behind its files, once.
 
     This includes subdirs that an interrupted import committed files to and never got

@@ -73,7 +73,19 @@ def test_upstreams_on_private_networks_are_refused_unless_the_site_allows_them(a
         ({"url": "http://127.0.0.1/c", "mode": "proxy", "include": ["numpy"]}, "only a mirror"),
         ({"url": "http://127.0.0.1/c", "mode": "proxy", "colour": "red"}, "Unknown upstream"),
         ({"url": "https://no-such-host.invalid/c", "mode": "proxy"}, "does not resolve"),
-        ({"url": "http://127.0.0.1/c", "mode": "mirror"}, "not available yet"),
+        (
+            {"url": "http://127.0.0.1/c", "mode": "mirror", "platforms": ["linux-65"]},
+            "unknown subdir 'linux-65'",
+        ),
+        (
+            {"url": "http://127.0.0.1/c", "mode": "mirror", "include": ["numpy >=>1"]},
+            "'numpy >=>1' is not a package name or match spec",
+        ),
+        (
+            {"url": "http://127.0.0.1/c", "mode": "mirror", "exclude": ["conda-forge::numpy"]},
+            "names a channel",
+        ),
+        ({"url": "http://127.0.0.1/c", "mode": "mirror", "keep_versions": 0}, "at least 1"),
     ],
 )
 def test_a_bad_upstream_is_a_400_naming_the_problem(
