@@ -24,10 +24,19 @@ class ChannelForm(forms.ModelForm):
 
     # Shown to those who may set an upstream (channels_app.sources.may_set_upstream).
     upstream_url = forms.URLField(
-        label="Proxy of", required=False, assume_scheme="https",
+        label="Upstream channel", required=False, assume_scheme="https",
         help_text="Leave empty for a channel of your own uploads. An upstream channel's URL "
-        "(e.g. https://conda.anaconda.org/conda-forge) makes this channel a proxy of it: "
-        "its packages are fetched from there when first asked for, and kept.",
+        "(e.g. https://conda.anaconda.org/conda-forge) makes this channel a proxy of it "
+        "(packages fetched when first asked for, and kept) or a mirror (copied by runs).",
+    )  # fmt: skip
+    upstream_mode = forms.ChoiceField(
+        label="Upstream kind", required=False, initial=Kind.PROXY,
+        choices=[(Kind.PROXY, "proxy"), (Kind.MIRROR, "mirror")],
+    )  # fmt: skip
+    upstream_include = forms.CharField(
+        label="Mirror only", required=False, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="For a mirror: package names, globs or match specs, one per line "
+        "(e.g. numpy, lib*, python >=3.10). Empty: every package.",
     )  # fmt: skip
 
     def __init__(self, *args, user, **kwargs):
@@ -44,10 +53,15 @@ class ChannelForm(forms.ModelForm):
         if not url:
             return data
         if not sources.may_set_upstream(self.user, data.get("owner")):
-            self.add_error(None, "Only site administrators create proxy channels.")
+            self.add_error(None, "Only site administrators create proxy and mirror channels.")
             return data
+        mode = data.get("upstream_mode") or Kind.PROXY
+        given = {"url": url}
+        if mode == Kind.MIRROR:
+            lines = (data.get("upstream_include") or "").splitlines()
+            given["include"] = [line.strip() for line in lines if line.strip()]
         try:
-            data["upstream"] = sources.check_upstream({"url": url}, Kind.PROXY)
+            data["upstream"] = {"mode": mode, **sources.check_upstream(given, mode)}
         except ValidationError as exc:
             self.add_error("upstream_url", exc)
         return data

@@ -20,7 +20,7 @@ from accounts.authentication import Caller
 from . import install, lifecycle, members, sources
 from .access import Action, allowed_actions, has_role, page_channel, readable_channels, roles_of
 from .forms import AddMemberForm, ChannelForm, ChannelSettingsForm, DeleteChannelForm, RoleForm
-from .models import Channel, Kind
+from .models import Channel
 from .orgs import operations as organizations
 from .orgs.forms import TransferChannelForm
 
@@ -50,7 +50,7 @@ def channel_new(request):
         options = {"description": data["description"], "private": data["private"]}
         upstream = data.get("upstream")
         if upstream:
-            options["kind"] = Kind.PROXY
+            options["kind"] = upstream.pop("mode")
         try:
             with transaction.atomic():
                 if data["owner"] is None:

@@ -11,13 +11,16 @@ from accounts.authentication import Caller
 from accounts.errors import DomainError
 from channels_app import install, related
 from channels_app.access import Action, allowed_actions, page_channel, readable_channels
+from channels_app.models import Kind
 from channels_app.views import channel_context
 from packages_app.conda import statistics
 from packages_app.discovery import catalog, dependencies, install_channels, pages
 from packages_app.files import deleting, labels, yanking
 from packages_app.intake import archives
-from packages_app.models import Package, PackageFile
+from packages_app.models import MirrorRun, Package, PackageFile
+from packages_app.upstream import mirror
 
+MIRROR_RUNS_SHOWN = 10
 RESULTS_PER_PAGE = 25
 RECENT_PACKAGES = 12
 PACKAGES_PER_PAGE = 50
@@ -75,7 +78,25 @@ def channel_page(request, channel):
         snippets=install.snippets(request, channel, visible_related),
         upload_snippet=install.upload_snippet(request, channel),
     )
+    if channel.kind == Kind.MIRROR:
+        runs = MirrorRun.objects.filter(channel=channel).select_related("started_by")
+        context["mirror_runs"] = runs[:MIRROR_RUNS_SHOWN]
     return render(request, "channels/page.html", context)
+
+
+@require_POST
+def mirror_run_now(request, channel):
+    """Start a run of a mirror channel now (its owners)."""
+    channel = page_channel(request, channel, Action.MANAGE)
+    if channel.kind != Kind.MIRROR:
+        raise Http404(f"Channel '{channel.name}' is not a mirror channel.")
+    try:
+        mirror.start(channel, request.user)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "A mirror run was started; reload the page to follow it.")
+    return redirect("channel", channel.name)
 
 
 def channel_statistics(request, channel):

@@ -163,6 +163,7 @@ channel_pages = [
     path("settings/", channel_views.channel_settings, name="channel-settings"),
     path("audit/", channel_views.channel_audit, name="channel-audit"),
     path("statistics/", package_views.channel_statistics, name="channel-statistics"),
+    path("mirror-runs/", package_views.mirror_run_now, name="mirror-run-now"),
     path("delete/", channel_views.channel_delete, name="channel-delete"),
     path("transfer/", channel_views.channel_transfer, name="channel-transfer"),
     path("packages/<str:package_name>/", package_views.package_page, name="package"),

@@ -57,7 +57,7 @@ def test_a_site_admin_creates_a_proxy_channel_from_the_web_page(
     client, superuser, upstream_networks
 ):
     client.force_login(superuser)
-    assert "Proxy of" in client.get("/channels/new/").content.decode()
+    assert "Upstream channel" in client.get("/channels/new/").content.decode()
     response = client.post(
         "/channels/new/", {"name": "forge", "upstream_url": "http://127.0.0.1:9/cf"}
     )
@@ -67,10 +67,10 @@ def test_a_site_admin_creates_a_proxy_channel_from_the_web_page(
 
 def test_the_web_page_offers_no_upstream_to_other_users(client, users, upstream_networks):
     client.force_login(users["owner"])
-    assert "Proxy of" not in client.get("/channels/new/").content.decode()
+    assert "Upstream channel" not in client.get("/channels/new/").content.decode()
     response = client.post(
         "/channels/new/", {"name": "forge", "upstream_url": "http://127.0.0.1:9/cf"}
     )
     assert response.status_code == 400
-    assert "Only site administrators create proxy channels." in response.content.decode()
+    assert "Only site administrators create proxy and mirror channels." in response.content.decode()
     assert not Channel.objects.filter(name="forge").exists()

@@ -1,16 +1,21 @@
-"""Proxy channels end to end: py-rattler solves and installs through a live Wharf whose
-channels proxy a static channel directory and a private channel of another Wharf."""
+"""Proxy and mirror channels end to end: py-rattler solves and installs through a live
+Wharf whose channels proxy or mirror a static channel directory and a private channel of
+another Wharf."""
 
 import json
 
 import pytest
 import rattler_build
+from django.db import transaction
 
-from packages_app.models import PackageFile
+from channels_app.lifecycle import create_channel
+from channels_app.sources import attach
+from packages_app.models import MirrorRun, PackageFile
 
 from ..clients import installed_names, solve_and_install
 from ..packages import wait_for_index
 from ..served import call, get
+from .test_mirror import make_mirror
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -61,3 +66,38 @@ def test_a_private_upstream_is_proxied_with_credentials_no_client_sees(
     # Without a token of its own a client gets nothing from the private proxy channel.
     status, _ = call("GET", f"{live_server_url}/team-copy/noarch/repodata.json")
     assert status == 401
+
+
+def test_py_rattler_installs_from_a_mirror_of_a_private_upstream_and_a_combined_channel(
+    live_server_url, private_channel, tokens, packages, users, upstream_networks, tmp_path,
+    monkeypatch,
+):  # fmt: skip
+    tool = packages.make("tool", "1.0", "linux-64", depends=["helper"])
+    helper = packages.make("helper", "0.5", "noarch")
+    skipped = packages.make("unwanted", "1.0", "noarch")
+    rattler_build.upload_package_to_prefix(
+        [str(tool), str(helper), str(skipped)], live_server_url, private_channel.name,
+        api_key=tokens["owner"],
+    )  # fmt: skip
+    wait_for_index(private_channel, "linux-64")
+    wait_for_index(private_channel, "noarch")
+    url = f"{live_server_url}/{private_channel.name}"
+    mirror = make_mirror(users["owner"], url, private=True, exclude=["unwanted"],
+                         token=tokens["maintainer"])  # fmt: skip
+    assert MirrorRun.objects.get(channel=mirror).state == "finished"
+    wait_for_index(mirror, "linux-64")
+    wait_for_index(mirror, "noarch")
+    with transaction.atomic():
+        combined = create_channel(users["owner"], "all", private=True, kind="combined")
+        attach(combined, combines=[mirror])
+    auth = {"127.0.0.1": {"BearerToken": tokens["owner"]}}
+
+    for channel in ("mirror", "all"):
+        (tmp_path / channel).mkdir()
+        records, prefix = solve_and_install(
+            [f"{live_server_url}/{channel}"], auth, tmp_path / channel, monkeypatch
+        )
+        assert installed_names(prefix) == ["helper", "tool"]
+        assert all(r.url.startswith(f"{live_server_url}/") for r in records)
+    kept = PackageFile.objects.filter(channel=mirror).values_list("name", flat=True)
+    assert sorted(kept) == ["helper", "tool"]
