@@ -354,6 +354,8 @@ class MirrorRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     state = models.CharField(max_length=12, choices=State.choices, default=State.RUNNING)
     subdirs = models.JSONField(default=list, blank=True)  # those read from the upstream
+    # Those whose upstream index had not changed since the last complete copy (not read).
+    unchanged = models.JSONField(default=list, blank=True)
     selected = models.PositiveIntegerField(default=0)  # upstream records the filters keep
     to_copy = models.PositiveIntegerField(default=0)  # of those, not here yet
     added = models.PositiveIntegerField(default=0)
@@ -363,6 +365,9 @@ class MirrorRun(models.Model):
     # {file or subdir: why it could not be copied}, the first MAX_FAILURES of them.
     failures = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
+    # {subdir: {"etag", "last_modified", "filters"}} of each subdir this run copied whole:
+    # the next run asks the upstream conditionally with them.
+    validators = models.JSONField(default=dict, blank=True)
 
     MAX_FAILURES = 100
 

@@ -20,8 +20,8 @@ class MirrorRunSerializer(serializers.ModelSerializer):
         model = MirrorRun
         fields = [
             "id", "state", "trigger", "started_by", "started_at", "finished_at", "subdirs",
-            "selected", "to_copy", "added", "added_bytes", "removed", "failed", "failures",
-            "error",
+            "unchanged", "selected", "to_copy", "added", "added_bytes", "removed", "failed",
+            "failures", "error",
         ]  # fmt: skip
         read_only_fields = fields
 

@@ -18,6 +18,8 @@ the files the killed one committed are skipped, the bytes it stored without comm
 are deleted (:func:`~packages_app.intake.importing.clear_staged`).
 """
 
+import hashlib
+import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -63,11 +65,13 @@ class Wanted:
     base_url: str
 
 
-def sync(channel, *, trigger=MirrorRun.Trigger.COMMAND, user=None, progress=None):
+def sync(channel, *, trigger=MirrorRun.Trigger.COMMAND, user=None, progress=None, full=False):
     """Run a mirror channel's copy of its upstream; return the finished :class:`MirrorRun`
     (None for a scheduled run that another made unnecessary meanwhile).
 
-    ``progress(run)`` is called as the run goes (files planned, added, failed).
+    ``progress(run)`` is called as the run goes (files planned, added, failed). A subdir
+    whose upstream index has not changed since the last run copied all of it (same
+    validators, same filters) is not read again, unless ``full``.
     Raises :class:`MirrorBusy` when a run or an import into the channel is going on.
     """
     if channel.kind != Kind.MIRROR:
@@ -78,7 +82,8 @@ def sync(channel, *, trigger=MirrorRun.Trigger.COMMAND, user=None, progress=None
             if trigger == MirrorRun.Trigger.SCHEDULE and not _due(channel.upstream):
                 return None
             run = MirrorRun.objects.create(channel=channel, trigger=trigger, started_by=user)
-            _run(channel, channel.upstream, run, progress or (lambda run: None))
+            previous = {} if full else _previous_validators(channel, run)
+            _run(channel, channel.upstream, run, progress or (lambda run: None), previous)
     except importing.ImportBusy:
         raise MirrorBusy(
             f"A mirror run or an import into channel '{channel.name}' is going on."
@@ -107,20 +112,37 @@ def interrupt_dead_runs(channel):
     )
 
 
-def _run(channel, upstream, run, progress):
+def _previous_validators(channel, run):
+    """The validators the channel's last ended run recorded, per subdir."""
+    last = MirrorRun.objects.filter(channel=channel).exclude(pk=run.pk).first()
+    return dict(last.validators) if last is not None else {}
+
+
+def _filters(upstream):
+    """A digest of what decides the selection: a change makes every subdir read again."""
+    chosen = [upstream.include, upstream.exclude, upstream.keep_versions, upstream.remove_missing]
+    return hashlib.sha256(json.dumps(chosen).encode()).hexdigest()[:16]
+
+
+def _run(channel, upstream, run, progress, previous):
     selection = Selection(upstream.include, upstream.exclude, upstream.keep_versions)
+    filters = _filters(upstream)
     importing.clear_staged(channel)
     try:
         for subdir, explicit in _subdirs(upstream):
+            known = previous.get(subdir, {})
+            known = known if known.get("filters") == filters else {}
+            failed_before = run.failed
             try:
-                wanted = _read_subdir(channel, upstream, subdir, selection, explicit, run)
+                wanted, validators = _read_subdir(upstream, subdir, selection, explicit, run, known)
             except (client.UpstreamError, OSError, ValueError, ijson.JSONError) as exc:
                 _fail(run, subdir, f"repodata.json could not be read: {exc}")
                 continue
-            if wanted is None:
-                continue
-            _remove_missing(channel, upstream, subdir, wanted, run)
-            _copy(channel, upstream, wanted, run, progress)
+            if wanted is not None:
+                _remove_missing(channel, upstream, subdir, wanted, run)
+                _copy(channel, upstream, wanted, run, progress)
+            if validators and run.failed == failed_before:
+                run.validators[subdir] = {**validators, "filters": filters}
         run.state = MirrorRun.State.FAILED if run.failures else MirrorRun.State.FINISHED
     except BaseException as exc:
         run.state = MirrorRun.State.FAILED
@@ -142,20 +164,32 @@ def _subdirs(upstream):
     return [(subdir, False) for subdir in sorted(archives.SUBDIRS)]
 
 
-def _read_subdir(channel, upstream, subdir, selection, explicit, run):
-    """The files of ``subdir`` to hold ({filename: Wanted}); None when the upstream has
-    no such subdir."""
-    response = client.get(
-        upstream, f"{subdir}/repodata.json", {"Accept-Encoding": "gzip"}, stream=True
-    )
+def _read_subdir(upstream, subdir, selection, explicit, run, known):
+    """The files of ``subdir`` to hold ({filename: Wanted}), or None when the upstream
+    has no such subdir or it did not change since ``known`` (the validators of the last
+    complete copy); and the validators of what was read."""
+    headers = {"Accept-Encoding": "gzip"}
+    if known.get("etag"):
+        headers["If-None-Match"] = known["etag"]
+    if known.get("last_modified"):
+        headers["If-Modified-Since"] = known["last_modified"]
+    response = client.get(upstream, f"{subdir}/repodata.json", headers, stream=True)
+    if response.status == 304:
+        response.release_conn()
+        run.unchanged.append(subdir)
+        return None, {k: v for k, v in known.items() if k != "filters"}
     if response.status == 404:
         response.release_conn()
         if explicit:
             _fail(run, subdir, f"The upstream has no {subdir}/repodata.json.")
-        return None
+        return None, None
     if response.status != 200:
         response.release_conn()
         raise client.UpstreamError(f"HTTP {response.status}", status=response.status)
+    validators = {
+        "etag": response.headers.get("ETag", ""),
+        "last_modified": response.headers.get("Last-Modified", ""),
+    }
     with Document(response) as document:
         base_url = str(document.info().get("base_url") or "")
         chosen = {
@@ -166,7 +200,8 @@ def _read_subdir(channel, upstream, subdir, selection, explicit, run):
     chosen = selection.newest(chosen)
     run.subdirs.append(subdir)
     run.selected += len(chosen)
-    return {name: Wanted(subdir, name, record, base_url) for name, record in chosen.items()}
+    wanted = {name: Wanted(subdir, name, record, base_url) for name, record in chosen.items()}
+    return wanted, validators
 
 
 def _remove_missing(channel, upstream, subdir, wanted, run):

@@ -124,6 +124,24 @@ def test_a_second_run_copies_only_what_is_new(users, forge):
     assert package_requests() == before + 1  # the others were not fetched
 
 
+def test_an_unchanged_upstream_index_is_not_read_again_unless_the_filters_change(users, forge):
+    channel = make_mirror(users["owner"], forge.url, platforms=["noarch"], include=["tool"])
+    assert MirrorRun.objects.get(channel=channel).validators["noarch"]["last_modified"]
+    Quiet.requests.clear()
+    run = mirror.sync(channel)
+    assert (run.state, run.unchanged, run.subdirs, run.selected) == ("finished", ["noarch"], [], 0)
+    assert [p for _, p in Quiet.requests] == ["/noarch/repodata.json"]  # answered 304
+    assert run.validators == MirrorRun.objects.exclude(pk=run.pk).get().validators
+
+    channel.upstream.include = ["tool", "other"]
+    channel.upstream.save()
+    run = mirror.sync(channel)
+    assert (run.unchanged, run.subdirs, run.added) == ([], ["noarch"], 1)
+    PackageFile.objects.filter(channel=channel, name="other").delete()
+    assert mirror.sync(channel).unchanged == ["noarch"]
+    assert mirror.sync(channel, full=True).added == 1  # copied again
+
+
 def test_a_file_whose_bytes_differ_from_the_upstream_index_is_not_kept(users, forge):
     target = forge.made[("other", "1.0")]
     target.write_bytes(target.read_bytes()[:-10] + b"0123456789")  # after indexing

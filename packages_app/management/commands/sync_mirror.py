@@ -17,6 +17,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("channel", help="the mirror channel's name")
+        parser.add_argument(
+            "--full",
+            action="store_true",
+            help="read every subdir's upstream index, also those that did not change since "
+            "the last complete copy (e.g. to copy again files deleted here)",
+        )
 
     def handle(self, channel, **options):
         found = Channel.objects.select_related("upstream").filter(name=channel).first()
@@ -37,7 +43,9 @@ class Command(BaseCommand):
                 )
 
             try:
-                run = mirror.sync(found, trigger=MirrorRun.Trigger.COMMAND, progress=report)
+                run = mirror.sync(
+                    found, trigger=MirrorRun.Trigger.COMMAND, progress=report, full=options["full"]
+                )
             except mirror.MirrorBusy as exc:
                 raise CommandError(f"{exc.message} Wait for it to finish.") from exc
         runner.finish_background_work()
@@ -52,8 +60,9 @@ class Command(BaseCommand):
         if not verbosity:
             return
         subdirs = ", ".join(run.subdirs) or "none"
+        unchanged = f" (unchanged upstream: {', '.join(run.unchanged)})" if run.unchanged else ""
         self.stdout.write(
-            f"Run {run.pk}: subdirs {subdirs}; {run.selected} files selected upstream, "
+            f"Run {run.pk}: subdirs {subdirs}{unchanged}; {run.selected} files selected upstream, "
             f"{run.added} copied ({run.added_bytes} bytes), {run.removed} removed, "
             f"{run.failed} failed."
         )
