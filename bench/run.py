@@ -2,6 +2,7 @@
 
     python -m bench.run [NAME ...]     names: indexing freshness client_freshness uploads
                                        search serving load proxy mirror
+                                       revalidate
 
 BENCH_SIZES (default "1000,10000,100000") sets the channel sizes of indexing, freshness
 and client_freshness (BENCH_CLIENT_UPLOADS, default 20, its uploads per size);
@@ -20,7 +21,7 @@ from . import common
 
 ALL = (
     "indexing", "freshness", "client_freshness", "uploads", "search", "serving", "load",
-    "proxy", "mirror",
+    "proxy", "mirror", "revalidate",
 )  # fmt: skip
 
 

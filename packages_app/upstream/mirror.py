@@ -208,14 +208,15 @@ def _remove_missing(channel, upstream, subdir, wanted, run):
     """Delete the files the upstream no longer has (or the filters no longer select)
     when the channel says so; set aside the selected files already held."""
     held = PackageFile.objects.filter(channel=channel, subdir=subdir)
-    for package_file in held.select_related("channel"):
-        found = wanted.pop(package_file.filename, None)
-        if found is not None:
-            expected = found.record.get("sha256")
-            if expected and expected != package_file.sha256:
-                _fail(run, f"{subdir}/{package_file.filename}", _CHANGED)
-            continue
-        if upstream.remove_missing:
+    gone = []
+    for filename, sha256 in held.values_list("filename", "sha256").iterator(chunk_size=5000):
+        found = wanted.pop(filename, None)
+        if found is None:
+            gone.append(filename)
+        elif found.record.get("sha256") and found.record["sha256"] != sha256:
+            _fail(run, f"{subdir}/{filename}", _CHANGED)
+    if upstream.remove_missing and gone:
+        for package_file in held.filter(filename__in=gone).select_related("channel"):
             delete_package_file(package_file)
             run.removed += 1
     run.to_copy += len(wanted)
