@@ -43,11 +43,12 @@ run: migrate
 	$(BIN)/gunicorn registry.wsgi --bind $(HOST):$(PORT) --workers $(WEB_WORKERS) \
 		--threads 4 --timeout 600
 
-# Services mode only (REDIS_URL set): a Celery worker that builds channel indexes. Its pool
+# Services mode only (REDIS_URL set): a Celery worker that builds channel indexes (and runs
+# mirror channels' copies, queue "mirrors"; docker-compose.yml gives them a worker of their own). Its pool
 # processes count metrics in a folder of its own (served on WHARF_WORKER_METRICS_PORT).
 worker: migrate
 	PROMETHEUS_MULTIPROC_DIR=$${PROMETHEUS_MULTIPROC_DIR:-$$(mktemp -d -t wharf-worker-metrics.XXXXXX)} \
-		$(BIN)/celery -A registry worker --loglevel INFO --concurrency 2
+		$(BIN)/celery -A registry worker --loglevel INFO --concurrency 2 --queues celery,mirrors
 
 # Services mode only, one per deployment: every WHARF_RECONCILE_SECONDS (15) it sends the
 # reconciler, which sends again index work whose task was lost (broker down, worker killed).

@@ -10,6 +10,7 @@ Domain code never sends these itself: it hands its own function to
 import logging
 
 from celery import shared_task
+from django.conf import settings
 
 from packages_app import runner
 from packages_app.conda import statistics
@@ -43,7 +44,12 @@ def refresh_upstream_subdir(channel_id, subdir):
     return refresh.refresh_subdir(channel_id, subdir)
 
 
-@shared_task(ignore_result=True)
+@shared_task(
+    ignore_result=True,
+    acks_late=False,
+    soft_time_limit=settings.WHARF_MIRROR_RUN_SECONDS,
+    time_limit=settings.WHARF_MIRROR_RUN_SECONDS + 300,
+)
 def run_mirror(channel_id, trigger=None, user_id=None):
     """A mirror run (acknowledged when taken: a run killed with its worker is resumed by
     the next round of start_due_mirrors, not by a redelivery an hour later)."""

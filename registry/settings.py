@@ -385,6 +385,8 @@ WHARF_UPSTREAM_TIMEOUT_SECONDS = env_int("WHARF_UPSTREAM_TIMEOUT_SECONDS", 30)
 WHARF_MIRROR_DOWNLOADS = env_int("WHARF_MIRROR_DOWNLOADS", 4)
 # Package files a mirror run commits together (what a killed run may have to fetch again).
 WHARF_MIRROR_BATCH = env_int("WHARF_MIRROR_BATCH", 50)
+# How long a mirror run may take on a worker before it is stopped (the next run goes on).
+WHARF_MIRROR_RUN_SECONDS = env_int("WHARF_MIRROR_RUN_SECONDS", 6 * 3600)
 # Records of recently built subdirs kept in each worker process for incremental rebuilds.
 WHARF_INDEX_CACHE_BYTES = env_int("WHARF_INDEX_CACHE_BYTES", 256 * 1024**2)
 # Conda file requests may reuse a token this process read from the database in the last
@@ -468,6 +470,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
 # Celery's default, named here because /metrics reads this queue's length from Redis
 # (registry/broker.py) without the Celery app.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
+# Mirror runs take minutes to hours: a queue of their own, so that they never hold the
+# workers that build indexes (docker-compose.yml runs a worker for each; `make worker`
+# consumes both).
+MIRROR_QUEUE = "mirrors"
+CELERY_TASK_ROUTES = {"packages_app.tasks.run_mirror": {"queue": MIRROR_QUEUE}}
 # A Redis that hangs (rather than refusing connections) fails a send within seconds
 # instead of holding the request; the reconciler sends the task later.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 5}

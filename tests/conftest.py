@@ -78,7 +78,7 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
 
     app.control.purge()
     argv = ["-m", "celery", "-A", "registry", "worker", "--loglevel", "INFO", "--concurrency",
-            "2", "--without-gossip", "--without-mingle"]  # fmt: skip
+            "2", "--without-gossip", "--without-mingle", "--queues", "celery,mirrors"]  # fmt: skip
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     process = start_process(argv, log, ready=lambda: bool(app.control.ping(timeout=1)))
     yield process

@@ -191,3 +191,15 @@ def test_the_command_shows_the_run_and_fails_when_files_failed(users, forge, cap
         create_channel(users["owner"], "plain")
         call_command("sync_mirror", "plain")
     assert MirrorRun.objects.filter(channel=channel).count() == 3
+
+
+def test_mirror_runs_go_to_a_queue_of_their_own_with_a_long_time_limit(settings):
+    from packages_app.tasks import rebuild_subdir_index, run_mirror
+    from registry.celery import app
+
+    def queue(task):
+        return app.amqp.router.route({}, task.name)["queue"].name
+
+    assert queue(run_mirror) == "mirrors" and queue(rebuild_subdir_index) == "celery"
+    assert run_mirror.soft_time_limit == settings.WHARF_MIRROR_RUN_SECONDS == 6 * 3600
+    assert run_mirror.acks_late is False  # a killed run is resumed by the scheduler
