@@ -240,7 +240,13 @@ def test_streaming_a_large_package_does_not_hold_it_in_memory(
     wait_for_index(robots, "linux-64")
     stream_url = processes.gunicorn({**wharf.env, "WHARF_DOWNLOAD_MODE": "stream"})
     master = processes.started[-1].pid
-    workers = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+
+    def forked():  # the master accepts connections before it has forked its two workers
+        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        assert len(children) == 2
+        return children
+
+    workers = eventually(forked, timeout=20)
     for _ in range(4):  # each worker imports what serving needs
         get(stream_url, robots.name, tokens["member"], "linux-64/repodata.json")
     before = {pid: _peak_memory_kib(pid) for pid in workers}
