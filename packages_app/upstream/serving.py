@@ -57,7 +57,9 @@ def _copy_of(channel, subdir):
             )
         index.refresh_from_db()
         state.refresh_from_db()
-    stale_at = state.checked_at and state.checked_at + timedelta(seconds=upstream.refresh_seconds)
+    # A first copy is published a moment before its refresh records when it asked.
+    checked_at = state.checked_at or index.published_at
+    stale_at = checked_at and checked_at + timedelta(seconds=upstream.refresh_seconds)
     if stale_at is None or stale_at < now:
         _send_refresh(channel, state, now)
     else:
