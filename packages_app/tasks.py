@@ -12,6 +12,7 @@ import logging
 from celery import shared_task
 
 from packages_app import runner
+from packages_app.combined import cache as combined_cache
 from packages_app.conda import statistics
 from packages_app.index import bz2_refresh, rebuilds, reconcile
 from packages_app.intake import cleanup
@@ -41,6 +42,12 @@ def refresh_bz2_task(channel_id, subdir, label=MAIN_LABEL):
 def refresh_upstream_subdir(channel_id, subdir):
     """Bring a proxy channel's copy of an upstream subdir index up to date."""
     return refresh.refresh_subdir(channel_id, subdir)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def build_combined_documents(entry_id, owner, member_ids):
+    """Build repodata.json (and the files made from it) of a combined channel's entry."""
+    return combined_cache.build_documents(entry_id, owner, member_ids)
 
 
 @shared_task(ignore_result=True)
@@ -84,6 +91,7 @@ def register():
     runner.register(rebuilds.rebuild_now, rebuild_subdir_index)
     runner.register(bz2_refresh.refresh_bz2, refresh_bz2_task)
     runner.register(refresh.refresh_subdir, refresh_upstream_subdir)
+    runner.register(combined_cache.build_documents, build_combined_documents)
     runner.register(mirror.run_scheduled, run_mirror)
     runner.register(mirror.run_in_background, run_mirror)
     # Sent by Celery beat in services mode; in embedded mode after other work.
