@@ -44,12 +44,6 @@ def refresh_upstream_subdir(channel_id, subdir):
     return refresh.refresh_subdir(channel_id, subdir)
 
 
-@shared_task(acks_late=True, ignore_result=True)
-def build_combined_documents(entry_id, owner, member_ids):
-    """Build repodata.json (and the files made from it) of a combined channel's entry."""
-    return combined_cache.build_documents(entry_id, owner, member_ids)
-
-
 @shared_task(ignore_result=True)
 def run_mirror(channel_id, trigger=None, user_id=None):
     """A mirror run (acknowledged when taken: a run killed with its worker is resumed by
@@ -82,6 +76,12 @@ def clean_uploads():
 def flush_download_counts():
     """Move the download counts buffered in Redis into the database (Celery beat)."""
     return statistics.flush()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def build_combined_documents(entry_id, owner, member_ids):
+    """Build repodata.json (and the files made from it) of a combined channel's entry."""
+    return combined_cache.build_documents(entry_id, owner, member_ids)
 
 
 def register():
