@@ -13,6 +13,7 @@ from celery import shared_task
 from django.conf import settings
 
 from packages_app import runner
+from packages_app.combined import cache as combined_cache
 from packages_app.conda import statistics
 from packages_app.index import bz2_refresh, rebuilds, reconcile
 from packages_app.intake import cleanup
@@ -83,6 +84,12 @@ def flush_download_counts():
     return statistics.flush()
 
 
+@shared_task(acks_late=True, ignore_result=True)
+def build_combined_documents(entry_id, owner, member_ids):
+    """Build repodata.json (and the files made from it) of a combined channel's entry."""
+    return combined_cache.build_documents(entry_id, owner, member_ids)
+
+
 def register():
     """Tell the runner which task runs which domain function on a worker."""
     runner.register(rebuilds.rebuild_until_current, rebuild_subdir_index)
@@ -90,6 +97,7 @@ def register():
     runner.register(rebuilds.rebuild_now, rebuild_subdir_index)
     runner.register(bz2_refresh.refresh_bz2, refresh_bz2_task)
     runner.register(refresh.refresh_subdir, refresh_upstream_subdir)
+    runner.register(combined_cache.build_documents, build_combined_documents)
     runner.register(mirror.run_scheduled, run_mirror)
     runner.register(mirror.run_in_background, run_mirror)
     # Sent by Celery beat in services mode; in embedded mode after other work.

@@ -160,16 +160,18 @@ def background_work_finishes(request):
 
 
 def _wait_for_the_worker(timeout=20):
-    """Until no index is behind or leased (bounded: a fault test may leave one so)."""
+    """Until no index is behind or leased, nor a combined channel's entry being built
+    (bounded: a fault test may leave one so)."""
     from django.db.models import F, Q
     from django.utils import timezone
 
-    from packages_app.models import SubdirIndex
+    from packages_app.models import CombinedIndex, SubdirIndex
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         busy = Q(built_revision__lt=F("requested_revision")) | Q(lease_until__gt=timezone.now())
-        if not SubdirIndex.objects.filter(busy).exists():
+        building = CombinedIndex.objects.filter(lease_until__gt=timezone.now())
+        if not SubdirIndex.objects.filter(busy).exists() and not building.exists():
             return
         time.sleep(0.05)
 

@@ -1,10 +1,18 @@
-"""One subdir of a combined channel from its members' published index files.
+"""Who wins each package name of a combined channel, and its shard index.
 
 Strict channel priority: a package name belongs to the first member (in the channel's
 order) that has it in any of its subdirs, and every file of that name, in every subdir,
 comes from that member alone. Members are read only through what they published (label
 ``main``), so a hosted, a mirror or a proxy member counts alike, and nothing here reads
 the database.
+
+A member's shard of a name holds exactly that name's records in the subdir (and, for a
+hosted member, its yanked files as ``removed``), which is what the combined channel
+serves for a name the member wins. So the combined shard index is assembled from the
+members' shard indexes — small files, a name and a digest per name — and no shard is
+written: a request for one is answered from the member that stores it
+(:mod:`.serving`). repodata.json and the files made from it are built apart, when a client
+asks for them (:mod:`.documents`).
 """
 
 import hashlib
@@ -17,13 +25,15 @@ import zstandard
 from django.core.files.storage import default_storage
 
 from packages_app.index import repodata
-from packages_app.index.store import save, save_index_files, save_shard
+from packages_app.index.store import save
 
 # Changing how entries are built changes every key, so nothing built before is reused.
-FORMAT = 1
-# What a build knows beyond the index files: {"winners": {name: member id}, "shards": [...]}.
+FORMAT = 2
+# What a build knows beyond the index files (:func:`write_shard_index`).
 FACTS = "combined.json"
 EXTENSIONS = (".conda", ".tar.bz2")
+# Hex digits of a key that name the members it was built for (the rest digest their state).
+MEMBERS_DIGITS = 16
 
 
 @dataclass
@@ -40,12 +50,23 @@ class Source:
 
 def key_of(subdir, sources):
     """What an entry depends on, digested: the subdir, the members in order and every
-    repodata.json each of them publishes (its names in other subdirs decide winners)."""
+    repodata.json each of them publishes (its names in other subdirs decide winners).
+
+    Its first ``MEMBERS_DIGITS`` digits depend on the subdir and the members only, so
+    the entries of one set of members (one kind of caller) share them
+    (:func:`members_prefix`)."""
     state = [
         [source.pk, sorted((s, f[repodata.REPODATA]["etag"]) for s, f in source.indexes.items())]
         for source in sources
     ]
-    return hashlib.sha256(orjson.dumps([FORMAT, subdir, state])).hexdigest()
+    digest = hashlib.sha256(orjson.dumps([FORMAT, subdir, state])).hexdigest()
+    return members_prefix(subdir, sources) + digest[: 64 - MEMBERS_DIGITS]
+
+
+def members_prefix(subdir, sources):
+    """The start of the keys of every entry of ``subdir`` for these members, in order."""
+    members = [source.pk for source in sources]
+    return hashlib.sha256(orjson.dumps([FORMAT, subdir, members])).hexdigest()[:MEMBERS_DIGITS]
 
 
 def package_name(filename):
@@ -57,7 +78,8 @@ def package_name(filename):
     return None
 
 
-def _read(entry):
+def read(entry):
+    """The bytes of a stored index file (one of a ``published_files``)."""
     with default_storage.open(entry["path"], "rb") as handle:
         return handle.read()
 
@@ -66,75 +88,56 @@ def _unzstd(data):
     return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)).read()
 
 
-def _names_of_document(document):
+def shards_published(files):
+    """{package name: shard digest (bytes)} of one published subdir, from its shard index.
+
+    A subdir published without one (before shards existed) gives its names, from
+    repodata.json, with no digest: they count for winners, and have no shards to serve.
+    """
+    if repodata.SHARD_INDEX in files:
+        return msgpack.unpackb(_unzstd(read(files[repodata.SHARD_INDEX])))["shards"]
+    document = orjson.loads(read(files[repodata.REPODATA]))
     names = {record["name"] for key in (repodata.TAR_BZ2_KEY, repodata.CONDA_KEY)
              for record in document.get(key, {}).values()}  # fmt: skip
     names.update(filter(None, map(package_name, document.get("removed", ()))))
-    return names
+    return dict.fromkeys(names)
 
 
-def _names_published(files):
-    """The package names one published subdir holds: its shard index's, which is small,
-    or else its repodata.json's."""
-    if repodata.SHARD_INDEX in files:
-        return set(msgpack.unpackb(_unzstd(_read(files[repodata.SHARD_INDEX])))["shards"])
-    return _names_of_document(orjson.loads(_read(files[repodata.REPODATA])))
-
-
-def merge(subdir, sources):
-    """(RecordSet of the subdir, {package name: winning member id})."""
-    documents, winners = [], {}
+def winning_shards(subdir, sources):
+    """{package name: (winning member id, hex shard digest)} of the names ``subdir`` of
+    the combined channel holds: those whose winner has them in this subdir."""
+    winners, here = {}, []
     for source in sources:
-        files = source.indexes.get(subdir)
-        document = orjson.loads(_read(files[repodata.REPODATA])) if files else {}
-        documents.append(document)
-        names = _names_of_document(document)
         for other, published in source.indexes.items():
-            if other != subdir:
-                names |= _names_published(published)
-        for name in names:
-            winners.setdefault(name, source.pk)
-    rows = []
-    for source, document in zip(sources, documents, strict=True):
-        for key in (repodata.TAR_BZ2_KEY, repodata.CONDA_KEY):
-            for filename, record in document.get(key, {}).items():
-                if winners[record["name"]] == source.pk:
-                    text = orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()
-                    rows.append((filename, record["name"], text, False))
-        for filename in document.get("removed", ()):
-            name = package_name(filename)
-            if name is not None and winners[name] == source.pk:
-                rows.append((filename, name, "", True))
-    records = repodata.RecordSet(subdir)
-    records.replace_names((), rows)
-    return records, winners
+            shards = shards_published(published)
+            if other == subdir:
+                here.append((source.pk, shards))
+            for name in shards:
+                winners.setdefault(name, source.pk)
+    return {
+        name: (member, digest.hex())
+        for member, shards in here
+        for name, digest in shards.items()
+        if winners[name] == member and digest is not None
+    }
 
 
-def write(channel_id, subdir, folder, sources):
-    """Build the subdir's index files into ``folder`` (shards beside the channel's
-    others); return their ``published_files`` entries."""
-    records, winners = merge(subdir, sources)
-    digests = _write_shards(channel_id, subdir, records)
-    files = save_index_files(folder, subdir, records, digests)
-    facts = {"winners": winners, "shards": sorted(digests.values())}
+def write_shard_index(subdir, folder, sources):
+    """Store the subdir's shard index and what serving needs to know in ``folder``;
+    return the shard index's ``published_files`` entries."""
+    won = winning_shards(subdir, sources)
+    digests = {name: digest for name, (_, digest) in won.items()}
+    index = repodata.shard_index(subdir, digests)
+    files = {repodata.SHARD_INDEX: save(folder, repodata.SHARD_INDEX, index)}
+    facts = {
+        "winners": {name: member for name, (member, _) in won.items()},
+        "shards": {digest: member for member, digest in won.values()},
+    }
     save(folder, FACTS, orjson.dumps(facts))
     return files
 
 
-def _write_shards(channel_id, subdir, records):
-    """Write each name's shard unless stored already (they are named by their hash);
-    return {name: hex digest}."""
-    compressor = repodata.shard_compressor()
-    return {
-        name: save_shard(channel_id, subdir, records, name, compressor)[0] for name in records.names
-    }
-
-
 def read_facts(folder):
-    """What :func:`write` noted in ``folder``: winners and shard digests."""
-    return orjson.loads(_read({"path": f"{folder}/{FACTS}"}))
-
-
-def bz2_of(files):
-    """repodata.json.bz2's bytes from the entry's repodata.json."""
-    return repodata.bz2_compress(_read(files[repodata.REPODATA]))
+    """What :func:`write_shard_index` noted in ``folder``: {"winners": {package name:
+    member id}, "shards": {hex digest: member id}} of the names of the subdir."""
+    return orjson.loads(read({"path": f"{folder}/{FACTS}"}))

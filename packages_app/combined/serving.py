@@ -6,9 +6,10 @@ may read (asked of :func:`channels_app.access.readable_channels`): a member they
 read contributes nothing, so no header, ETag or error tells it is there.
 
 - index files of ``<subdir>/`` come from the entry built for the members' published
-  state (:mod:`.cache`, :mod:`.merge`), answered as a hosted channel's (strong ETag, 304,
-  ``no-cache``); a subdir no member publishes is an empty one;
-- a shard is served when the caller's shard index names it;
+  state (:mod:`.cache`, :mod:`.merge`, :mod:`.documents`), answered as a hosted channel's
+  (strong ETag, 304, ``no-cache``); a subdir no member publishes is an empty one;
+- a shard is served when the caller's shard index names it, from the member that stores
+  it (the winner of its name), as that member serves it;
 - a package file is the winning member's (the member that serves the file's package
   name), answered as that member would answer it and counted as its download;
 - ``channeldata.json`` holds each package name's entry from the member that wins it;
@@ -29,7 +30,7 @@ from packages_app.conda.responses import error_response
 from packages_app.discovery import catalog
 from packages_app.index import repodata
 from packages_app.intake import archives
-from packages_app.models import MAIN_LABEL, PackageFile, SubdirIndex
+from packages_app.models import MAIN_LABEL, PackageFile
 from packages_app.upstream import serving as upstream
 
 from . import cache, merge
@@ -52,7 +53,9 @@ def channel_file(request, caller, channel, path, label):
         return error_response(404, f"No file '{path}' in channel '{channel.name}'.")
     scope = "private" if channel.private else "public"
     try:
-        found = _entry(channel, subdir, members)
+        found, sources = _entry(channel, subdir, members)
+        if found is not None and name in repodata.INDEX_FILES and name != repodata.SHARD_INDEX:
+            found = cache.with_documents(found, sources)
     except cache.Busy as exc:
         response = error_response(503, str(exc))
         response["Retry-After"] = RETRY_SECONDS
@@ -65,9 +68,7 @@ def channel_file(request, caller, channel, path, label):
         return responses.index_file(request, channel, subdir, name, scope, MAIN_LABEL, files, at)
     shard = SHARD_NAME.match(name)
     if shard:
-        if found is None or shard.group(1) not in cache.facts(found)["shards"]:
-            return error_response(404, "No such shard.")
-        return responses.shard(request, channel, subdir, shard.group(1), scope, MAIN_LABEL)
+        return _shard(request, channel, members, found, subdir, shard.group(1))
     return _package_file(request, caller, channel, members, found, subdir, name)
 
 
@@ -78,23 +79,30 @@ def readable_members(caller, channel):
 
 
 def _entry(channel, subdir, members):
-    """The built entry for ``subdir``, or None when no member publishes it."""
+    """The entry for ``subdir`` with its shard index and the sources it was built from;
+    (None, sources) when no member publishes the subdir."""
     for member in members:
         if member.kind == Kind.PROXY:
             # Its copy of the subdir, fetched or refreshed as its own clients would have
             # it; an upstream that does not answer leaves the member out of this answer.
             upstream.ensure_copy(member, subdir)
-    sources = {member.pk: merge.Source(member) for member in members}
-    published = SubdirIndex.objects.filter(channel_id__in=sources, label=MAIN_LABEL)
-    for member_id, published_subdir, files in published.values_list(
-        "channel_id", "subdir", "published_files"
-    ):
-        if repodata.REPODATA in (files or {}):
-            sources[member_id].indexes[published_subdir] = files
-    ordered = [sources[member.pk] for member in members]
-    if not any(subdir in source.indexes for source in ordered):
-        return None
-    return cache.entry(channel, subdir, ordered)
+    sources = cache.sources_of(members)
+    if not any(subdir in source.indexes for source in sources):
+        return None, sources
+    return cache.entry(channel, subdir, sources), sources
+
+
+def _scope(channel, member):
+    return "private" if channel.private or member.private else "public"
+
+
+def _shard(request, channel, members, found, subdir, digest):
+    """A shard the caller's shard index names, as the member that stores it serves it."""
+    winner = cache.facts(found)["shards"].get(digest) if found else None
+    member = next((m for m in members if m.pk == winner), None)
+    if member is None:
+        return error_response(404, "No such shard.")
+    return responses.shard(request, member, subdir, digest, _scope(channel, member), MAIN_LABEL)
 
 
 def _package_file(request, caller, channel, members, found, subdir, filename):
@@ -109,12 +117,11 @@ def _package_file(request, caller, channel, members, found, subdir, filename):
         .values_list("storage_path", "sha256", "size", "uploaded_at")
         .first()
     )
+    scope = _scope(channel, member)
     if row is None:
         if member.kind == Kind.PROXY:
-            scope = "private" if channel.private or member.private else "public"
             return upstream.package_file(request, member, subdir, filename, scope, None)
         return missing
-    scope = "private" if channel.private or member.private else "public"
     return responses.package_file(request, member, subdir, filename, scope, *row)
 
 

@@ -1,9 +1,13 @@
 """A team's private channel, a public channel standing in for conda-forge, and the
 combined channel "team-all" of both, created through the REST API as users do."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from channels_app.models import Channel, Membership, Role
+from packages_app.models import CombinedIndex
 
 from ..packages import publish
 
@@ -52,3 +56,26 @@ def publish_to(client_for, packages):
         return path
 
     return make
+
+
+ELSEWHERE = "elsewhere"
+
+
+@pytest.fixture
+def built_elsewhere():
+    """``built_elsewhere(row, seconds=60)`` marks the CombinedIndex ``row`` as another
+    process marks it while it builds; the marks go with the test, so that nothing waits
+    for a build that does not exist."""
+    marked = []
+
+    def mark(row, seconds=60, **fields):
+        until = timezone.now() + timedelta(seconds=seconds)
+        CombinedIndex.objects.filter(pk=row.pk).update(
+            lease_owner=ELSEWHERE, lease_until=until, **fields
+        )
+        marked.append(row.pk)
+
+    yield mark
+    CombinedIndex.objects.filter(pk__in=marked, lease_owner=ELSEWHERE).update(
+        lease_owner="", lease_until=None
+    )

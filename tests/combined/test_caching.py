@@ -21,11 +21,12 @@ from .conftest import COMBINED, combine
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+SHARD_INDEX = "repodata_shards.msgpack.zst"
 INDEX_FILES = [
     "repodata.json",
     "repodata.json.zst",
     "repodata.json.bz2",
-    "repodata_shards.msgpack.zst",
+    SHARD_INDEX,
     "current_repodata.json",
     "current_repodata.json.zst",
 ]
@@ -98,17 +99,21 @@ def test_every_request_reuses_one_build(client_for, team_all, team, publish_to):
     assert CombinedIndex.objects.filter(subdir="noarch").count() == 1
 
 
-def test_concurrent_first_requests_build_once(client_for, team_all, team, publish_to, monkeypatch):
+@pytest.mark.parametrize("builder", ["merge.write_shard_index", "documents.write"])
+def test_concurrent_first_requests_build_once(
+    builder, client_for, team_all, team, publish_to, monkeypatch
+):
     publish_to(team, "tool", "1.0")
     builds = []
-    real_write = cache.merge.write
+    module, function = builder.split(".")
+    real_write = getattr(getattr(cache, module), function)
 
     def slow_write(*args):
         builds.append(args)
         time.sleep(0.5)  # the others arrive while this one builds
         return real_write(*args)
 
-    monkeypatch.setattr(cache.merge, "write", slow_write)
+    monkeypatch.setattr(getattr(cache, module), function, slow_write)
     answers = []
 
     def fetch():
@@ -169,23 +174,28 @@ def test_old_builds_are_collected_beyond_the_last_few(
     )
 
 
+@pytest.mark.parametrize(
+    "builder, name",
+    [("merge.write_shard_index", SHARD_INDEX), ("documents.write", "repodata.json")],
+)
 def test_a_failed_build_lets_the_next_request_build_at_once(
-    client_for, team_all, team, publish_to, monkeypatch
+    builder, name, client_for, team_all, team, publish_to, monkeypatch
 ):
     publish_to(team, "tool", "1.0")
-    real_write = cache.merge.write
+    module, function = builder.split(".")
+    real_write = getattr(getattr(cache, module), function)
 
     def failing_write(*args):
-        monkeypatch.setattr(cache.merge, "write", real_write)
+        monkeypatch.setattr(getattr(cache, module), function, real_write)
         raise OSError("the disk went away")
 
-    monkeypatch.setattr(cache.merge, "write", failing_write)
+    monkeypatch.setattr(getattr(cache, module), function, failing_write)
     client = client_for("member")
     with pytest.raises(OSError, match="disk went away"):
-        client.get(f"/{COMBINED}/noarch/repodata.json")
+        client.get(f"/{COMBINED}/noarch/{name}")
     started = time.monotonic()
 
-    response = client.get(f"/{COMBINED}/noarch/repodata.json")
+    response = client.get(f"/{COMBINED}/noarch/{name}")
 
     assert response.status_code == 200
     assert time.monotonic() - started < 1
@@ -193,15 +203,12 @@ def test_a_failed_build_lets_the_next_request_build_at_once(
 
 
 def test_a_request_that_waited_too_long_for_another_build_is_asked_to_retry(
-    client_for, team_all, team, publish_to, monkeypatch
+    client_for, team_all, team, publish_to, built_elsewhere, monkeypatch
 ):
     publish_to(team, "tool", "1.0")
     client = client_for("member")
     client.get(f"/{COMBINED}/noarch/repodata.json")
-    CombinedIndex.objects.update(
-        built_at=None, files={}, lease_owner="alive",
-        lease_until=timezone.now() + timedelta(seconds=60),
-    )  # fmt: skip
+    built_elsewhere(CombinedIndex.objects.get(), built_at=None, files={})
     monkeypatch.setattr(cache, "WAIT_SECONDS", 0.3)
 
     response = client.get(f"/{COMBINED}/noarch/repodata.json")

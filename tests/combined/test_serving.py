@@ -6,14 +6,16 @@ import bz2
 import msgpack
 import orjson
 import pytest
+from django.core.files.storage import default_storage
 
 from packages_app.conda import statistics
 from packages_app.index import repodata
+from packages_app.index.store import index_folder
 from packages_app.models import CombinedIndex, PackageFile
 
 from ..packages import wait_for_index
 from ..published import body, published_forms, unzstd
-from .conftest import COMBINED
+from .conftest import COMBINED, combine
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -195,3 +197,61 @@ def test_it_answers_notices_as_a_hosted_channel(client_for, team_all, team):
     assert combined.status_code == 200
     assert combined.content == hosted.content
     assert combined["ETag"] == hosted["ETag"]
+
+
+def shard_index_of(client, channel, subdir="noarch"):
+    response = client.get(f"/{channel}/{subdir}/{repodata.SHARD_INDEX}")
+    return msgpack.unpackb(unzstd(body(response)))["shards"]
+
+
+def test_a_shard_is_answered_from_the_member_that_stores_it(
+    client_for, team_all, team, forge, publish_to
+):
+    publish_to(team, "tool", "1.0")
+    publish_to(forge, "other", "1.0")
+    client = client_for("member")
+
+    combined = shard_index_of(client, COMBINED)
+
+    assert combined == {**shard_index_of(client, forge.name), **shard_index_of(client, team.name)}
+    for name, member in (("tool", team), ("other", forge)):
+        digest = combined[name].hex()
+        ours = client.get(f"/{COMBINED}/noarch/shards/{digest}.msgpack.zst")
+        theirs = client.get(f"/{member.name}/noarch/shards/{digest}.msgpack.zst")
+        assert ours.status_code == 200
+        assert body(ours) == body(theirs)
+        assert ours["ETag"] == theirs["ETag"]
+    # Nothing was written for the combined channel but its shard index.
+    assert not default_storage.exists(f"{index_folder(team_all.pk, 'noarch')}/shards")
+
+
+def test_it_does_not_serve_the_shard_of_a_name_another_member_wins(
+    client_for, team_all, team, forge, publish_to
+):
+    publish_to(team, "tool", "1.0")
+    publish_to(forge, "tool", "2.0")
+    client = client_for("member")
+    hidden = shard_index_of(client, forge.name)["tool"].hex()
+
+    response = client.get(f"/{COMBINED}/noarch/shards/{hidden}.msgpack.zst")
+
+    assert client.get(f"/{forge.name}/noarch/shards/{hidden}.msgpack.zst").status_code == 200
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No such shard."}
+
+
+def test_a_private_members_shard_is_private_in_a_public_combined_channel(
+    client_for, team, forge, publish_to
+):
+    assert combine(client_for("owner"), [team.name, forge.name], private=False).status_code == 201
+    publish_to(team, "tool", "1.0")
+    publish_to(forge, "other", "1.0")
+    client = client_for("member")
+    shards = shard_index_of(client, COMBINED)
+
+    def cache_control(name):
+        url = f"/{COMBINED}/noarch/shards/{shards[name].hex()}.msgpack.zst"
+        return client.get(url)["Cache-Control"]
+
+    assert cache_control("tool") == "private, max-age=31536000, immutable"
+    assert cache_control("other") == "public, max-age=31536000, immutable"
