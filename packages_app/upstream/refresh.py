@@ -18,6 +18,8 @@ The published repodata.json has no ``base_url``: clients fetch package files fro
 which fetches them from the upstream (:mod:`.files`) — its credentials never leave Wharf.
 """
 
+import contextlib
+import gc
 import logging
 import os
 import threading
@@ -112,7 +114,7 @@ def _refresh(channel, upstream, index, state, owner):
         "last_modified": response.headers.get("Last-Modified", ""),
     }
     try:
-        with documents.Document(response) as document:
+        with documents.Document(response) as document, _collector_paused():
             records, changed, base_url = _read(document, index)
     except urllib3.exceptions.HTTPError as exc:
         raise client.UpstreamError(f"{url} could not be read: {exc}") from None
@@ -158,6 +160,24 @@ def _read(document, index):
         records, changed = before, _update(before, fresh, unseen)
     records.removed = removed
     return records, changed, base_url
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """Python's cyclic garbage collector held off while a document is read.
+
+    Every record read is a new dict that reference counting frees (none is part of a
+    cycle), but their number sets the collector off, and each full collection walks
+    every object the process keeps: with a worker's records of 470,000 kept, 5 full
+    collections took 1.3 s of a refresh of 8.7 s (measured 2026-12-06).
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _copy(subdir, document):
