@@ -47,7 +47,16 @@ class Document:
 
     def records(self):
         """Each ``(filename, record)`` of ``packages`` and ``packages.conda`` whose record
-        is an object with a name (anything else is not a package record)."""
+        is an object with a name (anything else is not a package record).
+
+        Raises ValueError when the document is not a JSON object (read as a stream, an
+        array or a string would have no records, not be an error), and ijson's
+        ``JSONError`` when it is not JSON at all or ends before its end.
+        """
+        self.file.seek(0)
+        first = next(ijson.parse(self.file, buf_size=CHUNK), None)
+        if first is None or first[1] != "start_map":
+            raise ValueError("the document is not a JSON object")
         for key in (repodata.TAR_BZ2_KEY, repodata.CONDA_KEY):
             for filename, record in self._items(key, pairs=True):
                 if isinstance(record, dict) and isinstance(record.get("name"), str):

@@ -36,6 +36,15 @@ class Quiet(SimpleHTTPRequestHandler):
         if getattr(self.server, "down", False):
             self.send_error(503, "down for the test")
             return
+        if getattr(self.server, "cut_index", False) and self.path.endswith("/repodata.json"):
+            # The connection drops halfway through the document.
+            data = Path(self.translate_path(self.path)).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.close_connection = True
+            return
         super().do_GET()
 
 

@@ -3,6 +3,7 @@ fresh in the background, its package files fetched once and kept."""
 
 import hashlib
 import json
+import os
 
 import pytest
 from django.utils import timezone
@@ -173,6 +174,66 @@ def test_an_upstream_that_is_down_leaves_the_copy_served_and_says_so(
     shown = client.get("/api/v1/channels/forge/").json()["upstream"]
     assert "HTTP 503" in shown["last_error"]
     assert SubdirIndex.objects.get(pk=index.pk).published_files == index.published_files
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda whole: whole[: len(whole) // 2], "premature EOF"),  # cut in the middle
+        (lambda whole: b"[" + whole + b"]", "not a JSON object"),
+    ],
+    ids=["cut", "array"],
+)
+def test_an_upstream_document_that_is_not_repodata_fails_the_refresh_and_keeps_the_copy(
+    client_for, static_upstream, proxy_of, damage, reason
+):
+    static_upstream.add("tool", "1.0")
+    static_upstream.index()
+    channel = proxy_of(static_upstream.url)
+    client = client_for("outsider")
+    before = repodata_of(client, "forge")
+    index = SubdirIndex.objects.get(channel=channel, subdir="noarch")
+    static_upstream.add("tool", "2.0")
+    static_upstream.index()
+    path = static_upstream.folder / "noarch" / "repodata.json"
+    whole, modified = path.read_bytes(), path.stat().st_mtime
+    path.write_bytes(damage(whole))
+    os.utime(path, (modified, modified))  # newer than the copy's, so it is sent
+
+    assert refresh.refresh_subdir(channel.pk, "noarch") == "failed"
+    error = Upstream.objects.get(channel=channel).last_error
+    assert f"{static_upstream.url}/noarch/repodata.json is not a valid repodata.json" in error
+    assert reason in error and "\n" not in error
+    assert repodata_of(client, "forge") == before
+    served = SubdirIndex.objects.get(pk=index.pk).published_files  # (its .bz2 may follow)
+    assert served["repodata.json"] == index.published_files["repodata.json"]
+
+    path.write_bytes(whole)  # whole again: the next refresh reads it
+    os.utime(path, (modified + 2, modified + 2))
+    assert refresh.refresh_subdir(channel.pk, "noarch") == "new"
+    assert set(repodata_of(client, "forge")["packages.conda"]) == {
+        "tool-1.0-0.conda",
+        "tool-2.0-0.conda",
+    }
+    assert Upstream.objects.get(channel=channel).last_error == ""
+
+
+def test_a_connection_dropped_in_the_middle_of_the_document_fails_the_refresh(
+    client_for, static_upstream, proxy_of
+):
+    static_upstream.add("tool", "1.0")
+    static_upstream.index()
+    channel = proxy_of(static_upstream.url)
+    client = client_for("outsider")
+    before = repodata_of(client, "forge")
+    static_upstream.add("tool", "2.0")
+    static_upstream.index()
+    static_upstream.server.cut_index = True
+
+    assert refresh.refresh_subdir(channel.pk, "noarch") == "failed"
+    error = Upstream.objects.get(channel=channel).last_error
+    assert f"{static_upstream.url}/noarch/repodata.json could not be read" in error
+    assert repodata_of(client, "forge") == before
 
 
 def test_a_first_request_the_upstream_cannot_answer_is_a_502_naming_it(
