@@ -55,8 +55,15 @@ PROXY_SHARD_LEVEL = 3
 
 
 def subdir_state(channel, subdir):
-    """The (SubdirIndex, UpstreamSubdir) of a proxied subdir, created when first asked."""
-    index, _ = SubdirIndex.objects.get_or_create(channel=channel, label=MAIN_LABEL, subdir=subdir)
+    """The (SubdirIndex, UpstreamSubdir) of a proxied subdir, created when first asked.
+
+    Created current (built at the requested revision, nothing published): a subdir index
+    that looks behind is one the hosted rebuilds and the reconciler publish from the
+    channel's package files, which would serve a proxy's fetched files as its whole index
+    until its first copy replaced them."""
+    index, _ = SubdirIndex.objects.get_or_create(
+        channel=channel, label=MAIN_LABEL, subdir=subdir, defaults={"built_revision": 0}
+    )
     state, _ = UpstreamSubdir.objects.get_or_create(index=index)
     return index, state
 

@@ -153,3 +153,16 @@ def test_an_answer_dropped_unread_lets_its_fetch_go_and_keeps_nothing(
     assert not PackageFile.objects.filter(channel=channel).exists()  # never finished
     again = client.get(f"/forge/noarch/{path.name}")
     assert hashlib.sha256(b"".join(again.streaming_content)).hexdigest() == sha256_of(path)
+
+
+def test_a_proxied_subdir_waiting_for_its_first_copy_is_not_rebuilt_as_a_hosted_one(
+    static_upstream, proxy_of
+):
+    from packages_app.index import reconcile
+
+    channel = proxy_of(static_upstream.url)
+    index, _ = refresh.subdir_state(channel, "linux-64")
+    assert index.is_current and index.published_files == {}
+    assert reconcile.reconcile() == (0, 0)  # nothing for the hosted rebuilds to publish
+    index.refresh_from_db()
+    assert index.published_files == {}
